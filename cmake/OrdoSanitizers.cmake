@@ -1,0 +1,10 @@
+# ORDO_SANITIZE=address builds everything with ASan+UBSan, ORDO_SANITIZE=thread with TSan.
+if(ORDO_SANITIZE STREQUAL "address")
+  add_compile_options(-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  add_link_options(-fsanitize=address,undefined)
+elseif(ORDO_SANITIZE STREQUAL "thread")
+  add_compile_options(-fsanitize=thread -fno-omit-frame-pointer)
+  add_link_options(-fsanitize=thread)
+elseif(NOT ORDO_SANITIZE STREQUAL "")
+  message(FATAL_ERROR "ORDO_SANITIZE must be '', 'address' or 'thread', not '${ORDO_SANITIZE}'")
+endif()

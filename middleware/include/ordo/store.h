@@ -1,0 +1,85 @@
+// ordo/store.h — stores that make a lock safe to write under: FencedStore and VersionedStore.
+//
+// FencedStore keeps, per key, raw bytes and a *fence*: the highest fencing token it has accepted
+// for that key (by a write or by a fenced read). It refuses a token below the fence with
+// kStaleToken (Status::current() holds the fence), so a holder that was paused past its lease
+// cannot overwrite what a newer holder wrote. An equal token is accepted: one holder may write
+// many times.
+//
+// Read-modify-write needs more than fenced writes: an old holder can read, lose its lease, and
+// write before the new holder has touched the key. Two ways close that gap:
+//   - fenced reads: Read(key, token) registers the token like a write, so the new holder's read
+//     already shuts the old holder out;
+//   - strict mode: pass the lock name, and the store also refuses a token that is not a live
+//     holder of that lock, checked atomically with the write (in the same SQL statement on the
+//     database backends).
+//
+// VersionedStore is optimistic concurrency: each object has a version, and CompareAndSwap
+// writes only if the version is still the one the caller read. Of N concurrent CAS calls from
+// the same version exactly one wins.
+//
+// Keys follow the lock-name rule (ordo/names.h). Implementations are safe for concurrent use
+// from many threads; on the shared backends also from many processes.
+#ifndef ORDO_STORE_H_
+#define ORDO_STORE_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "ordo/status.h"
+
+namespace ordo {
+
+struct FencedValue {
+  std::string data;
+  std::uint64_t token = 0;    // the key's fence after this call
+  std::uint64_t version = 0;  // bumps on every accepted write
+};
+
+struct FencedWrite {
+  std::uint64_t token = 0;    // the token that was accepted (now the fence)
+  std::uint64_t version = 0;  // the value's new version (1 for the first write)
+};
+
+class FencedStore {
+ public:
+  virtual ~FencedStore() = default;
+
+  // Stores `data` under `key` if `token` >= the key's fence, and raises the fence to `token`.
+  // With a non-empty `lock_name` (strict mode) the token must also be a live holder of that
+  // lock. Errors: kStaleToken (current() = the fence; nothing written), kInvalidArgument (bad
+  // key or lock name, token 0), kUnavailable.
+  virtual Result<FencedWrite> Write(std::string_view key, std::string_view data,
+                                    std::uint64_t token, std::string_view lock_name = {}) = 0;
+
+  // Returns the value. With token > 0 (a fenced read) the token is checked and registered as
+  // for Write, even when the key has no value yet (then kNotFound is returned after the fence
+  // was raised). Errors: kNotFound, kStaleToken, kInvalidArgument, kUnavailable.
+  virtual Result<FencedValue> Read(std::string_view key, std::uint64_t token = 0,
+                                   std::string_view lock_name = {}) = 0;
+};
+
+struct Versioned {
+  std::string value;
+  std::uint64_t version = 0;  // >= 1 for an existing object
+};
+
+class VersionedStore {
+ public:
+  virtual ~VersionedStore() = default;
+
+  // Errors: kNotFound, kInvalidArgument, kUnavailable.
+  virtual Result<Versioned> Get(std::string_view key) = 0;
+
+  // Writes `value` if the object's version is `expected_version` (0 = create only if absent)
+  // and returns the new version. Errors: kVersionMismatch (current() = the current version, 0
+  // when absent; nothing written), kInvalidArgument, kUnavailable.
+  virtual Result<std::uint64_t> CompareAndSwap(std::string_view key,
+                                               std::uint64_t expected_version,
+                                               std::string_view value) = 0;
+};
+
+}  // namespace ordo
+
+#endif  // ORDO_STORE_H_

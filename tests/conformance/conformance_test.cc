@@ -1,0 +1,710 @@
+// The conformance suite: DESIGN.md's invariants, asserted the same way for every backend.
+#include "conformance.h"
+
+#include <gmock/gmock.h>
+
+#include <sys/wait.h>
+#include <signal.h>
+
+#include <atomic>
+#include <barrier>
+#include <fstream>
+#include <set>
+#include <thread>
+#include <vector>
+
+#include "test_support.h"
+
+namespace ordo::testing {
+
+using namespace std::chrono_literals;
+using ::testing::HasSubstr;
+
+void ConformanceTest::SetUp() {
+  url_ = GetParam().url();
+  auto opened = Open(url_);
+  ASSERT_TRUE(opened.ok()) << opened.status().ToString();
+  locker_ = std::move(*opened);
+}
+
+std::string ConformanceTest::Name(const std::string& base) { return UniqueName(base); }
+
+std::unique_ptr<Locker> ConformanceTest::OpenAnother() {
+  auto opened = Open(url_);
+  EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+  return opened.ok() ? std::move(*opened) : nullptr;
+}
+
+namespace {
+
+LockRequest Exclusive(const std::string& name, std::chrono::milliseconds wait = 0ms,
+                      std::chrono::milliseconds ttl = 30s) {
+  return {.name = name, .mode = LockMode::kExclusive, .ttl = ttl, .wait = wait};
+}
+LockRequest Shared(const std::string& name, std::chrono::milliseconds wait = 0ms) {
+  return {.name = name, .mode = LockMode::kShared, .ttl = 30s, .wait = wait};
+}
+
+#define ASSERT_OK(expr)                                         \
+  do {                                                          \
+    const auto& ordo_r_ = (expr);                               \
+    ASSERT_TRUE(ordo_r_.ok()) << ResultStatus(ordo_r_).ToString(); \
+  } while (false)
+
+inline const Status& ResultStatus(const Status& s) { return s; }
+template <typename T>
+const Status& ResultStatus(const Result<T>& r) {
+  return r.status();
+}
+
+std::string WorkerPath() { return ORDO_TEST_WORKER; }
+
+// ---------------------------------------------------------------------------------------------
+// Invariant 1: mutual exclusion, and the basic lifecycle.
+
+TEST_P(ConformanceTest, SecondExclusiveAcquireIsLockHeldEvenForSameOwner) {
+  const std::string name = Name("excl");
+  auto first = locker_->Acquire({.name = name, .owner = "me"});
+  ASSERT_OK(first);
+  auto second = locker_->Acquire({.name = name, .owner = "me"});
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), StatusCode::kLockHeld) << second.status().ToString();
+  auto other = OpenAnother();
+  auto third = other->Acquire(Exclusive(name));
+  EXPECT_EQ(third.status().code(), StatusCode::kLockHeld);
+  ASSERT_OK(locker_->Release(*first));
+  auto again = other->Acquire(Exclusive(name));
+  ASSERT_OK(again);
+  ASSERT_OK(other->Release(*again));
+}
+
+TEST_P(ConformanceTest, LeaseReportsRequestAndDefaults) {
+  const std::string name = Name("fields");
+  auto lease = locker_->Acquire({.name = name, .mode = LockMode::kExclusive, .ttl = 5s});
+  ASSERT_OK(lease);
+  EXPECT_EQ(lease->name, name);
+  EXPECT_GT(lease->token, 0u);
+  EXPECT_EQ(lease->mode, LockMode::kExclusive);
+  EXPECT_EQ(lease->ttl, 5s);
+  EXPECT_FALSE(lease->owner.empty()) << "a default owner must be assigned";
+  EXPECT_GT(lease->expires_at, std::chrono::system_clock::now() - 1min);
+  auto named = locker_->Acquire({.name = Name("fields2"), .owner = "job-7"});
+  ASSERT_OK(named);
+  EXPECT_EQ(named->owner, "job-7");
+  ASSERT_OK(locker_->Release(*lease));
+  ASSERT_OK(locker_->Release(*named));
+}
+
+TEST_P(ConformanceTest, SharedHoldersCoexistAndExcludeExclusive) {
+  const std::string name = Name("shared");
+  auto other = OpenAnother();
+  auto a = locker_->Acquire(Shared(name));
+  ASSERT_OK(a);
+  auto b = other->Acquire(Shared(name));
+  ASSERT_OK(b);
+  EXPECT_NE(a->token, b->token);
+  EXPECT_EQ(other->Acquire(Exclusive(name)).status().code(), StatusCode::kLockHeld);
+  ASSERT_OK(locker_->Release(*a));
+  EXPECT_EQ(locker_->Acquire(Exclusive(name)).status().code(), StatusCode::kLockHeld);
+  ASSERT_OK(other->Release(*b));
+  auto x = locker_->Acquire(Exclusive(name));
+  ASSERT_OK(x);
+  EXPECT_EQ(other->Acquire(Shared(name)).status().code(), StatusCode::kLockHeld);
+  ASSERT_OK(locker_->Release(*x));
+}
+
+TEST_P(ConformanceTest, ReleaseTwiceIsLeaseLost) {
+  const std::string name = Name("rel");
+  auto lease = locker_->Acquire(Exclusive(name));
+  ASSERT_OK(lease);
+  ASSERT_OK(locker_->Release(*lease));
+  Status again = locker_->Release(*lease);
+  EXPECT_EQ(again.code(), StatusCode::kLeaseLost) << again.ToString();
+}
+
+TEST_P(ConformanceTest, RenewKeepsTokenAndFailsAfterRelease) {
+  const std::string name = Name("renew");
+  auto lease = locker_->Acquire(Exclusive(name, 0ms, 1s));
+  ASSERT_OK(lease);
+  auto renewed = locker_->Renew(*lease, 20s);
+  ASSERT_OK(renewed);
+  EXPECT_EQ(renewed->token, lease->token);
+  EXPECT_EQ(renewed->ttl, 20s);
+  EXPECT_GT(renewed->expires_at, lease->expires_at);
+  EXPECT_EQ(locker_->Renew(*lease, 5ms).status().code(), StatusCode::kInvalidArgument);
+  ASSERT_OK(locker_->Release(*renewed));
+  EXPECT_EQ(locker_->Renew(*lease, 20s).status().code(), StatusCode::kLeaseLost);
+}
+
+TEST_P(ConformanceTest, ReleaseOfAnotherHoldersTokenIsLeaseLost) {
+  const std::string name = Name("foreign");
+  auto lease = locker_->Acquire(Exclusive(name));
+  ASSERT_OK(lease);
+  Lease forged = *lease;
+  forged.token += 1000;
+  EXPECT_EQ(locker_->Release(forged).code(), StatusCode::kLeaseLost);
+  EXPECT_EQ(locker_->Acquire(Exclusive(name)).status().code(), StatusCode::kLockHeld)
+      << "a forged release must not free the lock";
+  ASSERT_OK(locker_->Release(*lease));
+}
+
+TEST_P(ConformanceTest, DescribeShowsHoldersAndLastToken) {
+  const std::string name = Name("desc");
+  EXPECT_EQ(locker_->Describe(name).status().code(), StatusCode::kNotFound);
+  auto a = locker_->Acquire({.name = name, .mode = LockMode::kShared, .owner = "alpha"});
+  ASSERT_OK(a);
+  auto b = locker_->Acquire({.name = name, .mode = LockMode::kShared, .owner = "beta"});
+  ASSERT_OK(b);
+  auto state = locker_->Describe(name);
+  ASSERT_OK(state);
+  EXPECT_EQ(state->name, name);
+  EXPECT_EQ(state->last_token, b->token);
+  std::set<std::string> owners;
+  for (const auto& h : state->holders) {
+    owners.insert(h.owner);
+    EXPECT_EQ(h.mode, LockMode::kShared);
+  }
+  EXPECT_EQ(owners, (std::set<std::string>{"alpha", "beta"}));
+  ASSERT_OK(locker_->Release(*a));
+  ASSERT_OK(locker_->Release(*b));
+  state = locker_->Describe(name);
+  ASSERT_OK(state);
+  EXPECT_TRUE(state->holders.empty());
+  EXPECT_EQ(state->last_token, b->token) << "the last token survives release";
+}
+
+TEST_P(ConformanceTest, ListFiltersByPrefixAndCaps) {
+  const std::string prefix = Name("list");
+  std::vector<Lease> leases;
+  for (int i = 0; i < 3; ++i) {
+    auto l = locker_->Acquire(Exclusive(prefix + ".item" + std::to_string(i)));
+    ASSERT_OK(l);
+    leases.push_back(*l);
+  }
+  auto other = locker_->Acquire(Exclusive(Name("unrelated")));
+  ASSERT_OK(other);
+  auto all = locker_->List(prefix, 100);
+  ASSERT_OK(all);
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].name, prefix + ".item0");
+  EXPECT_EQ((*all)[2].name, prefix + ".item2");
+  auto capped = locker_->List(prefix, 2);
+  ASSERT_OK(capped);
+  EXPECT_EQ(capped->size(), 2u);
+  for (auto& l : leases) ASSERT_OK(locker_->Release(l));
+  ASSERT_OK(locker_->Release(*other));
+}
+
+TEST_P(ConformanceTest, WaitingAcquireIsGrantedOnRelease) {
+  const std::string name = Name("wait");
+  auto held = locker_->Acquire(Exclusive(name));
+  ASSERT_OK(held);
+  auto other = OpenAnother();
+  std::atomic<bool> granted{false};
+  Result<Lease> waited = InternalError("not run");
+  std::thread waiter([&] {
+    waited = other->Acquire(Exclusive(name, 30s));
+    granted = waited.ok();
+  });
+  // Whether the waiter is already blocked or not yet started, it must end up holding the lock
+  // after this release, well within its wait.
+  ASSERT_OK(locker_->Release(*held));
+  waiter.join();
+  ASSERT_TRUE(granted.load()) << waited.status().ToString();
+  EXPECT_GT(waited->token, held->token);
+  ASSERT_OK(other->Release(*waited));
+}
+
+TEST_P(ConformanceTest, WaitElapsesWhileHeld) {
+  const std::string name = Name("elapse");
+  auto held = locker_->Acquire(Exclusive(name));
+  ASSERT_OK(held);
+  const auto start = std::chrono::steady_clock::now();
+  auto waited = locker_->Acquire(Exclusive(name, 300ms));
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(waited.status().code(), StatusCode::kLockHeld);
+  EXPECT_GE(took, 250ms) << "the acquire must wait for its whole wait";
+  ASSERT_OK(locker_->Release(*held));
+}
+
+TEST_P(ConformanceTest, ManyThreadsNeverOverlapExclusive) {
+  const std::string name = Name("threads");
+  constexpr int kThreads = 8;
+  constexpr int kIterations = 100;
+  std::atomic<int> inside{0};
+  std::atomic<int> overlaps{0};
+  long counter = 0;  // deliberately unsynchronised: the lock is the only protection
+  std::vector<std::unique_ptr<Locker>> lockers;
+  for (int t = 0; t < kThreads; ++t) lockers.push_back(t % 2 == 0 ? nullptr : OpenAnother());
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Locker& l = lockers[t] ? *lockers[t] : *locker_;
+      for (int i = 0; i < kIterations; ++i) {
+        auto lease = l.Acquire(Exclusive(name, 60s));
+        if (!lease.ok()) {
+          ++failures;
+          continue;
+        }
+        if (inside.fetch_add(1) != 0) ++overlaps;
+        ++counter;
+        inside.fetch_sub(1);
+        if (!l.Release(*lease).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(overlaps.load(), 0);
+  EXPECT_EQ(counter, kThreads * kIterations);
+}
+
+TEST_P(ConformanceTest, ManyThreadsReadersAndWritersExclude) {
+  const std::string name = Name("rw");
+  constexpr int kThreads = 6;
+  constexpr int kIterations = 60;
+  std::atomic<int> readers{0};
+  std::atomic<int> writers{0};
+  std::atomic<int> violations{0};
+  std::atomic<int> failures{0};
+  std::atomic<int> max_readers{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      auto own = OpenAnother();
+      for (int i = 0; i < kIterations; ++i) {
+        const bool write = (i + t) % 3 == 0;
+        auto lease = own->Acquire(write ? Exclusive(name, 60s) : Shared(name, 60s));
+        if (!lease.ok()) {
+          ++failures;
+          continue;
+        }
+        if (write) {
+          if (writers.fetch_add(1) != 0 || readers.load() != 0) ++violations;
+          writers.fetch_sub(1);
+        } else {
+          const int r = readers.fetch_add(1) + 1;
+          int m = max_readers.load();
+          while (r > m && !max_readers.compare_exchange_weak(m, r)) {
+          }
+          if (writers.load() != 0) ++violations;
+          readers.fetch_sub(1);
+        }
+        if (!own->Release(*lease).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(violations.load(), 0);
+}
+
+// N processes increment a plain counter file under the lock; the total must be exact. The
+// control run (same workers, no lock) shows the test can fail.
+class ProcessCounter {
+ public:
+  static long Run(const std::string& url, const std::string& lock, int processes, int total,
+                  bool use_lock) {
+    const std::string file = ProcessTempDir() + "/" + UniqueName("counter");
+    std::vector<std::unique_ptr<Child>> children;
+    for (int p = 0; p < processes; ++p) {
+      std::vector<std::string> argv = {WorkerPath(), "increment", url, lock, file,
+                                       std::to_string(total / processes)};
+      if (!use_lock) argv.push_back("nolock");
+      children.push_back(std::make_unique<Child>(argv));
+    }
+    for (auto& c : children) {
+      const int status = c->Wait();
+      EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "worker status " << status;
+    }
+    std::ifstream in(file);
+    long value = 0;
+    in >> value;
+    return value;
+  }
+};
+
+TEST_P(ConformanceTest, ManyProcessesNeverLoseAnIncrement) {
+  if (!locker_->traits().shared_across_processes) GTEST_SKIP() << "in-process backend";
+  const int total = GetParam().process_increments;
+  const long got = ProcessCounter::Run(url_, Name("procs"), 4, total, /*use_lock=*/true);
+  EXPECT_EQ(got, total);
+}
+
+TEST_P(ConformanceTest, ControlRunWithoutLockLosesIncrements) {
+  if (!locker_->traits().shared_across_processes) GTEST_SKIP() << "in-process backend";
+  // The same workload without the lock must lose updates, or the test above proves nothing.
+  const long got = ProcessCounter::Run(url_, Name("control"), 4, 20'000, /*use_lock=*/false);
+  EXPECT_LT(got, 20'000) << "the unlocked control run lost nothing: the counter test is blind";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invariant 2: tokens only grow.
+
+TEST_P(ConformanceTest, TokensStrictlyGrowAcrossModesAndReleases) {
+  const std::string name = Name("tokens");
+  std::uint64_t last = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto lease = locker_->Acquire(i % 3 == 0 ? Shared(name) : Exclusive(name));
+    ASSERT_OK(lease);
+    EXPECT_GT(lease->token, last);
+    last = lease->token;
+    ASSERT_OK(locker_->Release(*lease));
+  }
+  // Concurrent shared holders each get their own, larger token.
+  auto a = locker_->Acquire(Shared(name));
+  auto b = locker_->Acquire(Shared(name));
+  ASSERT_OK(a);
+  ASSERT_OK(b);
+  EXPECT_GT(a->token, last);
+  EXPECT_GT(b->token, a->token);
+  ASSERT_OK(locker_->Release(*a));
+  ASSERT_OK(locker_->Release(*b));
+}
+
+TEST_P(ConformanceTest, TokensAreUniqueAcrossThreads) {
+  const std::string name = Name("uniq");
+  constexpr int kThreads = 4;
+  constexpr int kIterations = 50;
+  std::mutex mu;
+  std::vector<std::uint64_t> tokens;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      auto own = OpenAnother();
+      for (int i = 0; i < kIterations; ++i) {
+        auto lease = own->Acquire(Exclusive(name, 60s));
+        if (!lease.ok()) continue;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          tokens.push_back(lease->token);
+        }
+        own->Release(*lease).IgnoreError();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(tokens.size(), static_cast<std::size_t>(kThreads * kIterations));
+  // Grants are serialised by the lock, so the order of recording is the order of issue.
+  for (std::size_t i = 1; i < tokens.size(); ++i) EXPECT_GT(tokens[i], tokens[i - 1]);
+}
+
+TEST_P(ConformanceTest, HolderKilledWithSigkillFreesLockAndNextTokenIsLarger) {
+  if (!locker_->traits().shared_across_processes) GTEST_SKIP() << "in-process backend";
+  const std::string name = Name("killed");
+  Child holder({WorkerPath(), "hold", url_, name, "exclusive", "1000"});
+  const std::string line = holder.ReadLine();
+  ASSERT_EQ(line.rfind("token ", 0), 0u) << "worker said '" << line << "'";
+  const std::uint64_t child_token = std::stoull(line.substr(6));
+  EXPECT_EQ(locker_->Acquire(Exclusive(name)).status().code(), StatusCode::kLockHeld);
+  holder.Kill(SIGKILL);
+  holder.Wait();
+  // fd/connection-bound backends free the lock at once; lease backends after the 1 s TTL.
+  auto lease = locker_->Acquire(Exclusive(name, 30s));
+  ASSERT_OK(lease);
+  EXPECT_GT(lease->token, child_token);
+  ASSERT_OK(locker_->Release(*lease));
+}
+
+TEST_P(ConformanceTest, ExpiryFollowsTheBackendKind) {
+  const std::string name = Name("expiry");
+  auto short_lease = locker_->Acquire(Exclusive(name, 0ms, 100ms));
+  ASSERT_OK(short_lease);
+  auto other = OpenAnother();
+  if (locker_->traits().expires_by_ttl) {
+    // A lease backend hands the lock to the next caller once the TTL passed, with a larger
+    // token, and the old holder can neither renew nor release.
+    auto next = other->Acquire(Exclusive(name, 30s));
+    ASSERT_OK(next);
+    EXPECT_GT(next->token, short_lease->token);
+    EXPECT_EQ(locker_->Renew(*short_lease, 10s).status().code(), StatusCode::kLeaseLost);
+    EXPECT_EQ(locker_->Release(*short_lease).code(), StatusCode::kLeaseLost);
+    ASSERT_OK(other->Release(*next));
+  } else {
+    // An fd/connection-bound lock outlives its nominal TTL while the holder lives.
+    auto next = other->Acquire(Exclusive(name, 400ms));
+    EXPECT_EQ(next.status().code(), StatusCode::kLockHeld);
+    ASSERT_OK(locker_->Renew(*short_lease, 10s));
+    ASSERT_OK(locker_->Release(*short_lease));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invariant 6: bad input gets a clear error and changes nothing.
+
+TEST_P(ConformanceTest, BadNamesAreInvalidAndChangeNothing) {
+  const std::vector<std::string> bad = {"",
+                                        "../x",
+                                        "/abs",
+                                        std::string("a\0b", 3),
+                                        std::string(129, 'a'),
+                                        ".hidden",
+                                        "caf\xc3\xa9",
+                                        "a/b",
+                                        "sp ace",
+                                        ".."};
+  auto before = locker_->List("", 100000);
+  ASSERT_OK(before);
+  for (const auto& name : bad) {
+    auto r = locker_->Acquire(Exclusive(name));
+    EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << "name '" << name << "'";
+    EXPECT_FALSE(r.status().message().empty());
+    EXPECT_EQ(locker_->Describe(name).status().code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(locker_->fenced().Write(name, "x", 1).status().code(),
+              StatusCode::kInvalidArgument);
+    EXPECT_EQ(locker_->objects().CompareAndSwap(name, 0, "{}").status().code(),
+              StatusCode::kInvalidArgument);
+  }
+  auto after = locker_->List("", 100000);
+  ASSERT_OK(after);
+  EXPECT_EQ(before->size(), after->size()) << "a refused request created a lock";
+  std::string longest_name = Name("L");
+  longest_name.resize(kMaxNameLength, 'z');  // exactly at the limit: accepted
+  auto longest = locker_->Acquire(Exclusive(longest_name));
+  ASSERT_OK(longest);
+  ASSERT_OK(locker_->Release(*longest));
+}
+
+TEST_P(ConformanceTest, BadTtlWaitAndOwnerAreInvalid) {
+  const std::string name = Name("badreq");
+  EXPECT_EQ(locker_->Acquire(Exclusive(name, 0ms, 99ms)).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(locker_->Acquire(Exclusive(name, 0ms, 25h)).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(locker_->Acquire(Exclusive(name, -1ms)).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(locker_->Acquire({.name = name, .owner = std::string(300, 'o')}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(locker_->Acquire({.name = name, .owner = "a\nb"}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(locker_->Describe(name).status().code(), StatusCode::kNotFound)
+      << "a refused request must not create the lock";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invariant 3: fenced writes.
+
+TEST_P(ConformanceTest, FencedWriteRefusesOlderTokens) {
+  FencedStore& store = locker_->fenced();
+  const std::string key = Name("fence");
+  auto w = store.Write(key, "five", 5);
+  ASSERT_OK(w);
+  EXPECT_EQ(w->token, 5u);
+  auto stale = store.Write(key, "three", 3);
+  ASSERT_EQ(stale.status().code(), StatusCode::kStaleToken);
+  EXPECT_EQ(stale.status().current(), 5u);
+  EXPECT_THAT(stale.status().message(), HasSubstr("3"));
+  ASSERT_OK(store.Write(key, "five again", 5));
+  auto read = store.Read(key);
+  ASSERT_OK(read);
+  EXPECT_EQ(read->data, "five again") << "a refused write must change nothing";
+  EXPECT_EQ(read->token, 5u);
+  auto newer = store.Write(key, "nine", 9);
+  ASSERT_OK(newer);
+  EXPECT_GT(newer->version, w->version);
+  EXPECT_EQ(store.Write(key, "x", 0).status().code(), StatusCode::kInvalidArgument);
+}
+
+TEST_P(ConformanceTest, FencedReadRegistersItsToken) {
+  FencedStore& store = locker_->fenced();
+  const std::string key = Name("fread");
+  ASSERT_OK(store.Write(key, "v1", 10));
+  auto read = store.Read(key, 20);
+  ASSERT_OK(read);
+  EXPECT_EQ(read->data, "v1");
+  EXPECT_EQ(read->token, 20u);
+  EXPECT_EQ(store.Write(key, "late", 15).status().code(), StatusCode::kStaleToken)
+      << "a fenced read must shut out older holders before the new one writes";
+  EXPECT_EQ(store.Read(key, 15).status().code(), StatusCode::kStaleToken);
+  // A fenced read of a missing key registers the token too.
+  const std::string fresh = Name("fresh");
+  EXPECT_EQ(store.Read(fresh, 7).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store.Write(fresh, "old", 6).status().code(), StatusCode::kStaleToken);
+  EXPECT_EQ(store.Read(fresh).status().code(), StatusCode::kNotFound);
+}
+
+TEST_P(ConformanceTest, StrictModeRefusesTokensThatAreNotLiveHolders) {
+  FencedStore& store = locker_->fenced();
+  const std::string lock = Name("strict");
+  const std::string key = Name("strictkey");
+  auto a = locker_->Acquire(Exclusive(lock));
+  ASSERT_OK(a);
+  ASSERT_OK(store.Write(key, "by a", a->token, lock));
+  ASSERT_OK(locker_->Release(*a));
+  // A released (or expired) holder is refused even though no newer token touched the key.
+  auto late = store.Write(key, "late a", a->token, lock);
+  EXPECT_EQ(late.status().code(), StatusCode::kStaleToken) << late.status().ToString();
+  EXPECT_EQ(store.Read(key, a->token, lock).status().code(), StatusCode::kStaleToken);
+  auto b = locker_->Acquire(Exclusive(lock));
+  ASSERT_OK(b);
+  ASSERT_OK(store.Write(key, "by b", b->token, lock));
+  auto read = store.Read(key, b->token, lock);
+  ASSERT_OK(read);
+  EXPECT_EQ(read->data, "by b");
+  EXPECT_EQ(store.Write(key, "x", b->token, "../bad").status().code(),
+            StatusCode::kInvalidArgument);
+  ASSERT_OK(locker_->Release(*b));
+}
+
+TEST_P(ConformanceTest, FencedReadModifyWriteLosesNoUpdate) {
+  const std::string lock = Name("rmw");
+  const std::string key = Name("rmwkey");
+  constexpr int kThreads = 4;
+  constexpr int kIterations = 40;
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      auto own = OpenAnother();
+      for (int i = 0; i < kIterations; ++i) {
+        auto lease = own->Acquire(Exclusive(lock, 60s));
+        if (!lease.ok()) {
+          ++failures;
+          continue;
+        }
+        auto cur = own->fenced().Read(key, lease->token, lock);
+        const long v = cur.ok() ? std::stol(cur->data) : 0;
+        if (!cur.ok() && cur.status().code() != StatusCode::kNotFound) ++failures;
+        if (!own->fenced().Write(key, std::to_string(v + 1), lease->token, lock).ok()) ++failures;
+        if (!own->Release(*lease).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  auto final_value = locker_->fenced().Read(key);
+  ASSERT_OK(final_value);
+  EXPECT_EQ(final_value->data, std::to_string(kThreads * kIterations));
+}
+
+TEST_P(ConformanceTest, FencedReadModifyWriteAcrossProcesses) {
+  if (!locker_->traits().shared_across_processes) GTEST_SKIP() << "in-process backend";
+  const std::string lock = Name("prmw");
+  const std::string key = Name("prmwkey");
+  std::vector<std::unique_ptr<Child>> children;
+  for (int p = 0; p < 3; ++p) {
+    children.push_back(std::make_unique<Child>(
+        std::vector<std::string>{WorkerPath(), "fenced-rmw", url_, lock, key, "50"}));
+  }
+  for (auto& c : children) {
+    const int status = c->Wait();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "worker status " << status;
+  }
+  auto value = locker_->fenced().Read(key);
+  ASSERT_OK(value);
+  EXPECT_EQ(value->data, "150");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invariant 4: CAS.
+
+TEST_P(ConformanceTest, VersionedStoreCreateGetSwap) {
+  VersionedStore& store = locker_->objects();
+  const std::string key = Name("obj");
+  EXPECT_EQ(store.Get(key).status().code(), StatusCode::kNotFound);
+  auto v1 = store.CompareAndSwap(key, 0, R"({"a":1})");
+  ASSERT_OK(v1);
+  EXPECT_EQ(*v1, 1u);
+  auto exists = store.CompareAndSwap(key, 0, "{}");
+  EXPECT_EQ(exists.status().code(), StatusCode::kVersionMismatch);
+  EXPECT_EQ(exists.status().current(), 1u);
+  auto v2 = store.CompareAndSwap(key, 1, R"({"a":2})");
+  ASSERT_OK(v2);
+  EXPECT_EQ(*v2, 2u);
+  auto stale = store.CompareAndSwap(key, 1, R"({"a":3})");
+  EXPECT_EQ(stale.status().code(), StatusCode::kVersionMismatch);
+  EXPECT_EQ(stale.status().current(), 2u);
+  auto got = store.Get(key);
+  ASSERT_OK(got);
+  EXPECT_EQ(got->value, R"({"a":2})");
+  EXPECT_EQ(got->version, 2u);
+  EXPECT_EQ(store.CompareAndSwap(Name("absent"), 4, "{}").status().current(), 0u);
+}
+
+TEST_P(ConformanceTest, ConcurrentCasFromOneVersionHasExactlyOneWinner) {
+  const std::string key = Name("race");
+  ASSERT_OK(locker_->objects().CompareAndSwap(key, 0, "0"));
+  constexpr int kThreads = 8;
+  constexpr int kRounds = 10;
+  std::vector<std::unique_ptr<Locker>> lockers;
+  for (int t = 0; t < kThreads; ++t) lockers.push_back(OpenAnother());
+  for (int round = 0; round < kRounds; ++round) {
+    const std::uint64_t from = static_cast<std::uint64_t>(round) + 1;
+    std::atomic<int> wins{0};
+    std::atomic<int> mismatches{0};
+    std::barrier start(kThreads);
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        start.arrive_and_wait();
+        auto r = lockers[t]->objects().CompareAndSwap(key, from, std::to_string(t));
+        if (r.ok()) {
+          ++wins;
+        } else if (r.status().code() == StatusCode::kVersionMismatch) {
+          ++mismatches;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    ASSERT_EQ(wins.load(), 1) << "round " << round;
+    ASSERT_EQ(mismatches.load(), kThreads - 1);
+  }
+}
+
+TEST_P(ConformanceTest, ConcurrentCasAcrossProcessesHasExactlyOneWinner) {
+  if (!locker_->traits().shared_across_processes) GTEST_SKIP() << "in-process backend";
+  const std::string key = Name("prace");
+  ASSERT_OK(locker_->objects().CompareAndSwap(key, 0, "0"));
+  for (int round = 0; round < 3; ++round) {
+    const std::string from = std::to_string(round + 1);
+    std::vector<std::unique_ptr<Child>> children;
+    for (int p = 0; p < 4; ++p) {
+      children.push_back(std::make_unique<Child>(std::vector<std::string>{
+          WorkerPath(), "cas", url_, key, from, "\"p" + std::to_string(p) + "\""}));
+    }
+    int wins = 0;
+    int losses = 0;
+    for (auto& c : children) {
+      const std::string line = c->ReadLine();
+      wins += line.rfind("won", 0) == 0;
+      losses += line == "lost version_mismatch";
+      c->Wait();
+    }
+    EXPECT_EQ(wins, 1) << "round " << round;
+    EXPECT_EQ(losses, 3) << "round " << round;
+  }
+}
+
+TEST_P(ConformanceTest, StateMachineRefusesIllegalEdgesAndRacesSafely) {
+  StateMachine machine(locker_->objects(), {{"running", "upgrading"},
+                                            {"upgrading", "running"},
+                                            {"running", "deleting"}});
+  const std::string key = Name("deploy");
+  ASSERT_OK(machine.Create(key, "running"));
+  ASSERT_OK(machine.Transition(key, "running", "upgrading"));
+  auto jump = machine.Transition(key, "upgrading", "deleting");
+  EXPECT_EQ(jump.status().code(), StatusCode::kInvalidArgument);
+  auto current = machine.Current(key);
+  ASSERT_OK(current);
+  EXPECT_EQ(*current, "upgrading") << "a refused transition must change nothing";
+  EXPECT_EQ(machine.Transition(key, "running", "deleting").status().code(),
+            StatusCode::kVersionMismatch);
+  ASSERT_OK(machine.Transition(key, "upgrading", "running"));
+  std::atomic<int> wins{0};
+  std::barrier start(4);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      start.arrive_and_wait();
+      if (machine.Transition(key, "running", "upgrading").ok()) ++wins;
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(wins.load(), 1);
+}
+
+TEST_P(ConformanceTest, PingAnswers) { ASSERT_OK(locker_->Ping()); }
+
+}  // namespace
+}  // namespace ordo::testing

@@ -1,0 +1,46 @@
+# See CMakeLists.txt beside this file.
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  message(STATUS "${out}")
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "command failed (${rc}): ${ARGN}\n${out}\n${err}")
+  endif()
+endfunction()
+
+file(REMOVE_RECURSE ${WORK_DIR})
+set(prefix ${WORK_DIR}/prefix)
+run(${CMAKE_COMMAND} --install ${BUILD_DIR} --prefix ${prefix})
+
+set(flags "")
+if(SANITIZE STREQUAL "address")
+  set(flags "-fsanitize=address,undefined")
+elseif(SANITIZE STREQUAL "thread")
+  set(flags "-fsanitize=thread")
+endif()
+
+run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/examples -B ${WORK_DIR}/examples
+    -DCMAKE_PREFIX_PATH=${prefix} -DCMAKE_CXX_COMPILER=${CXX} "-DCMAKE_CXX_FLAGS=${flags}"
+    "-DCMAKE_EXE_LINKER_FLAGS=${flags}" -DCMAKE_BUILD_RPATH=${prefix}/lib)
+run(${CMAKE_COMMAND} --build ${WORK_DIR}/examples)
+
+file(MAKE_DIRECTORY ${WORK_DIR}/flock ${WORK_DIR}/fcntl)
+set(urls "inproc:")
+if(DEFINED ENV{ORDO_EXTRA_CONTRACT_URLS})
+  list(APPEND urls $ENV{ORDO_EXTRA_CONTRACT_URLS})
+endif()
+foreach(url IN LISTS urls)
+  run(${WORK_DIR}/examples/ordo-contract-check ${url})
+endforeach()
+
+# pkg-config: compile and run the same check from one command line.
+set(ENV{PKG_CONFIG_PATH} ${prefix}/lib/pkgconfig)
+execute_process(COMMAND pkg-config --cflags --libs ordo OUTPUT_VARIABLE pc RESULT_VARIABLE rc
+                OUTPUT_STRIP_TRAILING_WHITESPACE)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "pkg-config --cflags --libs ordo failed")
+endif()
+separate_arguments(pc UNIX_COMMAND "${pc}")
+separate_arguments(flag_list UNIX_COMMAND "${flags}")
+run(${CXX} ${flag_list} ${SOURCE_DIR}/examples/contract_check.cc -o ${WORK_DIR}/pc-check ${pc}
+    -Wl,-rpath,${prefix}/lib)
+run(${WORK_DIR}/pc-check inproc:)

@@ -1,0 +1,63 @@
+// Helpers shared by ordo's test suites: temporary directories, unique names, child processes.
+#ifndef ORDO_TESTS_SUPPORT_TEST_SUPPORT_H_
+#define ORDO_TESTS_SUPPORT_TEST_SUPPORT_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace ordo::testing {
+
+// A fresh directory under $TMPDIR, removed (recursively) by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// A directory that lives until the test process exits (for URLs handed out by factories).
+std::string ProcessTempDir();
+
+// "prefix-<pid>-<counter>-<random>": distinct across tests, processes and runs.
+std::string UniqueName(const std::string& prefix);
+
+// A child process started with fork+exec, its stdout readable line by line and its stdin
+// writable. The destructor kills (SIGKILL) and reaps it if it still runs.
+class Child {
+ public:
+  explicit Child(const std::vector<std::string>& argv);
+  ~Child();
+  Child(const Child&) = delete;
+  Child& operator=(const Child&) = delete;
+
+  pid_t pid() const { return pid_; }
+  // Reads one line from the child's stdout (without '\n'); empty on EOF or timeout.
+  std::string ReadLine(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  void WriteLine(const std::string& line);
+  void CloseStdin();
+  void Kill(int sig);
+  // Waits for exit; returns the raw wait status.
+  int Wait();
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  int in_fd_ = -1;
+  std::string buffer_;
+  bool reaped_ = false;
+};
+
+// A TCP port on 127.0.0.1 that was free a moment ago.
+int FreeLoopbackPort();
+
+}  // namespace ordo::testing
+
+#endif  // ORDO_TESTS_SUPPORT_TEST_SUPPORT_H_

@@ -1,0 +1,135 @@
+// ordo-test-worker: a separate process that uses ordo the way a user's program would, driven by
+// the multi-process tests. Each mode prints one line per event to stdout.
+//
+//   increment URL LOCK FILE N [nolock]   N times: lock, read the integer in FILE, write +1, unlock
+//   hold URL LOCK MODE TTL_MS            acquire (waiting), print "token T", release on a
+//                                        "release" line from stdin, exit without release on EOF
+//   cas URL KEY EXPECTED VALUE           print "won V" or "lost <code>"
+//   fenced-rmw URL LOCK KEY N            N times: lock, fenced read of KEY, write +1, unlock
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include "ordo/ordo.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+
+int Fail(const std::string& what, const ordo::Status& s) {
+  std::fprintf(stderr, "worker: %s: %s\n", what.c_str(), s.ToString().c_str());
+  return 3;
+}
+
+long ReadCounter(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[64] = {};
+  const ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  return n > 0 ? std::strtol(buf, nullptr, 10) : 0;
+}
+
+void WriteCounter(const std::string& path, long value) {
+  const int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  const std::string text = std::to_string(value);
+  if (fd < 0 || write(fd, text.data(), text.size()) < 0) std::abort();
+  close(fd);
+}
+
+ordo::LockRequest Waiting(const std::string& name) {
+  return {.name = name, .mode = ordo::LockMode::kExclusive, .ttl = 30s, .wait = 120s};
+}
+
+int Increment(ordo::Locker& locker, const std::string& name, const std::string& file, long n,
+              bool use_lock) {
+  for (long i = 0; i < n; ++i) {
+    ordo::Lease lease;
+    if (use_lock) {
+      auto got = locker.Acquire(Waiting(name));
+      if (!got.ok()) return Fail("acquire", got.status());
+      lease = *got;
+    }
+    const long v = ReadCounter(file);
+    sched_yield();  // widen the read-write window so that a missing lock shows as lost updates
+    WriteCounter(file, v + 1);
+    if (use_lock) {
+      ordo::Status s = locker.Release(lease);
+      if (!s.ok()) return Fail("release", s);
+    }
+  }
+  std::cout << "done" << std::endl;
+  return 0;
+}
+
+int Hold(ordo::Locker& locker, const std::string& name, const std::string& mode, long ttl_ms) {
+  auto req = Waiting(name);
+  req.mode = mode == "shared" ? ordo::LockMode::kShared : ordo::LockMode::kExclusive;
+  req.ttl = std::chrono::milliseconds(ttl_ms);
+  auto lease = locker.Acquire(req);
+  if (!lease.ok()) return Fail("acquire", lease.status());
+  std::cout << "token " << lease->token << std::endl;
+  std::string line;
+  if (!std::getline(std::cin, line)) return 0;  // EOF: exit still holding (the OS cleans up)
+  ordo::Status s = locker.Release(*lease);
+  std::cout << (s.ok() ? std::string("released") : "release " + s.ToString()) << std::endl;
+  return 0;
+}
+
+int Cas(ordo::Locker& locker, const std::string& key, std::uint64_t expected,
+        const std::string& value) {
+  auto r = locker.objects().CompareAndSwap(key, expected, value);
+  if (r.ok()) {
+    std::cout << "won " << *r << std::endl;
+  } else {
+    std::cout << "lost " << ordo::StatusCodeName(r.status().code()) << std::endl;
+  }
+  return 0;
+}
+
+int FencedRmw(ordo::Locker& locker, const std::string& name, const std::string& key, long n) {
+  for (long i = 0; i < n; ++i) {
+    auto lease = locker.Acquire(Waiting(name));
+    if (!lease.ok()) return Fail("acquire", lease.status());
+    auto cur = locker.fenced().Read(key, lease->token);
+    long v = 0;
+    if (cur.ok()) {
+      v = std::strtol(cur->data.c_str(), nullptr, 10);
+    } else if (cur.status().code() != ordo::StatusCode::kNotFound) {
+      return Fail("fenced read", cur.status());
+    }
+    auto w = locker.fenced().Write(key, std::to_string(v + 1), lease->token);
+    if (!w.ok()) return Fail("fenced write", w.status());
+    ordo::Status s = locker.Release(*lease);
+    if (!s.ok()) return Fail("release", s);
+  }
+  std::cout << "done" << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: ordo-test-worker MODE URL ...\n");
+    return 2;
+  }
+  const std::string mode = argv[1];
+  auto locker = ordo::Open(argv[2]);
+  if (!locker.ok()) return Fail("open", locker.status());
+  ordo::Locker& l = **locker;
+  if (mode == "increment" && argc >= 6) {
+    return Increment(l, argv[3], argv[4], std::atol(argv[5]),
+                     !(argc >= 7 && std::string(argv[6]) == "nolock"));
+  }
+  if (mode == "hold" && argc == 6) return Hold(l, argv[3], argv[4], std::atol(argv[5]));
+  if (mode == "cas" && argc == 6) return Cas(l, argv[3], std::strtoull(argv[4], nullptr, 10), argv[5]);
+  if (mode == "fenced-rmw" && argc == 6) return FencedRmw(l, argv[3], argv[4], std::atol(argv[5]));
+  std::fprintf(stderr, "ordo-test-worker: bad arguments for mode '%s'\n", mode.c_str());
+  return 2;
+}
