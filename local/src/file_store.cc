@@ -20,17 +20,6 @@ bool SameFile(const struct stat& a, const struct stat& b) {
   return a.st_dev == b.st_dev && a.st_ino == b.st_ino;
 }
 
-Status CheckFencedArgs(std::string_view key, std::uint64_t token, std::string_view lock_name,
-                       bool token_required) {
-  ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
-  if (token_required && token == 0) return InvalidArgumentError("fencing token 0 is never issued");
-  if (!lock_name.empty()) {
-    ORDO_RETURN_IF_ERROR(ValidateName(lock_name, "lock name"));
-    if (token == 0) return InvalidArgumentError("strict mode needs a fencing token");
-  }
-  return OkStatus();
-}
-
 }  // namespace
 
 Result<UniqueFd> KeyDirectory::LockKey(std::string_view key, bool create) const {
@@ -141,7 +130,7 @@ Status FileFencedStore::Admit(const KeyRecord& record, std::string_view key,
 
 Result<FencedWrite> FileFencedStore::Write(std::string_view key, std::string_view data,
                                            std::uint64_t token, std::string_view lock_name) {
-  ORDO_RETURN_IF_ERROR(CheckFencedArgs(key, token, lock_name, /*token_required=*/true));
+  ORDO_RETURN_IF_ERROR(ValidateFencedArgs(key, token, lock_name, /*token_required=*/true));
   auto locked = keys_.LockKey(key, /*create=*/true);
   if (!locked.ok()) return locked.status();
   auto record = keys_.Load(locked->get(), key);
@@ -157,7 +146,7 @@ Result<FencedWrite> FileFencedStore::Write(std::string_view key, std::string_vie
 
 Result<FencedValue> FileFencedStore::Read(std::string_view key, std::uint64_t token,
                                           std::string_view lock_name) {
-  ORDO_RETURN_IF_ERROR(CheckFencedArgs(key, token, lock_name, /*token_required=*/false));
+  ORDO_RETURN_IF_ERROR(ValidateFencedArgs(key, token, lock_name, /*token_required=*/false));
   Result<KeyRecord> record = KeyRecord{};
   if (token == 0) {
     record = keys_.LoadUnlocked(key);
