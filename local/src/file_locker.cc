@@ -251,7 +251,9 @@ class FileLocker final : public Locker {
   }
 
   // Everything the lock file says, read under the guard (shared) so that a token and its record
-  // are seen together. REQUIRES: `name` valid.
+  // are seen together. What it cannot see: a holder that has the lock but not yet the guard to
+  // publish its record (a few system calls), and a lock taken by another program such as
+  // flock(1), which writes no record. REQUIRES: `name` valid.
   Result<LockState> DescribeValid(const std::string& name) {
     auto file = OpenLockFile(name, O_RDONLY, /*create=*/false);
     if (!file.ok()) return file.status();

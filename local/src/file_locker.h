@@ -1,6 +1,10 @@
 // The Locker behind flock:// and fcntl://. The two backends differ only in how the lock itself
 // is taken on the lock file (MainLock); token counter, holder records, Describe/List and the
 // stores are shared (lock_file.h, file_store.h).
+//
+// The Locker is safe for concurrent use from many threads (a mutex guards its table of held
+// leases; file operations run outside it). Acquisitions made through it are released when it is
+// destroyed.
 #ifndef ORDO_LOCAL_FILE_LOCKER_H_
 #define ORDO_LOCAL_FILE_LOCKER_H_
 

@@ -23,6 +23,8 @@
 // the holder's descriptor, so the kernel drops it when the holder releases, closes, or dies —
 // even by SIGKILL — and a record left behind by a dead process is recognised as dead without
 // any cleanup. Clearing a record at release is tidiness, not correctness.
+//
+// The functions keep no state and are thread-safe; callers serialise through the guard.
 #ifndef ORDO_LOCAL_LOCK_FILE_H_
 #define ORDO_LOCAL_LOCK_FILE_H_
 
