@@ -29,9 +29,8 @@ Status MemoryFencedStore::Admit(Entry& entry, std::string_view key, std::uint64_
   return OkStatus();
 }
 
-namespace {
-Status CheckFencedArgs(std::string_view key, std::uint64_t token, std::string_view lock_name,
-                       bool token_required) {
+Status ValidateFencedArgs(std::string_view key, std::uint64_t token, std::string_view lock_name,
+                          bool token_required) {
   ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
   if (token_required && token == 0) return InvalidArgumentError("fencing token 0 is never issued");
   if (!lock_name.empty()) {
@@ -40,11 +39,10 @@ Status CheckFencedArgs(std::string_view key, std::uint64_t token, std::string_vi
   }
   return OkStatus();
 }
-}  // namespace
 
 Result<FencedWrite> MemoryFencedStore::Write(std::string_view key, std::string_view data,
                                              std::uint64_t token, std::string_view lock_name) {
-  ORDO_RETURN_IF_ERROR(CheckFencedArgs(key, token, lock_name, /*token_required=*/true));
+  ORDO_RETURN_IF_ERROR(ValidateFencedArgs(key, token, lock_name, /*token_required=*/true));
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(key);
   Entry scratch;
@@ -60,7 +58,7 @@ Result<FencedWrite> MemoryFencedStore::Write(std::string_view key, std::string_v
 
 Result<FencedValue> MemoryFencedStore::Read(std::string_view key, std::uint64_t token,
                                             std::string_view lock_name) {
-  ORDO_RETURN_IF_ERROR(CheckFencedArgs(key, token, lock_name, /*token_required=*/false));
+  ORDO_RETURN_IF_ERROR(ValidateFencedArgs(key, token, lock_name, /*token_required=*/false));
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(key);
   if (token != 0) {
