@@ -147,6 +147,10 @@ Status SqliteError(int rc, sqlite3* db, std::string_view path, std::string_view 
   const bool same = db != nullptr && sqlite3_extended_errcode(db) == rc;
   std::string message = "sqlite database " + Quoted(path) + ": " + std::string(context) + ": " +
                         (same ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  // "unable to open database file" says nothing of why; the OS error does.
+  if (db != nullptr && sqlite3_system_errno(db) != 0 && (rc & 0xff) == SQLITE_CANTOPEN) {
+    message += std::string(" (") + std::strerror(sqlite3_system_errno(db)) + ")";
+  }
   switch (rc & 0xff) {
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
@@ -303,7 +307,9 @@ Result<std::shared_ptr<Database>> Database::Open(const std::string& path,
   if (!out.applied.empty()) {
     std::string names;
     for (const auto& n : out.applied) names += (names.empty() ? "" : ", ") + n;
-    spdlog::info("ordo: sqlite database '{}' migrated from schema version {} to {} ({})", path,
+    // debug, not info: spdlog's default logger writes to stdout, which belongs to the program
+    // (`ordo lock` prints JSON there). Migrate() returns the same facts to whoever reports them.
+    spdlog::debug("ordo: sqlite database '{}' migrated from schema version {} to {} ({})", path,
                  out.from_version, out.to_version, names);
   }
   db->Return(std::move(*conn));
