@@ -25,17 +25,17 @@ using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
-#define ASSERT_OK(expr)                                                  \
-  do {                                                                   \
-    const auto& ordo_r_ = (expr);                                        \
-    ASSERT_TRUE(ordo_r_.ok()) << ResultStatus(ordo_r_).ToString();        \
-  } while (false)
-
-inline const Status& ResultStatus(const Status& s) { return s; }
+// ASSERT_THAT(call(), IsOk()) prints the status when it is not OK.
+const Status& StatusOf(const Status& s) { return s; }
 template <typename T>
-const Status& ResultStatus(const Result<T>& r) {
+const Status& StatusOf(const Result<T>& r) {
   return r.status();
 }
+MATCHER(IsOk, "is OK") {
+  *result_listener << StatusOf(arg).ToString();
+  return StatusOf(arg).ok();
+}
+#define ASSERT_OK(expr) ASSERT_THAT((expr), IsOk())
 
 const std::string kHelper = ORDO_SQLITE_HELPER;
 const std::string kWorker = ORDO_TEST_WORKER;

@@ -80,18 +80,15 @@ int BusyWait(void* /*unused*/, int count) {
 // processes opening a new database at the same moment: the first to get the write lock
 // migrates; the others wait for it (busy_timeout), then read the version again inside their own
 // transaction and find nothing to do.
+// 0 for a new database (no schema_migrations table yet).
 Result<int> SchemaVersion(Connection& conn) {
-  auto has_table = conn.Prepare(
-      "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'");
+  auto has_table = conn.QueryInt(
+      "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", "schema_migrations");
   if (!has_table.ok()) return has_table.status();
-  auto row = has_table->Step();
-  if (!row.ok()) return row.status();
-  if (has_table->Int(0) == 0) return 0;
-  auto version = conn.Prepare("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+  if (*has_table == 0) return 0;
+  auto version = conn.QueryInt("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
   if (!version.ok()) return version.status();
-  auto vrow = version->Step();
-  if (!vrow.ok()) return vrow.status();
-  return static_cast<int>(version->Int(0));
+  return static_cast<int>(*version);
 }
 
 Status NewerSchema(const std::string& path, int found, int newest) {
@@ -281,6 +278,16 @@ Result<Statement> Connection::Prepare(const char* sql) {
     it = cache_.emplace(sql, stmt).first;
   }
   return Statement(it->second, this);
+}
+
+Result<std::int64_t> Connection::QueryInt(const char* sql, std::string_view key,
+                                          std::int64_t absent) {
+  auto stmt = Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  if (sqlite3_bind_parameter_count(stmt->handle()) > 0) stmt->BindText(1, key);
+  auto row = stmt->Step();
+  if (!row.ok()) return row.status();
+  return *row ? stmt->Int(0) : absent;
 }
 
 Status Connection::Exec(std::string_view sql, std::string_view context) {

@@ -86,6 +86,7 @@ class Statement {
   std::int64_t Int(int column) const { return sqlite3_column_int64(stmt_, column); }
   std::string Bytes(int column) const;  // TEXT or BLOB
   bool IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+  sqlite3_stmt* handle() const { return stmt_; }
 
  private:
   sqlite3_stmt* stmt_;
@@ -107,6 +108,10 @@ class Connection {
   // A cached prepared statement. REQUIRES: `sql` has static storage duration (it keys the
   // cache by address) and holds one statement.
   Result<Statement> Prepare(const char* sql);
+  // The first column of the first row of `sql` as an integer, `absent` when there is no row.
+  // `key` is bound to ?1 when the statement has parameters. REQUIRES: as Prepare.
+  Result<std::int64_t> QueryInt(const char* sql, std::string_view key = {},
+                                std::int64_t absent = 0);
   // Runs one or more statements that return no rows (BEGIN, COMMIT, a migration file).
   Status Exec(std::string_view sql, std::string_view context);
   // Rows changed by the last INSERT/UPDATE/DELETE.

@@ -494,12 +494,7 @@ class SqliteLocker final : public Locker {
   }
 
   Status Ping() override {
-    return db_->Read([&](Connection& conn) -> Status {
-      auto ping = conn.Prepare(kPing);
-      if (!ping.ok()) return ping.status();
-      auto row = ping->Step();
-      return row.ok() ? OkStatus() : row.status();
-    });
+    return db_->Read([&](Connection& conn) -> Status { return conn.QueryInt(kPing).status(); });
   }
 
   LockerTraits traits() const override {

@@ -71,12 +71,9 @@ Status CheckFencedArgs(std::string_view key, std::uint64_t token, std::string_vi
 // the refused call's transaction, so it sees what the refusing statement saw.
 Status Refusal(Connection& conn, std::string_view key, std::uint64_t token,
                std::string_view lock_name) {
-  auto fence_of = conn.Prepare(kFenceOf);
+  auto fence_of = conn.QueryInt(kFenceOf, key, /*absent=*/0);
   if (!fence_of.ok()) return fence_of.status();
-  fence_of->BindText(1, key);
-  auto row = fence_of->Step();
-  if (!row.ok()) return row.status();
-  const std::uint64_t fence = *row ? static_cast<std::uint64_t>(fence_of->Int(0)) : 0;
+  const auto fence = static_cast<std::uint64_t>(*fence_of);
   if (token < fence) {
     return StaleTokenError("token " + std::to_string(token) + " is older than token " +
                                std::to_string(fence) + " already seen for key '" +
@@ -186,12 +183,9 @@ Result<std::uint64_t> SqliteVersionedStore::CompareAndSwap(std::string_view key,
       return version;
     }
     // Lost: report the version the object has now (0 when absent), read in this transaction.
-    auto current = conn.Prepare(kObjectVersion);
+    auto current = conn.QueryInt(kObjectVersion, key, /*absent=*/0);
     if (!current.ok()) return current.status();
-    current->BindText(1, key);
-    auto crow = current->Step();
-    if (!crow.ok()) return crow.status();
-    const std::uint64_t now = *crow ? static_cast<std::uint64_t>(current->Int(0)) : 0;
+    const auto now = static_cast<std::uint64_t>(*current);
     return VersionMismatchError("object '" + std::string(key) + "' is at version " +
                                     std::to_string(now) + ", not " +
                                     std::to_string(expected_version),
