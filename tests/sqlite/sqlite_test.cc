@@ -126,7 +126,8 @@ TEST_F(SqliteTest, ConcurrentFirstOpenOfANewDatabaseMigratesOnce) {
   constexpr int kProcesses = 6;
   std::vector<std::unique_ptr<Child>> children;
   for (int i = 0; i < kProcesses; ++i) {
-    children.push_back(std::make_unique<Child>(std::vector<std::string>{kHelper, "migrate", Url()}));
+    children.push_back(
+        std::make_unique<Child>(std::vector<std::string>{kHelper, "migrate", Url()}));
   }
   for (auto& c : children) c->WriteLine("go");  // all start on a file that does not exist yet
   int applied_once = 0;
@@ -155,7 +156,8 @@ TEST_F(SqliteTest, ConcurrentFirstOpenOfANewDatabaseMigratesOnce) {
 TEST_F(SqliteTest, NewerSchemaIsRefusedAndNeverDowngraded) {
   ASSERT_OK(sqlite::Migrate(Url()));
   RawDb(path_).Query(
-      "INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, '0099_future.sql', 0)");
+      "INSERT INTO schema_migrations (version, name, applied_at) "
+      "VALUES (99, '0099_future.sql', 0)");
   for (const std::string strategy : {"cas", "version"}) {
     auto opened = Open(Url(strategy));
     ASSERT_FALSE(opened.ok());
@@ -215,8 +217,8 @@ TEST_F(SqliteTest, ProcessesKilledInTheMiddleOfAcquiringKeepTokensUniqueAndGrowi
   for (int round = 0; round < 3; ++round) {
     std::vector<std::unique_ptr<Child>> children;
     for (const std::string strategy : {"cas", "version"}) {
-      children.push_back(
-          std::make_unique<Child>(std::vector<std::string>{kHelper, "hammer", Url(strategy), name}));
+      children.push_back(std::make_unique<Child>(
+          std::vector<std::string>{kHelper, "hammer", Url(strategy), name}));
     }
     // Let one of them (alternately) take a few leases, then kill both wherever they are:
     // inside a transaction, holding the lease, or waiting.

@@ -24,7 +24,8 @@ std::string Quoted(std::string_view path) { return "'" + std::string(path) + "'"
 // database file": a missing directory, a directory where the file should be.
 Status CheckLocation(const std::string& path) {
   const auto slash = path.rfind('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  const std::string dir =
+      slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   struct stat st {};
   if (stat(dir.c_str(), &st) != 0) {
     return InvalidArgumentError("directory " + Quoted(dir) + " of sqlite database " +
@@ -121,7 +122,8 @@ Status ApplyMigrations(Connection& conn, MigrationReport& report) {
       if (m.version <= current) continue;
       ORDO_RETURN_IF_ERROR(conn.Exec(m.sql, "apply migration " + std::string(m.name)));
       auto record = conn.Prepare(
-          "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?1, ?2, " ORDO_SQLITE_NOW ")");
+          "INSERT INTO schema_migrations (version, name, applied_at) "
+          "VALUES (?1, ?2, " ORDO_SQLITE_NOW ")");
       if (!record.ok()) return record.status();
       ORDO_RETURN_IF_ERROR(record->Bind(1, m.version).BindText(2, m.name).Run());
       report.applied.emplace_back(m.name);

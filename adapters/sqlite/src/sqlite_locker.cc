@@ -82,7 +82,8 @@ constexpr const char kBumpIfVersion[] =
 constexpr const char kDeleteIfUnchanged[] =
     "DELETE FROM holders WHERE name = ?1 AND token = ?2 AND expires_at = ?3";
 constexpr const char kSnapshotHolder[] =
-    "SELECT " ORDO_SQLITE_NOW ", owner, mode, expires_at FROM holders WHERE name = ?1 AND token = ?2";
+    "SELECT " ORDO_SQLITE_NOW ", owner, mode, expires_at FROM holders "
+    " WHERE name = ?1 AND token = ?2";
 // Renew/release write back only where the holder is as read (expires_at = ?3) and, since the
 // client's decision is already a few microseconds old, still live by SQLite's clock.
 constexpr const char kRenewIfUnchanged[] =
@@ -191,7 +192,9 @@ Result<Lease> InsertHolder(Connection& conn, const LockRequest& request, const s
       .Bind(5, request.ttl.count());
   auto row = insert->Step();
   if (!row.ok()) return row.status();
-  if (!*row) return InternalError("inserting the holder of '" + request.name + "' returned nothing");
+  if (!*row) {
+    return InternalError("inserting the holder of '" + request.name + "' returned nothing");
+  }
   const std::int64_t expires_at = insert->Int(0);
   ORDO_RETURN_IF_ERROR(insert->Run());
   return MakeLease(request.name, owner, token, request.mode, expires_at, request.ttl);
@@ -241,7 +244,9 @@ class CasStrategy final : public LeaseStrategy {
     return db_->Write([&](Connection& conn) -> Result<Lease> {
       auto renew = conn.Prepare(kCasRenew);
       if (!renew.ok()) return renew.status();
-      renew->BindText(1, lease.name).Bind(2, static_cast<std::int64_t>(lease.token)).Bind(3, ttl.count());
+      renew->BindText(1, lease.name)
+          .Bind(2, static_cast<std::int64_t>(lease.token))
+          .Bind(3, ttl.count());
       auto row = renew->Step();
       if (!row.ok()) return row.status();
       if (!*row) return LeaseLost(lease);
@@ -310,7 +315,9 @@ class VersionStrategy final : public LeaseStrategy {
         if (conn.changes() != 1) return Conflict();
         for (const auto& h : expired) {
           ORDO_RETURN_IF_ERROR(RunStatement(conn, kDeleteIfUnchanged, [&](Statement& s) {
-            s.BindText(1, request.name).Bind(2, static_cast<std::int64_t>(h.token)).Bind(3, h.expires_at);
+            s.BindText(1, request.name)
+                .Bind(2, static_cast<std::int64_t>(h.token))
+                .Bind(3, h.expires_at);
           }));
           if (conn.changes() != 1) return Conflict();
         }
@@ -353,7 +360,9 @@ class VersionStrategy final : public LeaseStrategy {
       if (!holder.ok()) return holder.status();
       Status released = db_->Write([&](Connection& conn) -> Status {
         ORDO_RETURN_IF_ERROR(RunStatement(conn, kReleaseIfUnchanged, [&](Statement& s) {
-          s.BindText(1, lease.name).Bind(2, static_cast<std::int64_t>(lease.token)).Bind(3, holder->expires_at);
+          s.BindText(1, lease.name)
+              .Bind(2, static_cast<std::int64_t>(lease.token))
+              .Bind(3, holder->expires_at);
         }));
         return conn.changes() == 1 ? OkStatus() : Conflict();
       });

@@ -15,8 +15,9 @@ namespace {
 constexpr const char kFencedWrite[] =
     "INSERT INTO fenced (key, fence, value, has_value, version) "
     "SELECT ?1, ?2, ?3, 1, 1 "
-    " WHERE ?4 IS NULL OR EXISTS (SELECT 1 FROM holders "
-    "                              WHERE name = ?4 AND token = ?2 AND expires_at > " ORDO_SQLITE_NOW ") "
+    " WHERE ?4 IS NULL "
+    "    OR EXISTS (SELECT 1 FROM holders "
+    "                WHERE name = ?4 AND token = ?2 AND expires_at > " ORDO_SQLITE_NOW ") "
     "ON CONFLICT (key) DO UPDATE "
     "   SET fence = excluded.fence, value = excluded.value, has_value = 1, "
     "       version = fenced.version + 1 "
@@ -28,8 +29,9 @@ constexpr const char kFencedWrite[] =
 constexpr const char kFencedRegister[] =
     "INSERT INTO fenced (key, fence, value, has_value, version) "
     "SELECT ?1, ?2, X'', 0, 0 "
-    " WHERE ?3 IS NULL OR EXISTS (SELECT 1 FROM holders "
-    "                              WHERE name = ?3 AND token = ?2 AND expires_at > " ORDO_SQLITE_NOW ") "
+    " WHERE ?3 IS NULL "
+    "    OR EXISTS (SELECT 1 FROM holders "
+    "                WHERE name = ?3 AND token = ?2 AND expires_at > " ORDO_SQLITE_NOW ") "
     "ON CONFLICT (key) DO UPDATE SET fence = excluded.fence "
     " WHERE fenced.fence <= excluded.fence "
     "RETURNING fence, value, has_value, version";
