@@ -46,12 +46,16 @@ std::string OneLine(std::string text, const std::string& password) {
     }
   }
   std::string out;
+  bool line_start = false;
   for (char c : text) {
     if (c == '\n' || c == '\r') {
-      if (!out.empty() && out.back() != ' ') out += "; ";
+      if (!out.empty() && !line_start) out += "; ";
+      line_start = true;
       continue;
     }
-    out.push_back(c);
+    if (line_start && (c == ' ' || c == '\t')) continue;
+    line_start = false;
+    out.push_back(c == '\t' ? ' ' : c);
   }
   while (!out.empty() && (out.back() == ' ' || out.back() == ';')) out.pop_back();
   return out;
@@ -175,7 +179,7 @@ Outcome CurrentOutcome(std::string_view what, const Config& config) noexcept {
     } catch (const pqxx::broken_connection& e) {
       const std::string m = OneLine(e.what(), config.password);
       if (IsConfigurationProblem(m)) {
-        return {InvalidArgumentError("cannot connect: " + context + m), false, true};
+        return {InvalidArgumentError("refused by PostgreSQL: " + context + m), false, true};
       }
       return {UnavailableError("PostgreSQL unreachable or connection lost: " + context + m),
               false, true};
