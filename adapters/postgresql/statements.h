@@ -39,6 +39,25 @@ namespace ordo::pg::sql {
 
 #define ORDO_PG_EPOCH_MS(t) "(extract(epoch FROM " t ") * 1000)::bigint"
 
+// CTE `bumped`: bumps the version of lock $1 (the rule above) if token $2 is a live lease of it
+// at c.now. Renew and release start with it, so they lock the ordo.locks row before touching
+// ordo.holders, in the same order as acquire.
+#define ORDO_PG_BUMP_IF_LIVE_LEASE                                                      \
+  " bumped AS ("                                                                       \
+  "  UPDATE ordo.locks l SET version = l.version + 1 FROM clock c"                     \
+  "  WHERE l.name = $1::text AND EXISTS (SELECT 1 FROM ordo.holders h"                 \
+  "    WHERE h.name = $1::text AND h.token = $2::bigint AND h.holder_xact IS NULL"     \
+  "    AND h.expires_at > c.now)"                                                      \
+  "  RETURNING l.name),"
+
+// CTE `admitted`: strict mode. ok unless a lock name (`lock`, '' = not strict) is given and the
+// token (`token`) is not one of its live holders — checked in the same statement as the write.
+#define ORDO_PG_ADMITTED(lock, token)                                                   \
+  "WITH admitted AS ("                                                                 \
+  "  SELECT " lock "::text = '' OR EXISTS (SELECT 1 FROM ordo.holders h"               \
+  "    WHERE h.name = " lock "::text AND h.token = " token "::bigint"                  \
+  "    AND " ORDO_PG_LIVE("h", "clock_timestamp()") ") AS ok),"
+
 // The channel release and expiry notifications go to; the payload is the lock name.
 inline constexpr std::string_view kChannel = "ordo_lock";
 
@@ -117,12 +136,7 @@ inline constexpr std::string_view kCasAcquire =
 // first, it deleted the holder row and `renewed` finds nothing.
 inline constexpr std::string_view kCasRenew =
     "WITH clock AS (SELECT clock_timestamp() AS now),"
-    " bumped AS ("
-    "  UPDATE ordo.locks l SET version = l.version + 1 FROM clock c"
-    "  WHERE l.name = $1::text AND EXISTS (SELECT 1 FROM ordo.holders h"
-    "    WHERE h.name = $1::text AND h.token = $2::bigint AND h.holder_xact IS NULL"
-    "    AND h.expires_at > c.now)"
-    "  RETURNING l.name),"
+    ORDO_PG_BUMP_IF_LIVE_LEASE
     " renewed AS ("
     "  UPDATE ordo.holders h SET expires_at = c.now + $3::bigint * interval '1 millisecond'"
     "  FROM clock c"
@@ -136,12 +150,7 @@ inline constexpr std::string_view kCasRenew =
 // transaction, so a waiter never sees the notification before the row is gone.
 inline constexpr std::string_view kCasRelease =
     "WITH clock AS (SELECT clock_timestamp() AS now),"
-    " bumped AS ("
-    "  UPDATE ordo.locks l SET version = l.version + 1 FROM clock c"
-    "  WHERE l.name = $1::text AND EXISTS (SELECT 1 FROM ordo.holders h"
-    "    WHERE h.name = $1::text AND h.token = $2::bigint AND h.holder_xact IS NULL"
-    "    AND h.expires_at > c.now)"
-    "  RETURNING l.name),"
+    ORDO_PG_BUMP_IF_LIVE_LEASE
     " released AS ("
     "  DELETE FROM ordo.holders h USING clock c"
     "  WHERE h.name = $1::text AND h.token = $2::bigint AND h.holder_xact IS NULL"
@@ -302,10 +311,7 @@ inline constexpr std::string_view kList =
 // Strict mode: the token must also be a live holder of the lock, checked in the same statement.
 // seen_fence (from the snapshot) lets a refusal report the fence.
 inline constexpr std::string_view kFencedWrite =
-    "WITH admitted AS ("
-    "  SELECT $4::text = '' OR EXISTS (SELECT 1 FROM ordo.holders h"
-    "    WHERE h.name = $4::text AND h.token = $3::bigint"
-    "    AND " ORDO_PG_LIVE("h", "clock_timestamp()") ") AS ok),"
+    ORDO_PG_ADMITTED("$4", "$3")
     " written AS ("
     "  INSERT INTO ordo.fenced AS f (key, fence, value, has_value, version)"
     "  SELECT $1::text, $3::bigint, $2::bytea, true, 1 FROM admitted WHERE admitted.ok"
@@ -320,10 +326,7 @@ inline constexpr std::string_view kFencedWrite =
 // write does (raising the fence, creating a value-less row for a missing key), so an older
 // holder is shut out before the new one writes; returns the row as it is after that.
 inline constexpr std::string_view kFencedRegister =
-    "WITH admitted AS ("
-    "  SELECT $3::text = '' OR EXISTS (SELECT 1 FROM ordo.holders h"
-    "    WHERE h.name = $3::text AND h.token = $2::bigint"
-    "    AND " ORDO_PG_LIVE("h", "clock_timestamp()") ") AS ok),"
+    ORDO_PG_ADMITTED("$3", "$2")
     " registered AS ("
     "  INSERT INTO ordo.fenced AS f (key, fence, value, has_value, version)"
     "  SELECT $1::text, $2::bigint, ''::bytea, false, 0 FROM admitted WHERE admitted.ok"
