@@ -10,19 +10,6 @@ namespace {
 
 constexpr std::uint64_t kMaxToken = std::numeric_limits<std::int64_t>::max();
 
-Status CheckToken(std::uint64_t token, bool required) {
-  if (token == 0 && required) return InvalidArgumentError("fencing token 0 is never issued");
-  if (token > kMaxToken) {
-    return InvalidArgumentError("fencing token " + std::to_string(token) + " is out of range");
-  }
-  return OkStatus();
-}
-
-Status CheckStrict(std::string_view lock_name) {
-  if (lock_name.empty()) return OkStatus();
-  return ValidateName(lock_name, "lock name");
-}
-
 std::uint64_t U64(const pqxx::field& f) { return f.is_null() ? 0 : f.as<std::uint64_t>(); }
 
 pqxx::binarystring Bytes(std::string_view data) {
@@ -59,9 +46,7 @@ std::uint64_t PgFencedStore::CurrentFence(std::string_view key, std::uint64_t se
 
 Result<FencedWrite> PgFencedStore::Write(std::string_view key, std::string_view data,
                                          std::uint64_t token, std::string_view lock_name) {
-  ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
-  ORDO_RETURN_IF_ERROR(CheckToken(token, true));
-  ORDO_RETURN_IF_ERROR(CheckStrict(lock_name));
+  ORDO_RETURN_IF_ERROR(ValidateFencedArgs(key, token, lock_name, /*token_required=*/true));
   bool admitted = false;
   bool written = false;
   FencedWrite out;
@@ -84,9 +69,7 @@ Result<FencedWrite> PgFencedStore::Write(std::string_view key, std::string_view 
 
 Result<FencedValue> PgFencedStore::Read(std::string_view key, std::uint64_t token,
                                         std::string_view lock_name) {
-  ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
-  ORDO_RETURN_IF_ERROR(CheckToken(token, false));
-  ORDO_RETURN_IF_ERROR(CheckStrict(lock_name));
+  ORDO_RETURN_IF_ERROR(ValidateFencedArgs(key, token, lock_name, /*token_required=*/false));
   if (token == 0 && !lock_name.empty()) {
     return InvalidArgumentError("a strict-mode read needs a fencing token");
   }

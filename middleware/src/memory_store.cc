@@ -1,5 +1,7 @@
 #include "ordo/memory_store.h"
 
+#include <limits>
+
 #include "ordo/names.h"
 
 namespace ordo {
@@ -33,6 +35,11 @@ Status ValidateFencedArgs(std::string_view key, std::uint64_t token, std::string
                           bool token_required) {
   ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
   if (token_required && token == 0) return InvalidArgumentError("fencing token 0 is never issued");
+  // Tokens are stored as signed 64-bit integers by the database backends; none is ever issued
+  // above that, so a larger one can only be a client's mistake.
+  if (token > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    return InvalidArgumentError("fencing token " + std::to_string(token) + " is out of range");
+  }
   if (!lock_name.empty()) {
     ORDO_RETURN_IF_ERROR(ValidateName(lock_name, "lock name"));
     if (token == 0) return InvalidArgumentError("strict mode needs a fencing token");

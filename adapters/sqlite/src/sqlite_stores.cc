@@ -55,20 +55,6 @@ constexpr const char kObjectVersion[] = "SELECT version FROM objects WHERE key =
 
 constexpr std::uint64_t kMaxToken = std::numeric_limits<std::int64_t>::max();
 
-Status CheckFencedArgs(std::string_view key, std::uint64_t token, std::string_view lock_name,
-                       bool token_required) {
-  ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
-  if (token_required && token == 0) return InvalidArgumentError("fencing token 0 is never issued");
-  if (token > kMaxToken) {
-    return InvalidArgumentError("fencing token " + std::to_string(token) + " is out of range");
-  }
-  if (!lock_name.empty()) {
-    ORDO_RETURN_IF_ERROR(ValidateName(lock_name, "lock name"));
-    if (token == 0) return InvalidArgumentError("strict mode needs a fencing token");
-  }
-  return OkStatus();
-}
-
 // Why a fenced write or read of `token` was refused, with current() = the key's fence. Runs in
 // the refused call's transaction, so it sees what the refusing statement saw.
 Status Refusal(Connection& conn, std::string_view key, std::uint64_t token,
@@ -106,7 +92,7 @@ FencedRow ToFencedRow(const Statement& stmt) {
 
 Result<FencedWrite> SqliteFencedStore::Write(std::string_view key, std::string_view data,
                                              std::uint64_t token, std::string_view lock_name) {
-  ORDO_RETURN_IF_ERROR(CheckFencedArgs(key, token, lock_name, /*token_required=*/true));
+  ORDO_RETURN_IF_ERROR(ValidateFencedArgs(key, token, lock_name, /*token_required=*/true));
   return db_->Write([&](Connection& conn) -> Result<FencedWrite> {
     auto write = conn.Prepare(kFencedWrite);
     if (!write.ok()) return write.status();
@@ -124,7 +110,7 @@ Result<FencedWrite> SqliteFencedStore::Write(std::string_view key, std::string_v
 
 Result<FencedValue> SqliteFencedStore::Read(std::string_view key, std::uint64_t token,
                                             std::string_view lock_name) {
-  ORDO_RETURN_IF_ERROR(CheckFencedArgs(key, token, lock_name, /*token_required=*/false));
+  ORDO_RETURN_IF_ERROR(ValidateFencedArgs(key, token, lock_name, /*token_required=*/false));
   auto run = [&](Connection& conn) -> Result<FencedRow> {
     auto stmt = conn.Prepare(token == 0 ? kFencedGet : kFencedRegister);
     if (!stmt.ok()) return stmt.status();
