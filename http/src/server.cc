@@ -567,7 +567,24 @@ void Server::Impl::Acquire(const Route& route, const httplib::Request& req,
       locker->Release(*lease).IgnoreError();
       return SendStatus(res, InternalError("the backend issued a token not below 2^53"));
     }
-    return SendJson(res, 200, wire::LeaseToJson(*lease));
+    if (request.wait.count() == 0) return SendJson(res, 200, wire::LeaseToJson(*lease));
+    // A waiter's client may have given up while it stood in line. If the lease cannot be
+    // delivered, give it back at once instead of leaving the lock held until its TTL.
+    auto payload = std::make_shared<const std::string>(wire::LeaseToJson(*lease).dump());
+    res.status = 200;
+    res.set_content_provider(
+        payload->size(), "application/json",
+        [payload](std::size_t offset, std::size_t length, httplib::DataSink& sink) {
+          return sink.write(payload->data() + offset, length);
+        },
+        [this, granted = *lease](bool delivered) {
+          if (delivered) return;
+          Status released = locker->Release(granted);
+          metrics.Released(granted, released);
+          spdlog::info("ordo serve: the client waiting for '{}' went away; token {} released ({})",
+                       granted.name, granted.token, released.ToString());
+        });
+    return;
   }
   if (lease.status().code() == StatusCode::kLockHeld) {
     return SendStatus(res, lease.status(), HoldersOf(route.name));

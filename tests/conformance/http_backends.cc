@@ -32,6 +32,8 @@ std::string ServeOver(const std::string& backend_url) {
 }
 
 // Each lock/unlock cycle is two HTTP round trips; 2,000 of them keep the test in seconds.
+// Another backend behind the server is one more value, e.g. once sqlite:// is in:
+//   BackendCase{"http_sqlite", [] { return ServeOver("sqlite://" + ProcessTempDir() + "/h.db"); }, 2'000}
 INSTANTIATE_TEST_SUITE_P(
     Http, ConformanceTest,
     ::testing::Values(BackendCase{"http_inproc", [] { return ServeOver("inproc:"); }, 2'000}),
