@@ -71,6 +71,7 @@ class Metrics {
   std::mutex mu_;
   // Leases granted through this server and not yet released or expired, by (name, token).
   std::map<std::pair<std::string, std::uint64_t>, Held> held_;  // guarded by mu_
+  std::chrono::steady_clock::time_point next_purge_;             // guarded by mu_
 };
 
 }  // namespace ordo::http

@@ -57,7 +57,9 @@ constexpr std::size_t kMaxTargetBytes = 1024;
 
 void SendJson(httplib::Response& res, int http_status, const json& body) {
   res.status = http_status;
-  res.set_content(body.dump(), "application/json");
+  // Messages may quote what the client sent (a path, a header); bytes that are not UTF-8 are
+  // replaced rather than allowed to make dump() throw.
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 void SendError(httplib::Response& res, int http_status, std::string_view code,

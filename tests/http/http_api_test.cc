@@ -400,6 +400,8 @@ TEST_F(HttpApiTest, MalformedInputIsRefusedAndChangesNothing) {
       {"key with slash", "PUT", "/v1/fenced/a%2Fb", {{"Fencing-Token", "1"}}, "x", 400,
        "invalid_argument"},
       {"object key NUL", "GET", "/v1/objects/a%00", {}, "", 400, "invalid_argument"},
+      {"name not UTF-8", "GET", "/v1/locks/.%FF", {}, "", 400, "invalid_argument"},
+      {"route not UTF-8", "GET", "/%FF%FE", {}, "", 404, "not_found"},
       {"unknown route", "GET", "/v1/nope", {}, "", 404, "not_found"},
       {"unknown verb", "POST", "/v1/locks/" + fresh + "/explode", {}, "{}", 404, "not_found"},
       {"root", "GET", "/", {}, "", 404, "not_found"},

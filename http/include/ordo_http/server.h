@@ -60,9 +60,8 @@ class Server {
   // Idempotent.
   void Stop();
 
-  struct Impl;
-
  private:
+  struct Impl;
   explicit Server(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
