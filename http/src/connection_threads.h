@@ -21,11 +21,23 @@
 
 #include <httplib.h>
 
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define ORDO_HTTP_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define ORDO_HTTP_SANITIZED 1
+#endif
+#endif
+
 namespace ordo::http {
 
 class ConnectionThreads final : public httplib::TaskQueue {
  public:
+#if defined(ORDO_HTTP_SANITIZED)
+  static constexpr std::size_t kStackBytes = 4 << 20;  // sanitizers make frames much larger
+#else
   static constexpr std::size_t kStackBytes = 1 << 20;
+#endif
   static constexpr std::chrono::seconds kIdleExit{10};
 
   explicit ConnectionThreads(std::size_t max_threads) : max_threads_(max_threads) {}
