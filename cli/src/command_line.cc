@@ -16,7 +16,9 @@ using std::chrono::milliseconds;
 // [min, max]; a bad one is a CLI11 validation error naming the flag.
 CLI::Option* AddDuration(CLI::App* app, const std::string& names, milliseconds* target,
                          const std::string& help, milliseconds min, milliseconds max) {
-  std::string flag = names.substr(names.rfind(',') + 1);
+  // Name the flag by its first long form ("-w,--wait,--timeout" → "--wait").
+  const std::size_t dashes = names.find("--");
+  const std::string flag = names.substr(dashes, names.find(',', dashes) - dashes);
   return app
       ->add_option_function<std::string>(
           names,

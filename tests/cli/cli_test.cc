@@ -24,11 +24,6 @@ using namespace std::chrono_literals;
 // with the number in that line.
 const std::vector<std::string> kHoldUntilTold = {"sh", "-c", "echo ready; read code; exit $code"};
 
-std::vector<std::string> Cat(std::vector<std::string> a, const std::vector<std::string>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  return a;
-}
-
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -39,8 +34,8 @@ class CliTest : public ::testing::Test {
   }
 
   // `ordo run` holding `lock` in the background until told to finish.
-  std::unique_ptr<Ordo> Holder(const std::vector<std::string>& flags) {
-    auto holder = std::make_unique<Ordo>(Cat(Cat({"run"}, flags), Cat({"--"}, kHoldUntilTold)));
+  std::unique_ptr<Child> Holder(const std::vector<std::string>& flags) {
+    auto holder = StartOrdo(Cat(Cat({"run"}, flags), Cat({"--"}, kHoldUntilTold)));
     EXPECT_EQ(holder->ReadLine(), "ready");
     return holder;
   }
@@ -121,7 +116,7 @@ TEST_F(CliTest, HeldLockExitsOneOrTheConflictCode) {
   // The lock comes first: a held lock is 1 even when the command does not exist.
   EXPECT_EQ(RunOrdo({"run", "--lock", "busy", "--", "/nonexistent/command"}).code, 1);
   holder->WriteLine("0");
-  EXPECT_EQ(holder->Wait(), 0);
+  EXPECT_EQ(ExitCode(holder->Wait()), 0);
   EXPECT_EQ(RunOrdo({"run", "--lock", "busy", "--", "true"}).code, 0) << "released after exit";
 }
 
@@ -133,8 +128,8 @@ TEST_F(CliTest, SharedRunsTogetherExclusiveIsRefused) {
   EXPECT_EQ(RunOrdo({"run", "-s", "--lock", "catalog", "--", "true"}).code, 0);
   first->WriteLine("0");
   second->WriteLine("0");
-  EXPECT_EQ(first->Wait(), 0);
-  EXPECT_EQ(second->Wait(), 0);
+  EXPECT_EQ(ExitCode(first->Wait()), 0);
+  EXPECT_EQ(ExitCode(second->Wait()), 0);
   EXPECT_EQ(RunOrdo({"run", "-x", "--lock", "catalog", "--", "true"}).code, 0);
 }
 
@@ -142,10 +137,10 @@ TEST_F(CliTest, IdenticalCommandLinesExcludeEachOtherByDefault) {
   auto holder = Holder({});
   EXPECT_EQ(RunOrdo(Cat({"run", "--"}, kHoldUntilTold)).code, 1) << "same argv, same lock";
   // Different argv, different lock; ordo's own options do not change the name.
-  Ordo other({"run", "--", "sh", "-c", "echo ready; read code; exit $code", "x"});
-  EXPECT_EQ(other.ReadLine(), "ready");
-  other.WriteLine("0");
-  EXPECT_EQ(other.Wait(), 0);
+  auto other = StartOrdo({"run", "--", "sh", "-c", "echo ready; read code; exit $code", "x"});
+  EXPECT_EQ(other->ReadLine(), "ready");
+  other->WriteLine("0");
+  EXPECT_EQ(ExitCode(other->Wait()), 0);
   EXPECT_EQ(RunOrdo(Cat({"run", "-E", "3", "--ttl", "5s", "--"}, kHoldUntilTold)).code, 3);
   // Neither does the working directory.
   const std::string cwd = std::filesystem::current_path();
@@ -153,7 +148,7 @@ TEST_F(CliTest, IdenticalCommandLinesExcludeEachOtherByDefault) {
   EXPECT_EQ(RunOrdo(Cat({"run", "--"}, kHoldUntilTold)).code, 1);
   std::filesystem::current_path(cwd);
   holder->WriteLine("0");
-  EXPECT_EQ(holder->Wait(), 0);
+  EXPECT_EQ(ExitCode(holder->Wait()), 0);
 }
 
 TEST_F(CliTest, DefaultNameKeepsArgumentsDistinct) {
@@ -171,13 +166,13 @@ TEST_F(CliTest, DefaultNameKeepsArgumentsDistinct) {
 
 TEST_F(CliTest, WaitThenRunOnceTheHolderReleases) {
   auto holder = Holder({"--lock", "queue"});
-  Ordo waiter({"run", "-w", "20", "--lock", "queue", "--", "sh", "-c", "echo ran"});
+  auto waiter = StartOrdo({"run", "-w", "20", "--lock", "queue", "--", "sh", "-c", "echo ran"});
   // It must still be waiting: nothing runs while the lock is held.
-  EXPECT_EQ(waiter.ReadLine(300ms), "<timeout>");
+  EXPECT_EQ(waiter->ReadLine(300ms), "");
   holder->WriteLine("0");
-  EXPECT_EQ(holder->Wait(), 0);
-  EXPECT_EQ(waiter.ReadLine(), "ran");
-  EXPECT_EQ(waiter.Wait(), 0);
+  EXPECT_EQ(ExitCode(holder->Wait()), 0);
+  EXPECT_EQ(waiter->ReadLine(), "ran");
+  EXPECT_EQ(ExitCode(waiter->Wait()), 0);
 }
 
 TEST_F(CliTest, WaitTimesOutWithTheConflictCode) {
@@ -189,35 +184,35 @@ TEST_F(CliTest, WaitTimesOutWithTheConflictCode) {
   }
   EXPECT_EQ(RunOrdo({"run", "-w", "200ms", "-E", "4", "--lock", "slow", "--", "true"}).code, 4);
   holder->WriteLine("0");
-  EXPECT_EQ(holder->Wait(), 0);
+  EXPECT_EQ(ExitCode(holder->Wait()), 0);
 }
 
 TEST_F(CliTest, SignalWhileWaitingEndsTheWaitWithoutRunning) {
   auto holder = Holder({"--lock", "gate"});
-  Ordo waiter({"run", "-w", "60", "--lock", "gate", "--", "sh", "-c", "echo ran"});
-  EXPECT_EQ(waiter.ReadLine(300ms), "<timeout>");
+  auto waiter = StartOrdo({"run", "-w", "60", "--lock", "gate", "--", "sh", "-c", "echo ran"});
+  EXPECT_EQ(waiter->ReadLine(300ms), "");
   const auto start = std::chrono::steady_clock::now();
-  waiter.Signal(SIGTERM);
-  EXPECT_EQ(waiter.Wait(), 128 + SIGTERM);
+  waiter->Kill(SIGTERM);
+  EXPECT_EQ(ExitCode(waiter->Wait()), 128 + SIGTERM);
   EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
-  EXPECT_EQ(waiter.ReadLine(), "<eof>") << "the command never ran";
+  EXPECT_EQ(waiter->ReadLine(), "") << "the command never ran";
   holder->WriteLine("0");
-  EXPECT_EQ(holder->Wait(), 0);
+  EXPECT_EQ(ExitCode(holder->Wait()), 0);
 }
 
 TEST_F(CliTest, SignalsReachTheJobAndItsStatusComesBack) {
   // The job traps SIGTERM and exits 42: that status is ordo's.
-  Ordo term({"run", "--", "sh", "-c",
+  auto term = StartOrdo({"run", "--", "sh", "-c",
              "trap 'echo got-term; exit 42' TERM; echo ready; sleep 60 & wait"});
-  ASSERT_EQ(term.ReadLine(), "ready");
-  term.Signal(SIGTERM);
-  EXPECT_EQ(term.ReadLine(), "got-term");
-  EXPECT_EQ(term.Wait(), 42);
+  ASSERT_EQ(term->ReadLine(), "ready");
+  term->Kill(SIGTERM);
+  EXPECT_EQ(term->ReadLine(), "got-term");
+  EXPECT_EQ(ExitCode(term->Wait()), 42);
   for (int sig : {SIGINT, SIGHUP, SIGQUIT}) {
-    Ordo job({"run", "--", "sh", "-c", "echo ready; sleep 60"});
-    ASSERT_EQ(job.ReadLine(), "ready");
-    job.Signal(sig);
-    EXPECT_EQ(job.Wait(), 128 + sig) << sig;
+    auto job = StartOrdo({"run", "--", "sh", "-c", "echo ready; sleep 60"});
+    ASSERT_EQ(job->ReadLine(), "ready");
+    job->Kill(sig);
+    EXPECT_EQ(ExitCode(job->Wait()), 128 + sig) << sig;
   }
 }
 
@@ -232,20 +227,20 @@ TEST_F(CliTest, TheJobRunsInItsOwnProcessGroup) {
 }
 
 TEST_F(CliTest, AGrandchildIsKilledWithItsGroup) {
-  Ordo job({"run", "--", "sh", "-c", "sleep 60 & echo $!; wait"});
-  const pid_t grandchild = std::stoi(job.ReadLine());
-  job.Signal(SIGTERM);
-  EXPECT_EQ(job.Wait(), 128 + SIGTERM);
+  auto job = StartOrdo({"run", "--", "sh", "-c", "sleep 60 & echo $!; wait"});
+  const pid_t grandchild = std::stoi(job->ReadLine());
+  job->Kill(SIGTERM);
+  EXPECT_EQ(ExitCode(job->Wait()), 128 + SIGTERM);
   EXPECT_TRUE(GoneWithin(grandchild, 5s));
 }
 
 TEST_F(CliTest, SigkillOfOrdoKillsTheJobAndFreesTheLock) {
-  Ordo job({"run", "--lock", "orphan", "--", "sh", "-c",
+  auto job = StartOrdo({"run", "--lock", "orphan", "--", "sh", "-c",
             "sleep 60 & echo $$; echo $!; trap '' TERM; wait"});
-  const pid_t child = std::stoi(job.ReadLine());
-  const pid_t grandchild = std::stoi(job.ReadLine());
-  job.Signal(SIGKILL);
-  EXPECT_EQ(job.Wait(), 128 + SIGKILL);
+  const pid_t child = std::stoi(job->ReadLine());
+  const pid_t grandchild = std::stoi(job->ReadLine());
+  job->Kill(SIGKILL);
+  EXPECT_EQ(ExitCode(job->Wait()), 128 + SIGKILL);
   EXPECT_TRUE(GoneWithin(child, 5s)) << "PR_SET_PDEATHSIG";
   EXPECT_TRUE(GoneWithin(grandchild, 5s)) << "the sentinel kills the group";
   EXPECT_EQ(RunOrdo({"run", "-w", "5", "--lock", "orphan", "--", "true"}).code, 0);

@@ -1,13 +1,16 @@
 // Running the real `ordo` binary from tests: to completion (exit code and stdout), or in the
-// background with its stdout read line by line.
+// background (a testing::Child).
 #ifndef ORDO_TESTS_CLI_ORDO_PROCESS_H_
 #define ORDO_TESTS_CLI_ORDO_PROCESS_H_
 
 #include <sys/types.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "test_support.h"
 
 namespace ordo::testing {
 
@@ -16,36 +19,17 @@ struct Finished {
   std::string out;  // everything written to stdout
 };
 
-// Runs `ordo args…` to completion, its stdin closed. stderr is inherited (it shows up in the test log).
+// `ordo args…` in the background; stdout and stdin are pipes, stderr goes to the test log.
+std::unique_ptr<Child> StartOrdo(const std::vector<std::string>& args);
+
+// The exit code of a raw wait status: the code, or 128+N for death by signal N.
+int ExitCode(int wait_status);
+
+// Runs `ordo args…` to completion, its stdin closed.
 Finished RunOrdo(const std::vector<std::string>& args);
 
-// `ordo args…` in the background.
-class Ordo {
- public:
-  explicit Ordo(const std::vector<std::string>& args);
-  ~Ordo();  // SIGKILL and reap if still running
-  Ordo(const Ordo&) = delete;
-  Ordo& operator=(const Ordo&) = delete;
-
-  pid_t pid() const { return pid_; }
-  // One line of stdout without '\n'; "<eof>" at end of file, "<timeout>" after `timeout`.
-  std::string ReadLine(std::chrono::milliseconds timeout = std::chrono::seconds(20));
-  // Writes a line to its stdin.
-  void WriteLine(const std::string& line);
-  void CloseStdin();
-  void Signal(int sig);
-  // Waits for exit and returns the exit code (128+N for signal N); -1 after `timeout`.
-  int Wait(std::chrono::milliseconds timeout = std::chrono::seconds(30));
-  bool running();
-
- private:
-  pid_t pid_ = -1;
-  int out_ = -1;
-  int in_ = -1;
-  bool reaped_ = false;
-  int code_ = -1;
-  std::string buffer_;
-};
+// a followed by b.
+std::vector<std::string> Cat(std::vector<std::string> a, const std::vector<std::string>& b);
 
 // True if libordo (as linked into this test, and so into the binary) has the URL scheme.
 bool HasBackend(const std::string& scheme);

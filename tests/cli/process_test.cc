@@ -91,44 +91,47 @@ TEST_F(ProcessTest, ForwardsSignalsToTheGroup) {
   EXPECT_FALSE(outcome.lost);
 }
 
-TEST_F(ProcessTest, LossEscalatesFromTermToKill) {
-  int lost[2];
-  ASSERT_EQ(pipe2(lost, O_CLOEXEC), 0);
-  auto job = Job::Start(Spec(
-      {"sh", "-c", "trap '' TERM; echo >&" + ReadyFd() + "; while :; do sleep 0.05; done"}));
-  ASSERT_TRUE(job.ok());
-  AwaitReady();
-  ASSERT_EQ(write(lost[1], "x", 1), 1);
-  SuperviseOptions options;
-  options.lost_fd = lost[0];
-  options.kill_grace = 200ms;
+// A job that ignores SIGTERM, with its lease already reported lost.
+class LostLeaseTest : public ProcessTest {
+ protected:
+  void SetUp() override {
+    ProcessTest::SetUp();
+    ASSERT_EQ(pipe2(lost_, O_CLOEXEC), 0);
+    auto job = Job::Start(Spec(
+        {"sh", "-c", "trap '' TERM; echo >&" + ReadyFd() + "; while :; do sleep 0.05; done"}));
+    ASSERT_TRUE(job.ok());
+    job_ = std::move(*job);
+    AwaitReady();
+    ASSERT_EQ(write(lost_[1], "x", 1), 1);
+    options_.lost_fd = lost_[0];
+  }
+  void TearDown() override {
+    close(lost_[0]);
+    close(lost_[1]);
+    ProcessTest::TearDown();
+  }
+
+  int lost_[2] = {-1, -1};
+  std::unique_ptr<Job> job_;
+  SuperviseOptions options_;
+};
+
+TEST_F(LostLeaseTest, EscalatesFromTermToKill) {
+  options_.kill_grace = 200ms;
   const auto start = Clock::now();
-  const JobOutcome outcome = Supervise(**job, *signals_, options);
+  const JobOutcome outcome = Supervise(*job_, *signals_, options_);
   EXPECT_TRUE(outcome.lost);
   EXPECT_EQ(ExitCodeOf(outcome.wait_status), 128 + SIGKILL);
   EXPECT_GE(Clock::now() - start, 200ms);
-  close(lost[0]);
-  close(lost[1]);
 }
 
-TEST_F(ProcessTest, KillByShortensTheGrace) {
-  int lost[2];
-  ASSERT_EQ(pipe2(lost, O_CLOEXEC), 0);
-  auto job = Job::Start(Spec(
-      {"sh", "-c", "trap '' TERM; echo >&" + ReadyFd() + "; while :; do sleep 0.05; done"}));
-  ASSERT_TRUE(job.ok());
-  AwaitReady();
-  ASSERT_EQ(write(lost[1], "x", 1), 1);
-  SuperviseOptions options;
-  options.lost_fd = lost[0];
-  options.kill_grace = 60s;
+TEST_F(LostLeaseTest, KillByShortensTheGrace) {
+  options_.kill_grace = 60s;
   const auto start = Clock::now();
-  options.kill_by = [start] { return start + 300ms; };
-  const JobOutcome outcome = Supervise(**job, *signals_, options);
+  options_.kill_by = [start] { return start + 300ms; };
+  const JobOutcome outcome = Supervise(*job_, *signals_, options_);
   EXPECT_EQ(ExitCodeOf(outcome.wait_status), 128 + SIGKILL);
   EXPECT_LT(Clock::now() - start, 10s);
-  close(lost[0]);
-  close(lost[1]);
 }
 
 }  // namespace

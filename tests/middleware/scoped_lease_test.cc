@@ -56,29 +56,34 @@ TEST(ScopedLeaseTest, KeepAliveHoldsPastTheTtl) {
   ASSERT_TRUE(scoped->Release().ok());
 }
 
-// A Locker whose renewals fail as if the backend were unreachable; everything else is the real
-// inproc backend.
-class UnreachableRenewals final : public Locker {
+// The real inproc backend, with Renew left to the subclass (an unreachable or hung backend).
+class ForwardingLocker : public Locker {
  public:
-  explicit UnreachableRenewals(Locker& real) : real_(real) {}
+  explicit ForwardingLocker(Locker& real) : real_(real) {}
   Result<Lease> Acquire(const LockRequest& r) override { return real_.Acquire(r); }
-  Result<Lease> Renew(const Lease&, std::chrono::milliseconds) override {
-    renewals.fetch_add(1);
-    return UnavailableError("backend unreachable");
-  }
   Status Release(const Lease& l) override { return real_.Release(l); }
   Result<LockState> Describe(std::string_view n) override { return real_.Describe(n); }
   Result<std::vector<LockState>> List(std::string_view p, std::size_t l) override {
     return real_.List(p, l);
   }
-  Status Ping() override { return UnavailableError("down"); }
+  Status Ping() override { return real_.Ping(); }
   LockerTraits traits() const override { return real_.traits(); }
   FencedStore& fenced() override { return real_.fenced(); }
   VersionedStore& objects() override { return real_.objects(); }
-  std::atomic<int> renewals{0};
 
  private:
   Locker& real_;
+};
+
+// Renewals fail as if the backend were unreachable.
+class UnreachableRenewals final : public ForwardingLocker {
+ public:
+  using ForwardingLocker::ForwardingLocker;
+  Result<Lease> Renew(const Lease&, std::chrono::milliseconds) override {
+    renewals.fetch_add(1);
+    return UnavailableError("backend unreachable");
+  }
+  std::atomic<int> renewals{0};
 };
 
 TEST(ScopedLeaseTest, SelfFencesBeforeTheLeaseExpires) {
@@ -124,26 +129,16 @@ TEST(ScopedLeaseTest, ReportsLossWhenTheBackendSaysSo) {
   EXPECT_TRUE(scoped->lost());
 }
 
-// A Locker whose Renew hangs (a dead server that never answers) until the test lets it go.
-class HangingRenewals final : public Locker {
+// Renew hangs (a dead server that never answers) until the test lets it go.
+class HangingRenewals final : public ForwardingLocker {
  public:
-  explicit HangingRenewals(Locker& real) : real_(real) {}
+  using ForwardingLocker::ForwardingLocker;
   ~HangingRenewals() override { Unblock(); }
-  Result<Lease> Acquire(const LockRequest& r) override { return real_.Acquire(r); }
   Result<Lease> Renew(const Lease&, std::chrono::milliseconds) override {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return unblocked_; });
     return UnavailableError("timed out");
   }
-  Status Release(const Lease& l) override { return real_.Release(l); }
-  Result<LockState> Describe(std::string_view n) override { return real_.Describe(n); }
-  Result<std::vector<LockState>> List(std::string_view p, std::size_t l) override {
-    return real_.List(p, l);
-  }
-  Status Ping() override { return real_.Ping(); }
-  LockerTraits traits() const override { return real_.traits(); }
-  FencedStore& fenced() override { return real_.fenced(); }
-  VersionedStore& objects() override { return real_.objects(); }
   void Unblock() {
     std::lock_guard<std::mutex> lock(mu_);
     unblocked_ = true;
@@ -151,7 +146,6 @@ class HangingRenewals final : public Locker {
   }
 
  private:
-  Locker& real_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool unblocked_ = false;  // guarded by mu_
