@@ -28,8 +28,9 @@ Finished RunOrdo(const std::vector<std::string>& args) {
   auto ordo = StartOrdo(args);
   ordo->CloseStdin();  // a command that reads its stdin gets EOF, not a hang
   Finished f;
-  // ordo's outputs have no empty lines: an empty read is the end.
-  for (std::string line = ordo->ReadLine(); !line.empty(); line = ordo->ReadLine()) {
+  while (true) {
+    std::string line = ordo->ReadLine();
+    if (line.empty() && ordo->eof()) break;
     f.out += line + "\n";
   }
   f.code = ExitCode(ordo->Wait());
