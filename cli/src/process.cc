@@ -100,16 +100,26 @@ Result<std::unique_ptr<Job>> Job::Start(const JobSpec& spec) {
   // and the parent reads EOF.
   int report[2];
   if (pipe2(report, O_CLOEXEC) != 0) return InternalError(Errno("pipe2"));
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
-  if (pid < 0) {
-    const Status error = InternalError(Errno("fork"));
+  // The child waits for a byte on `go` before exec, so that the sentinel is in place before
+  // the job can start anything: were ordo killed in between, the job's first grandchildren
+  // would escape. EOF (ordo died first) makes the child give up.
+  int go[2];
+  if (pipe2(go, O_CLOEXEC) != 0) {
+    const Status error = InternalError(Errno("pipe2"));
     close(report[0]);
     close(report[1]);
     return error;
   }
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) {
+    const Status error = InternalError(Errno("fork"));
+    for (int fd : {report[0], report[1], go[0], go[1]}) close(fd);
+    return error;
+  }
   if (pid == 0) {
     close(report[0]);
+    close(go[1]);
     setpgid(0, 0);
     if (take_terminal) {
       sigset_t ttou;
@@ -122,6 +132,12 @@ Result<std::unique_ptr<Job>> Job::Start(const JobSpec& spec) {
     // signal will never come; getppid() then names someone else (init or a subreaper).
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent) _exit(128 + SIGKILL);
+    char byte;
+    ssize_t got;
+    do {
+      got = read(go[0], &byte, 1);
+    } while (got < 0 && errno == EINTR);
+    if (got != 1) _exit(128 + SIGKILL);
     sigprocmask(SIG_SETMASK, &spec.mask, nullptr);
     execvpe(argv[0], argv.data(), envp.data());
     const int error = errno;
@@ -129,18 +145,22 @@ Result<std::unique_ptr<Job>> Job::Start(const JobSpec& spec) {
     _exit(127);
   }
   close(report[1]);
+  close(go[0]);
   // Also done by the child; whichever runs first wins, so that Signal() never misses the group.
   setpgid(pid, pid);
+  std::unique_ptr<Job> job(new Job);
+  job->pid_ = pid;
+  job->took_terminal_ = take_terminal;
+  job->StartSentinel(go[1]);
+  const char byte = 'g';
+  WriteAll(go[1], &byte, 1);
+  close(go[1]);
   int exec_errno = 0;
   ssize_t n;
   do {
     n = read(report[0], &exec_errno, sizeof(exec_errno));
   } while (n < 0 && errno == EINTR);
   close(report[0]);
-
-  std::unique_ptr<Job> job(new Job);
-  job->pid_ = pid;
-  job->took_terminal_ = take_terminal;
   if (n == static_cast<ssize_t>(sizeof(exec_errno))) {
     while (waitpid(pid, &job->wait_status_, 0) < 0 && errno == EINTR) {
     }
@@ -151,7 +171,6 @@ Result<std::unique_ptr<Job>> Job::Start(const JobSpec& spec) {
     if (exec_errno == ENOENT || exec_errno == ENOTDIR) return NotFoundError(message);
     return InvalidArgumentError(message);
   }
-  job->StartSentinel();
   return job;
 }
 
@@ -161,7 +180,7 @@ Result<std::unique_ptr<Job>> Job::Start(const JobSpec& spec) {
 // normal exit ordo writes one byte first, which disarms it. Its mask, inherited from ordo's
 // main thread, blocks SIGTERM, SIGINT, SIGHUP and SIGQUIT, so a signal meant for ordo's own
 // group does not take it down first.
-void Job::StartSentinel() {
+void Job::StartSentinel(int close_in_sentinel) {
   int guard[2];
   if (pipe2(guard, O_CLOEXEC) != 0) {
     spdlog::warn("ordo: {}; the job's group will not be killed if ordo is", Errno("pipe2"));
@@ -171,6 +190,7 @@ void Job::StartSentinel() {
   const pid_t sentinel = fork();
   if (sentinel == 0) {
     close(guard[1]);
+    close(close_in_sentinel);
     char byte;
     ssize_t n;
     do {

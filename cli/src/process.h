@@ -93,7 +93,8 @@ class Job {
 
  private:
   Job() = default;
-  void StartSentinel();
+  // `close_in_sentinel`: a descriptor of ordo's the sentinel must not keep open.
+  void StartSentinel(int close_in_sentinel);
   void DisarmSentinel();
   void RestoreTerminal();
 
