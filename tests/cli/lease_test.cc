@@ -104,11 +104,11 @@ TEST_F(SqliteLeaseTest, LockJsonRoundTrip) {
 }
 
 TEST_F(SqliteLeaseTest, KeepAliveHoldsTheLockPastItsTtl) {
-  auto holder = StartOrdo({"run", "--backend", url_, "--ttl", "300ms", "--lock", "long", "--", "sh", "-c",
+  auto holder = StartOrdo({"run", "--backend", url_, "--ttl", "1s", "--lock", "long", "--", "sh", "-c",
                "echo ready; read x"});
   ASSERT_EQ(holder->ReadLine(), "ready");
   // The waiter would get the lock the moment the lease expired: renewals keep it alive.
-  EXPECT_EQ(RunOrdo({"run", "--backend", url_, "-w", "1.2", "--lock", "long", "--", "true"}).code,
+  EXPECT_EQ(RunOrdo({"run", "--backend", url_, "-w", "3", "--lock", "long", "--", "true"}).code,
             1);
   holder->WriteLine("x");
   EXPECT_EQ(ExitCode(holder->Wait()), 0);

@@ -13,6 +13,8 @@
 namespace ordo::testing {
 
 std::unique_ptr<Child> StartOrdo(const std::vector<std::string>& args) {
+  // A line written to an ordo that has already exited must fail the test, not kill it.
+  signal(SIGPIPE, SIG_IGN);
   std::vector<std::string> argv = {ORDO_BINARY};
   argv.insert(argv.end(), args.begin(), args.end());
   return std::make_unique<Child>(argv);
