@@ -45,3 +45,9 @@ separate_arguments(flag_list UNIX_COMMAND "${flags}")
 run(${CXX} ${flag_list} ${SOURCE_DIR}/examples/contract_check.cc -o ${WORK_DIR}/pc-check ${pc}
     -Wl,-rpath,${prefix}/lib)
 run(${WORK_DIR}/pc-check inproc:)
+
+# The installed ordo binary finds the installed libordo through its $ORIGIN-relative RUNPATH.
+run(${prefix}/bin/ordo --version)
+if(NOT EXISTS ${prefix}/share/man/man1/ordo.1)
+  message(FATAL_ERROR "the man page was not installed")
+endif()
