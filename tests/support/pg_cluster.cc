@@ -278,7 +278,9 @@ std::string PgCluster::Psql(const std::string& sql, std::string_view database) {
 }
 
 std::string PgCluster::Url(std::string_view strategy) const {
-  return UrlFor(kDatabase, "strategy=" + std::string(strategy));
+  // A generous connect timeout: sanitizer builds on a loaded 2-core CI machine can take seconds
+  // to get a backend forked, and a slow connect is not what these tests are about.
+  return UrlFor(kDatabase, "strategy=" + std::string(strategy) + "&connect_timeout=30");
 }
 
 std::string PgCluster::UrlFor(std::string_view database, std::string_view query) const {
