@@ -24,7 +24,8 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/examples -B ${WORK_DIR}/examples
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/examples)
 
 file(MAKE_DIRECTORY ${WORK_DIR}/flock ${WORK_DIR}/fcntl)
-set(urls "inproc:")
+set(urls "inproc:" "flock://${WORK_DIR}/flock" "fcntl://${WORK_DIR}/fcntl"
+         "sqlite://${WORK_DIR}/contract.db" "sqlite://${WORK_DIR}/contract.db?strategy=version")
 if(DEFINED ENV{ORDO_EXTRA_CONTRACT_URLS})
   list(APPEND urls $ENV{ORDO_EXTRA_CONTRACT_URLS})
 endif()
