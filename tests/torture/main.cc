@@ -4,6 +4,8 @@
 //   ordo-torture --backend URL --mode MODE [--duration 5s] [--workers 6] [--ttl 300ms] …
 //   ordo-torture check HISTORY.tsv…        re-check a kept history
 //   ordo-torture worker …  /  nemesis …    (started by the orchestrator)
+//   ordo-torture serve --backend URL --listen HOST:PORT   (the REST server, when there is no
+//                                          `ordo` binary to run `ordo serve` with)
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -14,6 +16,7 @@
 #include "checker.h"
 #include "history.h"
 #include "ordo/ordo.h"
+#include "ordo_http/server.h"
 #include "torture.h"
 
 namespace {
@@ -70,15 +73,19 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
 
   ordo::torture::RunOptions run;
-  std::string mode = "fenced-reads", duration = "5s", ttl = "300ms", wait = "3s",
+  std::vector<std::string> modes;
+  std::string duration = "5s", ttl = "300ms", wait = "3s",
               max_sleep = "400ms";
   bool no_nemesis = false;
-  app.add_option("--backend", run.backend,
+  app.add_option("--backend", run.backends,
                  "flock://, fcntl://, sqlite://[?strategy=], postgresql://[?strategy=], "
                  "http:// (shorthands: the run creates its own directory, database or server), "
-                 "or a full URL");
-  app.add_option("--mode", mode,
-                 "fenced-reads | strict | control-unfenced-writes | control-unfenced-reads");
+                 "or a full URL; repeat or separate with ',' for several")
+      ->delimiter(',');
+  app.add_option("--mode", modes,
+                 "fenced-reads | strict | control-unfenced-writes | control-unfenced-reads; "
+                 "repeat or separate with ',' for several (each backend runs in each mode)")
+      ->delimiter(',');
   app.add_option("--duration", duration, "how long the workers run (default 5s)");
   app.add_option("--workers", run.workers, "worker processes (default 6)");
   app.add_option("--ttl", ttl, "lease TTL (default 300ms)");
@@ -87,7 +94,9 @@ int main(int argc, char** argv) {
   app.add_option("--seed", run.seed, "random seed (default: random, printed)");
   app.add_option("--history-dir", run.history_dir, "keep the history here");
   app.add_flag("--no-nemesis", no_nemesis, "inject no faults");
-  app.add_option("--ordo", run.ordo_binary, "the ordo binary, for http:// runs");
+  app.add_option("--ordo", run.ordo_binary,
+                 "the ordo binary whose `serve` fronts http:// runs (default: the one built "
+                 "with this tree, else this binary's own `serve`)");
   app.add_option("--server-strategy", run.server_strategy,
                  "PostgreSQL strategy behind an http:// run (default cas)");
 
@@ -113,12 +122,14 @@ int main(int argc, char** argv) {
   nemesis_cmd->add_option("--history", nemesis.history)->required();
   nemesis_cmd->add_option("--seed", nemesis.seed);
   nemesis_cmd->add_option("--ttl", nemesis_ttl);
-  nemesis_cmd->add_option("--pg-ctl", nemesis.pg_ctl);
-  nemesis_cmd->add_option("--pg-data", nemesis.pg_data);
-  nemesis_cmd->add_option("--pg-log", nemesis.pg_log);
-  nemesis_cmd->add_option("--pg-opts", nemesis.pg_opts);
-  nemesis_cmd->add_option("--pg-user", nemesis.pg_user);
+  nemesis_cmd->add_flag("--restart-db", nemesis.restart_db);
   nemesis_cmd->add_flag("--kill-server", nemesis.kill_server);
+
+  // What `ordo serve` runs, for builds without the ordo binary.
+  auto* serve_cmd = app.add_subcommand("serve", "ordo::http::RunServer, as `ordo serve`");
+  ordo::http::ServeOptions serve;
+  serve_cmd->add_option("--backend", serve.backend_url)->required();
+  serve_cmd->add_option("--listen", serve.listen);
 
   auto* check_cmd = app.add_subcommand("check", "check kept history files");
   std::vector<std::string> files;
@@ -138,12 +149,19 @@ int main(int argc, char** argv) {
     return ordo::torture::RunNemesis(nemesis);
   }
   if (*check_cmd) return Check(files);
+  if (*serve_cmd) return ordo::http::RunServer(serve);
 
-  if (run.backend.empty()) {
+  if (run.backends.empty()) {
     std::fprintf(stderr, "ordo-torture: --backend is required\n%s", app.help().c_str());
     return 2;
   }
-  if (!ToMode(mode, run.mode) || !ToDuration(duration, run.duration) ||
+  if (modes.empty()) modes = {"fenced-reads"};
+  for (const auto& m : modes) {
+    Mode parsed;
+    if (!ToMode(m, parsed)) return 2;
+    run.modes.push_back(parsed);
+  }
+  if (!ToDuration(duration, run.duration) ||
       !ToDuration(ttl, run.ttl) || !ToDuration(wait, run.wait) ||
       !ToDuration(max_sleep, run.max_sleep)) {
     return 2;

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "checker.h"
 #include "history.h"
 #include "ordo/ordo.h"
+#include "pg_cluster.h"
 #include "process.h"
 #include "test_support.h"
 #include "torture.h"
@@ -32,6 +34,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
+
+// A run is extended until it has at least this many acknowledged writes.
+constexpr std::uint64_t kEnoughAcked = 5;
 
 std::string Ms(milliseconds d) { return std::to_string(d.count()) + "ms"; }
 
@@ -54,10 +59,20 @@ std::string QueryOf(std::string_view url) {
   return q == std::string_view::npos ? std::string() : std::string(url.substr(q));
 }
 
+using Cluster = ordo::testing::PgCluster;
+
+// What the runs of one invocation share: the PostgreSQL cluster, started on first need.
+struct Shared {
+  std::unique_ptr<Cluster> pg;
+};
+
+// One run: one backend, one mode, one report line.
 class Orchestrator {
  public:
-  explicit Orchestrator(const RunOptions& o) : o_(o) {
-    seed_ = o.seed != 0 ? o.seed : std::random_device{}() | 1;
+  Orchestrator(const RunOptions& o, std::string backend, Mode mode, int run, Shared& shared)
+      : o_(o), backend_(std::move(backend)), mode_(mode), run_(run), shared_(shared) {
+    seed_ = o.seed != 0 ? o.seed + static_cast<std::uint64_t>(run)
+                        : std::random_device{}() | 1;
     rng_.seed(seed_);
   }
 
@@ -70,18 +85,31 @@ class Orchestrator {
   }
 
   int Execute() {
+    const auto started = Clock::now();
     if (!Prepare()) return 2;
+    const auto prepared = Clock::now();
     std::fprintf(stderr, "ordo-torture: backend=%s mode=%s seed=%llu history=%s\n",
-                 Masked(worker_url_).c_str(), std::string(ModeName(o_.mode)).c_str(),
+                 Masked(worker_url_).c_str(), std::string(ModeName(mode_)).c_str(),
                  static_cast<unsigned long long>(seed_), dir_.c_str());
     main_history_ = std::make_unique<HistoryWriter>(dir_ + "/main.tsv", "main");
     BlockSignals();
     if (o_.nemesis) SpawnNemesis();
     workers_.resize(static_cast<std::size_t>(o_.workers));
     for (int slot = 0; slot < o_.workers; ++slot) SpawnWorker(slot);
-    const bool interrupted = !Loop(Clock::now() + o_.duration);
+    // The run lasts --duration, and is extended (up to three times that) while it has too few
+    // acknowledged writes to judge or, in a control mode, has not yet shown a violation: an
+    // outage can eat much of a short run, and the control must prove the test has teeth.
+    const auto limit = prepared + 3 * o_.duration;
+    bool interrupted = !Loop(prepared + o_.duration);
+    while (!interrupted && Clock::now() < limit && !Conclusive()) {
+      interrupted = !Loop(std::min(Clock::now() + milliseconds(500), limit));
+    }
+    const auto ran = Clock::now();
     Stop();
     const auto final_value = ReadFinal();
+    const auto secs = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
+    std::fprintf(stderr, "ordo-torture: setup %.1fs, run %.1fs, stop and final read %.1fs\n",
+                 secs(prepared - started), secs(ran - prepared), secs(Clock::now() - ran));
     if (final_value) {
       main_history_->Note(Fn::kFinal, Phase::kOk, *final_value, key_);
     } else {
@@ -116,24 +144,25 @@ class Orchestrator {
       if (mkdtemp(tmpl.data()) == nullptr) return Fail("mkdtemp failed");
       dir_ = tmpl;
     }
-    const std::string scheme = SchemeOf(o_.backend);
-    lock_ = "torture";
-    key_ = "counter";
-    if (!IsShorthand(o_.backend)) {
+    const std::string scheme = SchemeOf(backend_);
+    // Runs of one invocation may share a database: each has its own lock and key.
+    lock_ = "torture-" + std::to_string(run_);
+    key_ = "counter-" + std::to_string(run_);
+    if (!IsShorthand(backend_)) {
       // Someone else's backend: fresh names so earlier runs do not interfere.
       lock_ += "-" + std::to_string(getpid()) + "-" + std::to_string(seed_ % 100000);
       key_ += "-" + std::to_string(getpid()) + "-" + std::to_string(seed_ % 100000);
-      worker_url_ = direct_url_ = o_.backend;
+      worker_url_ = direct_url_ = backend_;
       return true;
     }
     if (scheme == "flock" || scheme == "fcntl") {
       const std::string locks = dir_ + "/locks";
       mkdir(locks.c_str(), 0755);
-      worker_url_ = direct_url_ = scheme + "://" + locks + QueryOf(o_.backend);
+      worker_url_ = direct_url_ = scheme + "://" + locks + QueryOf(backend_);
       return true;
     }
     if (scheme == "sqlite") {
-      worker_url_ = direct_url_ = "sqlite://" + dir_ + "/torture.db" + QueryOf(o_.backend);
+      worker_url_ = direct_url_ = "sqlite://" + dir_ + "/torture.db" + QueryOf(backend_);
       return true;
     }
     if (scheme == "postgresql" || scheme == "postgres" || scheme == "http") {
@@ -188,7 +217,7 @@ class Orchestrator {
     ++w.incarnation;
     const std::string name = "w" + std::to_string(slot) + "." + std::to_string(w.incarnation);
     std::vector<std::string> argv = {
-        o_.self, "worker", "--backend", worker_url_, "--mode", std::string(ModeName(o_.mode)),
+        o_.self, "worker", "--backend", worker_url_, "--mode", std::string(ModeName(mode_)),
         "--lock", lock_, "--key", key_, "--ttl", Ms(o_.ttl), "--wait", Ms(o_.wait),
         "--max-sleep", Ms(o_.max_sleep), "--history", dir_ + "/" + name + ".tsv",
         "--name", name, "--seed", std::to_string(rng_())};
@@ -205,8 +234,8 @@ class Orchestrator {
     while (true) {
       const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
       if (left.count() <= 0) return true;
-      pollfd p{sigfd_, POLLIN, 0};
-      poll(&p, 1, static_cast<int>(left.count()));
+      pollfd p[2] = {{sigfd_, POLLIN, 0}, {control_, POLLIN, 0}};
+      poll(p, control_ >= 0 ? 2 : 1, static_cast<int>(left.count()));
       signalfd_siginfo info{};
       bool interrupted = false;
       while (read(sigfd_, &info, sizeof(info)) == sizeof(info)) {
@@ -214,27 +243,57 @@ class Orchestrator {
       }
       Reap();
       if (interrupted) return false;
+      if (control_ >= 0 && (p[1].revents & (POLLIN | POLLHUP)) != 0) HandleNemesisRequest();
     }
   }
 
+  // "restart-db <down_ms>": crash the database, keep it down, start it, answer "db ok|fail".
+  void HandleNemesisRequest() {
+    int fd = -1;
+    auto msg = ReceiveWithFd(control_, &fd);
+    if (fd >= 0) close(fd);
+    if (!msg) {  // the nemesis died: go on without faults
+      close(control_);
+      control_ = -1;
+      return;
+    }
+    long down_ms = 0;
+    Cluster* pg = shared_.pg.get();
+    if (pg == nullptr || std::sscanf(msg->c_str(), "restart-db %ld", &down_ms) != 1) return;
+    bool ok = true;
+    const auto begun = Clock::now();
+    try {
+      pg->StopImmediate();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ordo-torture: database stop failed: %s\n", e.what());
+      ok = false;
+    }
+    WaitUntil([] { return false; }, milliseconds(down_ms));  // reaping and respawning meanwhile
+    try {
+      pg->Start();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ordo-torture: database start failed: %s\n", e.what());
+      ok = false;
+    }
+    std::fprintf(stderr, "ordo-torture: database restart (down %ldms) took %.1fs\n", down_ms,
+                 std::chrono::duration<double>(Clock::now() - begun).count());
+    SendWithFd(control_, ok ? "db ok" : "db fail", -1);
+  }
+
   void Reap() {
-    int status = 0;
-    pid_t pid;
-    while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-      if (pid == nemesis_pid_) {
-        nemesis_pid_ = -1;
-        continue;
-      }
-      if (pid == server_pid_) {
-        server_pid_ = -1;
-        if (!stopping_) SpawnServer();
-        continue;
-      }
-      for (std::size_t slot = 0; slot < workers_.size(); ++slot) {
-        if (workers_[slot].pid != pid) continue;
-        workers_[slot].pid = -1;
-        if (!stopping_) SpawnWorker(static_cast<int>(slot));
-      }
+    auto reaped = [](pid_t pid) {
+      int status = 0;
+      return pid > 0 && waitpid(pid, &status, WNOHANG) == pid;
+    };
+    if (reaped(nemesis_pid_)) nemesis_pid_ = -1;
+    if (reaped(server_pid_)) {
+      server_pid_ = -1;
+      if (!stopping_) SpawnServer();
+    }
+    for (std::size_t slot = 0; slot < workers_.size(); ++slot) {
+      if (!reaped(workers_[slot].pid)) continue;
+      workers_[slot].pid = -1;
+      if (!stopping_) SpawnWorker(static_cast<int>(slot));
     }
   }
 
@@ -324,14 +383,26 @@ class Orchestrator {
     return std::nullopt;
   }
 
-  int Report(bool interrupted) {
+  LoadedHistory LoadRunHistory() {
     std::vector<std::string> files;
     for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
       if (entry.path().extension() == ".tsv" && entry.path().filename() != "history.tsv") {
         files.push_back(entry.path().string());
       }
     }
-    LoadedHistory history = LoadHistory(files);
+    return LoadHistory(files);
+  }
+
+  // Whether the history so far (no final state yet) suffices: enough acknowledged writes, and
+  // in a control mode a violation that needs no final state (a lost update, a stale write).
+  bool Conclusive() {
+    const CheckResult r = Check(LoadRunHistory().events);
+    const auto no_final = r.by_kind.contains("no-final") ? r.by_kind.at("no-final") : 0;
+    return r.acked >= kEnoughAcked && (!IsControl(mode_) || r.violations > no_final);
+  }
+
+  int Report(bool interrupted) {
+    LoadedHistory history = LoadRunHistory();
     {
       FILE* merged = std::fopen((dir_ + "/history.tsv").c_str(), "w");
       if (merged != nullptr) {
@@ -343,7 +414,7 @@ class Orchestrator {
     std::printf(
         "torture backend=%s mode=%s ops=%llu acked=%llu refused=%llu pauses=%llu kills=%llu "
         "restarts=%llu violations=%llu\n",
-        Masked(worker_url_).c_str(), std::string(ModeName(o_.mode)).c_str(),
+        Masked(worker_url_).c_str(), std::string(ModeName(mode_)).c_str(),
         static_cast<unsigned long long>(r.ops), static_cast<unsigned long long>(r.acked),
         static_cast<unsigned long long>(r.refused), static_cast<unsigned long long>(r.pauses),
         static_cast<unsigned long long>(r.kills), static_cast<unsigned long long>(r.restarts),
@@ -363,8 +434,8 @@ class Orchestrator {
     for (const auto& example : r.examples) {
       std::fprintf(stderr, "ordo-torture:   %s\n", example.c_str());
     }
-    bool passed = IsControl(o_.mode) ? r.violations > 0 : r.violations == 0;
-    if (IsControl(o_.mode) && !passed) {
+    bool passed = IsControl(mode_) ? r.violations > 0 : r.violations == 0;
+    if (IsControl(mode_) && !passed) {
       std::fprintf(stderr,
                    "ordo-torture: FAIL: a control run found no violation, so this run could not "
                    "have caught one either\n");
@@ -385,6 +456,10 @@ class Orchestrator {
   }
 
   const RunOptions& o_;
+  const std::string backend_;
+  const Mode mode_;
+  const int run_;
+  Shared& shared_;
   std::uint64_t seed_ = 0;
   std::mt19937_64 rng_;
   std::string dir_;
@@ -406,10 +481,62 @@ class Orchestrator {
 };
 
 bool Orchestrator::PrepareDatabase(const std::string& scheme) {
-  return Fail(scheme + " runs need tests/support/pg_cluster, which is not merged yet");
+  if (shared_.pg == nullptr) {
+    try {
+      shared_.pg = std::make_unique<ordo::testing::PgCluster>();
+    } catch (const std::exception& e) {
+      return Fail(std::string("cannot start PostgreSQL: ") + e.what());
+    }
+    try {
+      // After a crash PostgreSQL fsyncs every file of the data directory before recovery:
+      // seconds on a disk shared with builds, which would make each restart an outage of that
+      // length. syncfs(2) makes the same guarantee in one call. fsync itself stays on.
+      shared_.pg->Psql("ALTER SYSTEM SET recovery_init_sync_method = 'syncfs'");
+      shared_.pg->Psql("SELECT pg_reload_conf()");
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ordo-torture: keeping the default recovery sync: %s\n", e.what());
+    }
+  }
+  Cluster& pg = *shared_.pg;
+  nemesis_args_ = {"--restart-db"};
+  if (scheme != "http") {
+    auto url = ParseBackendUrl(backend_);
+    const std::string strategy = url.ok() ? url->QueryOr("strategy", "cas") : "cas";
+    worker_url_ = direct_url_ = pg.Url(strategy);
+    return true;
+  }
+  // http://: an `ordo serve` in front of the cluster; the nemesis kills it too.
+  direct_url_ = pg.Url(o_.server_strategy);
+  server_listen_ = "127.0.0.1:" + std::to_string(ordo::testing::FreeLoopbackPort());
+  worker_url_ = "http://" + server_listen_;
+  nemesis_args_.push_back("--kill-server");
+  if (!SpawnServer()) return Fail("cannot start " + o_.ordo_binary);
+  // Wait (bounded) until it answers, so that the run does not start with an outage.
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (Clock::now() < deadline) {
+    auto locker = Open(worker_url_);
+    if (locker.ok() && (*locker)->Ping().ok()) return true;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return Fail("ordo serve on " + server_listen_ + " did not become ready; see " + dir_ +
+              "/processes.log");
 }
 
-bool Orchestrator::SpawnServer() { return false; }
+bool Orchestrator::SpawnServer() {
+  ++server_incarnation_;
+  // `ordo serve` when it is built; otherwise this binary's `serve`, which runs the same
+  // ordo::http::RunServer.
+  std::vector<std::string> argv = {o_.ordo_binary.empty() ? o_.self : o_.ordo_binary, "serve",
+                                   "--backend", direct_url_, "--listen", server_listen_};
+  server_pid_ = Spawn(argv, -1, dir_ + "/processes.log");
+  if (server_pid_ < 0) return false;
+  if (main_history_) {
+    main_history_->Note(Fn::kSpawn, Phase::kOk, server_pid_,
+                        "server s" + std::to_string(server_incarnation_));
+  }
+  SendTarget("server", "s" + std::to_string(server_incarnation_), server_pid_);
+  return true;
+}
 
 }  // namespace
 
@@ -436,8 +563,16 @@ std::optional<Mode> ParseMode(std::string_view name) {
 }
 
 int RunTorture(const RunOptions& options) {
-  Orchestrator orchestrator(options);
-  return orchestrator.Execute();
+  Shared shared;
+  int worst = 0;
+  int run = 0;
+  for (const std::string& backend : options.backends) {
+    for (Mode mode : options.modes) {
+      Orchestrator orchestrator(options, backend, mode, run++, shared);
+      worst = std::max(worst, orchestrator.Execute());
+    }
+  }
+  return worst;
 }
 
 }  // namespace ordo::torture

@@ -6,8 +6,9 @@
 //     lease), write counter+1 with their token, release — logging every invocation and
 //     completion to a history;
 //   - one nemesis process (`nemesis` mode) that pauses workers with SIGSTOP past their TTL,
-//     kills them with SIGKILL (the orchestrator starts replacements), restarts the PostgreSQL
-//     server with `pg_ctl stop -m immediate` and kills the `ordo serve` process of http runs;
+//     kills them with SIGKILL (the orchestrator starts replacements), crash-restarts the
+//     PostgreSQL server (`pg_ctl stop -m immediate`, then start) and kills the `ordo serve`
+//     process of http runs (the orchestrator restarts it);
 //   - for postgresql:// and http:// runs, a throwaway PostgreSQL cluster and `ordo serve`.
 // When the time is up it stops everything, reads the final counter, and hands the merged
 // history to the checker (checker.h), which prints one report line.
@@ -19,6 +20,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace ordo::torture {
 
@@ -58,16 +60,15 @@ struct WorkerOptions {
 int RunWorker(const WorkerOptions& options);
 
 struct NemesisOptions {
-  int control_fd = -1;  // SOCK_SEQPACKET: "worker <name>" / "server <name>" + a pidfd each
+  // SOCK_SEQPACKET to the orchestrator. In: "worker <name>" / "server <name>", each with a
+  // pidfd; "db ok|fail" after a restart. Out: "restart-db <down_ms>".
+  int control_fd = -1;
   std::string history;
   std::uint64_t seed = 0;
   std::chrono::milliseconds ttl{300};
-  // PostgreSQL restarts: `<pg_ctl> stop -D <pg_data> -m immediate`, then `start`. Empty: none.
-  std::string pg_ctl;
-  std::string pg_data;
-  std::string pg_log;
-  std::string pg_opts;  // passed to `pg_ctl start -o` (port, socket directory, …)
-  std::string pg_user;  // run pg_ctl as this user (PostgreSQL refuses to run as root); empty: us
+  // Crash-restart the database: the nemesis decides when and for how long; the orchestrator,
+  // which owns the PostgreSQL cluster, runs `pg_ctl stop -m immediate` and `pg_ctl start`.
+  bool restart_db = false;
   bool kill_server = false;
 };
 
@@ -76,8 +77,11 @@ struct NemesisOptions {
 int RunNemesis(const NemesisOptions& options);
 
 struct RunOptions {
-  std::string backend;       // flock://, sqlite://[?strategy=], postgresql://[?strategy=], http://
-  Mode mode = Mode::kFencedReads;
+  // Each backend is run in each mode, one after the other (runs on PostgreSQL share one
+  // cluster). flock://, fcntl://, sqlite://[?strategy=], postgresql://[?strategy=] and http://
+  // are shorthands: the run makes its own directory, database file, cluster or server.
+  std::vector<std::string> backends;
+  std::vector<Mode> modes;
   std::chrono::milliseconds duration{5000};
   int workers = 6;
   std::chrono::milliseconds ttl{300};
@@ -91,8 +95,9 @@ struct RunOptions {
   std::string server_strategy = "cas";  // the PostgreSQL strategy behind an http run
 };
 
-// Runs one torture run and prints its report line. Returns 0 when the run passed: no violation
-// in a safe mode, at least one in a control mode. 1 when it failed, 2 when it could not run.
+// Runs every backend in every mode, printing one report line per run. Returns 0 when every run
+// passed: no violation in a safe mode, at least one in a control mode; 1 when one failed; 2
+// when one could not run.
 int RunTorture(const RunOptions& options);
 
 }  // namespace ordo::torture
