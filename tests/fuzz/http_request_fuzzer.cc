@@ -57,19 +57,9 @@ std::string Printable(std::string_view text) {
   return out;
 }
 
+// For a path segment or a query value.
 std::string PercentEncode(std::string_view text) {
-  static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == ':') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    }
-  }
-  return out;
+  return httplib::detail::encode_query_param(std::string(text));
 }
 
 }  // namespace

@@ -51,7 +51,7 @@ std::string CodeOf(const Status& s) { return std::string(StatusCodeName(s.code()
 
 class Worker {
  public:
-  Worker(const WorkerOptions& o) : o_(o), history_(o.history, o.name), rng_(o.seed) {}
+  explicit Worker(const WorkerOptions& o) : o_(o), history_(o.history, o.name), rng_(o.seed) {}
 
   int Run() {
     while (!g_stop) {
