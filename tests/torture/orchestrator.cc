@@ -1,0 +1,578 @@
+// The orchestrator: sets the backend up, starts workers and the nemesis, restarts what the
+// nemesis kills, stops everything, reads the final state and runs the checker.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "checker.h"
+#include "history.h"
+#include "ordo/ordo.h"
+#include "pg_cluster.h"
+#include "process.h"
+#include "test_support.h"
+#include "torture.h"
+
+namespace ordo::torture {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// A run is extended until it has at least this many acknowledged writes.
+constexpr std::uint64_t kEnoughAcked = 5;
+
+std::string Ms(milliseconds d) { return std::to_string(d.count()) + "ms"; }
+
+std::string SchemeOf(std::string_view url) {
+  const auto colon = url.find(':');
+  return std::string(url.substr(0, colon == std::string_view::npos ? 0 : colon));
+}
+
+// "flock://" and "sqlite://?strategy=cas" are shorthands: the run makes its own directory or
+// database file. A URL with a path or host is used as given.
+bool IsShorthand(std::string_view url) {
+  const std::string scheme = SchemeOf(url);
+  std::string_view rest = url.substr(scheme.size() + 1);
+  if (rest.starts_with("//")) rest.remove_prefix(2);
+  return rest.empty() || rest.front() == '?';
+}
+
+std::string QueryOf(std::string_view url) {
+  const auto q = url.find('?');
+  return q == std::string_view::npos ? std::string() : std::string(url.substr(q));
+}
+
+using Cluster = ordo::testing::PgCluster;
+
+// What the runs of one invocation share: the PostgreSQL cluster, started on first need.
+struct Shared {
+  std::unique_ptr<Cluster> pg;
+};
+
+// One run: one backend, one mode, one report line.
+class Orchestrator {
+ public:
+  Orchestrator(const RunOptions& o, std::string backend, Mode mode, int run, Shared& shared)
+      : o_(o), backend_(std::move(backend)), mode_(mode), run_(run), shared_(shared) {
+    seed_ = o.seed != 0 ? o.seed + static_cast<std::uint64_t>(run)
+                        : std::random_device{}() | 1;
+    rng_.seed(seed_);
+  }
+
+  ~Orchestrator() {
+    for (auto& w : workers_) {
+      if (w.pidfd >= 0) close(w.pidfd);
+    }
+    if (control_ >= 0) close(control_);
+    if (sigfd_ >= 0) close(sigfd_);
+  }
+
+  int Execute() {
+    const auto started = Clock::now();
+    if (!Prepare()) return 2;
+    const auto prepared = Clock::now();
+    std::fprintf(stderr, "ordo-torture: backend=%s mode=%s seed=%llu history=%s\n",
+                 Masked(worker_url_).c_str(), std::string(ModeName(mode_)).c_str(),
+                 static_cast<unsigned long long>(seed_), dir_.c_str());
+    main_history_ = std::make_unique<HistoryWriter>(dir_ + "/main.tsv", "main");
+    BlockSignals();
+    if (o_.nemesis) SpawnNemesis();
+    workers_.resize(static_cast<std::size_t>(o_.workers));
+    for (int slot = 0; slot < o_.workers; ++slot) SpawnWorker(slot);
+    // The run lasts --duration, and is extended (up to three times that) while it has too few
+    // acknowledged writes to judge or, in a control mode, has not yet shown a violation: an
+    // outage can eat much of a short run, and the control must prove the test has teeth.
+    const auto limit = prepared + 3 * o_.duration;
+    bool interrupted = !Loop(prepared + o_.duration);
+    while (!interrupted && Clock::now() < limit && !Conclusive()) {
+      interrupted = !Loop(std::min(Clock::now() + milliseconds(500), limit));
+    }
+    const auto ran = Clock::now();
+    Stop();
+    const auto final_value = ReadFinal();
+    const auto secs = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
+    std::fprintf(stderr, "ordo-torture: setup %.1fs, run %.1fs, stop and final read %.1fs\n",
+                 secs(prepared - started), secs(ran - prepared), secs(Clock::now() - ran));
+    if (final_value) {
+      main_history_->Note(Fn::kFinal, Phase::kOk, *final_value, key_);
+    } else {
+      main_history_->Note(Fn::kFinal, Phase::kFail, -1, "final state unreadable");
+    }
+    main_history_.reset();
+    return Report(interrupted);
+  }
+
+ private:
+  struct WorkerSlot {
+    pid_t pid = -1;
+    int pidfd = -1;
+    int incarnation = 0;
+  };
+
+  static std::string Masked(const std::string& url) {
+    auto parsed = ParseBackendUrl(url);
+    return parsed.ok() ? parsed->Masked() : url;
+  }
+
+  bool Prepare() {
+    if (!o_.history_dir.empty()) {
+      dir_ = o_.history_dir;
+      std::error_code ec;
+      std::filesystem::create_directories(dir_, ec);
+      keep_dir_ = true;
+    } else {
+      const char* base = std::getenv("TMPDIR");
+      std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") +
+                         "/ordo-torture-XXXXXX";
+      if (mkdtemp(tmpl.data()) == nullptr) return Fail("mkdtemp failed");
+      dir_ = tmpl;
+    }
+    const std::string scheme = SchemeOf(backend_);
+    // Runs of one invocation may share a database: each has its own lock and key.
+    lock_ = "torture-" + std::to_string(run_);
+    key_ = "counter-" + std::to_string(run_);
+    if (!IsShorthand(backend_)) {
+      // Someone else's backend: fresh names so earlier runs do not interfere.
+      lock_ += "-" + std::to_string(getpid()) + "-" + std::to_string(seed_ % 100000);
+      key_ += "-" + std::to_string(getpid()) + "-" + std::to_string(seed_ % 100000);
+      worker_url_ = direct_url_ = backend_;
+      return true;
+    }
+    if (scheme == "flock" || scheme == "fcntl") {
+      const std::string locks = dir_ + "/locks";
+      mkdir(locks.c_str(), 0755);
+      worker_url_ = direct_url_ = scheme + "://" + locks + QueryOf(backend_);
+      return true;
+    }
+    if (scheme == "sqlite") {
+      worker_url_ = direct_url_ = "sqlite://" + dir_ + "/torture.db" + QueryOf(backend_);
+      return true;
+    }
+    if (scheme == "postgresql" || scheme == "postgres" || scheme == "http") {
+      return PrepareDatabase(scheme);
+    }
+    return Fail("ordo-torture cannot set up a " + scheme + ": backend by itself; give a full URL");
+  }
+
+  bool PrepareDatabase(const std::string& scheme);
+
+  bool Fail(const std::string& why) {
+    std::fprintf(stderr, "ordo-torture: %s\n", why.c_str());
+    return false;
+  }
+
+  void BlockSignals() {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigprocmask(SIG_BLOCK, &set, nullptr);
+    sigfd_ = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    signal(SIGPIPE, SIG_IGN);
+  }
+
+  void SpawnNemesis() {
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) return;
+    std::vector<std::string> argv = {o_.self, "nemesis", "--control-fd", "3",
+                                     "--history", dir_ + "/nemesis.tsv",
+                                     "--seed", std::to_string(seed_ + 1),
+                                     "--ttl", Ms(o_.ttl)};
+    for (const auto& a : nemesis_args_) argv.push_back(a);
+    nemesis_pid_ = Spawn(argv, sv[1], dir_ + "/processes.log");
+    close(sv[1]);
+    control_ = sv[0];
+    if (server_pid_ > 0) SendTarget("server", "s" + std::to_string(server_incarnation_),
+                                    server_pid_);
+  }
+
+  void SendTarget(const std::string& kind, const std::string& name, pid_t pid) {
+    if (control_ < 0) return;
+    const int pidfd = OpenPidfd(pid);
+    if (pidfd < 0) return;
+    SendWithFd(control_, kind + " " + name, pidfd);
+    close(pidfd);
+  }
+
+  void SpawnWorker(int slot) {
+    WorkerSlot& w = workers_[static_cast<std::size_t>(slot)];
+    ++w.incarnation;
+    const std::string name = "w" + std::to_string(slot) + "." + std::to_string(w.incarnation);
+    std::vector<std::string> argv = {
+        o_.self, "worker", "--backend", worker_url_, "--mode", std::string(ModeName(mode_)),
+        "--lock", lock_, "--key", key_, "--ttl", Ms(o_.ttl), "--wait", Ms(o_.wait),
+        "--max-sleep", Ms(o_.max_sleep), "--history", dir_ + "/" + name + ".tsv",
+        "--name", name, "--seed", std::to_string(rng_())};
+    w.pid = Spawn(argv, -1, dir_ + "/processes.log");
+    if (w.pid < 0) return;
+    main_history_->Note(Fn::kSpawn, Phase::kOk, w.pid, name);
+    SendTarget("worker", name, w.pid);
+  }
+
+  bool SpawnServer();
+
+  // Runs until `deadline`; false when interrupted by SIGINT/SIGTERM.
+  bool Loop(Clock::time_point deadline) {
+    while (true) {
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) return true;
+      pollfd p[2] = {{sigfd_, POLLIN, 0}, {control_, POLLIN, 0}};
+      poll(p, control_ >= 0 ? 2 : 1, static_cast<int>(left.count()));
+      signalfd_siginfo info{};
+      bool interrupted = false;
+      while (read(sigfd_, &info, sizeof(info)) == sizeof(info)) {
+        if (info.ssi_signo == SIGINT || info.ssi_signo == SIGTERM) interrupted = true;
+      }
+      Reap();
+      if (interrupted) return false;
+      if (control_ >= 0 && (p[1].revents & (POLLIN | POLLHUP)) != 0) HandleNemesisRequest();
+    }
+  }
+
+  // "restart-db <down_ms>": crash the database, keep it down, start it, answer "db ok|fail".
+  void HandleNemesisRequest() {
+    int fd = -1;
+    auto msg = ReceiveWithFd(control_, &fd);
+    if (fd >= 0) close(fd);
+    if (!msg) {  // the nemesis died: go on without faults
+      close(control_);
+      control_ = -1;
+      return;
+    }
+    long down_ms = 0;
+    Cluster* pg = shared_.pg.get();
+    if (pg == nullptr || std::sscanf(msg->c_str(), "restart-db %ld", &down_ms) != 1) return;
+    bool ok = true;
+    const auto begun = Clock::now();
+    try {
+      pg->StopImmediate();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ordo-torture: database stop failed: %s\n", e.what());
+      ok = false;
+    }
+    WaitUntil([] { return false; }, milliseconds(down_ms));  // reaping and respawning meanwhile
+    try {
+      pg->Start();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ordo-torture: database start failed: %s\n", e.what());
+      ok = false;
+    }
+    std::fprintf(stderr, "ordo-torture: database restart (down %ldms) took %.1fs\n", down_ms,
+                 std::chrono::duration<double>(Clock::now() - begun).count());
+    SendWithFd(control_, ok ? "db ok" : "db fail", -1);
+  }
+
+  void Reap() {
+    auto reaped = [](pid_t pid) {
+      int status = 0;
+      return pid > 0 && waitpid(pid, &status, WNOHANG) == pid;
+    };
+    if (reaped(nemesis_pid_)) nemesis_pid_ = -1;
+    if (reaped(server_pid_)) {
+      server_pid_ = -1;
+      if (!stopping_) SpawnServer();
+    }
+    for (std::size_t slot = 0; slot < workers_.size(); ++slot) {
+      if (!reaped(workers_[slot].pid)) continue;
+      workers_[slot].pid = -1;
+      if (!stopping_) SpawnWorker(static_cast<int>(slot));
+    }
+  }
+
+  // Waits until `done()` or the timeout, reaping children meanwhile.
+  template <typename Pred>
+  bool WaitUntil(Pred done, milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (!done()) {
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) return false;
+      pollfd p{sigfd_, POLLIN, 0};
+      poll(&p, 1, static_cast<int>(std::min<long>(left.count(), 100)));
+      signalfd_siginfo info{};
+      while (read(sigfd_, &info, sizeof(info)) == sizeof(info)) {
+      }
+      Reap();
+    }
+    return true;
+  }
+
+  void Stop() {
+    stopping_ = true;
+    // The nemesis resumes what it paused and starts the database again before it exits.
+    if (control_ >= 0) {
+      close(control_);
+      control_ = -1;
+    }
+    if (nemesis_pid_ > 0 && !WaitUntil([&] { return nemesis_pid_ < 0; }, milliseconds(60'000))) {
+      kill(nemesis_pid_, SIGKILL);
+    }
+    // Workers finish the step they are in, release and exit; those still busy after a while
+    // are killed (their last operation is then of unknown outcome, as the checker assumes).
+    for (auto& w : workers_) {
+      if (w.pid > 0) {
+        kill(w.pid, SIGCONT);
+        kill(w.pid, SIGTERM);
+      }
+    }
+    auto all_gone = [&] {
+      for (auto& w : workers_) {
+        if (w.pid > 0) return false;
+      }
+      return true;
+    };
+    if (!WaitUntil(all_gone, milliseconds(1500))) {
+      for (auto& w : workers_) {
+        if (w.pid > 0) kill(w.pid, SIGKILL);
+      }
+      WaitUntil(all_gone, milliseconds(10'000));
+    }
+    // A server that is still answering a killed worker's request could apply it after the
+    // final read; stop it first.
+    if (server_pid_ > 0) {
+      kill(server_pid_, SIGTERM);
+      if (!WaitUntil([&] { return server_pid_ < 0; }, milliseconds(5000))) {
+        kill(server_pid_, SIGKILL);
+        WaitUntil([&] { return server_pid_ < 0; }, milliseconds(5000));
+      }
+    }
+  }
+
+  // The counter as the store holds it after the run, read directly from the backend (for http
+  // runs: from the PostgreSQL behind the server).
+  std::optional<std::int64_t> ReadFinal() {
+    const auto deadline = Clock::now() + std::chrono::seconds(30);
+    std::string last_error;
+    while (Clock::now() < deadline) {
+      auto locker = Open(direct_url_);
+      if (locker.ok()) {
+        auto value = (*locker)->fenced().Read(key_);
+        if (value.ok()) {
+          std::int64_t v = 0;
+          const std::string& d = value->data;
+          const auto [end, ec] = std::from_chars(d.data(), d.data() + d.size(), v);
+          if (ec == std::errc() && end == d.data() + d.size()) return v;
+          last_error = "unparsable counter '" + d + "'";
+          break;
+        }
+        if (value.status().code() == StatusCode::kNotFound) return 0;
+        last_error = value.status().ToString();
+      } else {
+        last_error = locker.status().ToString();
+      }
+      std::this_thread::sleep_for(milliseconds(200));  // the backend is coming back up
+    }
+    std::fprintf(stderr, "ordo-torture: cannot read the final state: %s\n", last_error.c_str());
+    return std::nullopt;
+  }
+
+  LoadedHistory LoadRunHistory() {
+    std::vector<std::string> files;
+    for (const auto& entry : std::filesystem::directory_iterator(dir_)) {
+      if (entry.path().extension() == ".tsv" && entry.path().filename() != "history.tsv") {
+        files.push_back(entry.path().string());
+      }
+    }
+    return LoadHistory(files);
+  }
+
+  // Whether the history so far (no final state yet) suffices: enough acknowledged writes, and
+  // in a control mode a violation that needs no final state (a lost update, a stale write).
+  bool Conclusive() {
+    const CheckResult r = Check(LoadRunHistory().events);
+    const auto no_final = r.by_kind.contains("no-final") ? r.by_kind.at("no-final") : 0;
+    return r.acked >= kEnoughAcked && (!IsControl(mode_) || r.violations > no_final);
+  }
+
+  int Report(bool interrupted) {
+    LoadedHistory history = LoadRunHistory();
+    {
+      FILE* merged = std::fopen((dir_ + "/history.tsv").c_str(), "w");
+      if (merged != nullptr) {
+        for (const Event& e : history.events) std::fputs(FormatEvent(e).c_str(), merged);
+        std::fclose(merged);
+      }
+    }
+    const CheckResult r = Check(history.events);
+    std::printf(
+        "torture backend=%s mode=%s ops=%llu acked=%llu refused=%llu pauses=%llu kills=%llu "
+        "restarts=%llu violations=%llu\n",
+        Masked(worker_url_).c_str(), std::string(ModeName(mode_)).c_str(),
+        static_cast<unsigned long long>(r.ops), static_cast<unsigned long long>(r.acked),
+        static_cast<unsigned long long>(r.refused), static_cast<unsigned long long>(r.pauses),
+        static_cast<unsigned long long>(r.kills), static_cast<unsigned long long>(r.restarts),
+        static_cast<unsigned long long>(r.violations));
+    std::fflush(stdout);
+    std::fprintf(stderr,
+                 "ordo-torture: grants=%llu unknown-writes=%llu reads-refused=%llu final=%lld "
+                 "malformed-lines=%zu\n",
+                 static_cast<unsigned long long>(r.grants),
+                 static_cast<unsigned long long>(r.unknown),
+                 static_cast<unsigned long long>(r.reads_refused),
+                 static_cast<long long>(r.final_value.value_or(-1)), history.malformed);
+    for (const auto& [kind, n] : r.by_kind) {
+      std::fprintf(stderr, "ordo-torture: %llu x %s\n", static_cast<unsigned long long>(n),
+                   kind.c_str());
+    }
+    for (const auto& example : r.examples) {
+      std::fprintf(stderr, "ordo-torture:   %s\n", example.c_str());
+    }
+    bool passed = IsControl(mode_) ? r.violations > 0 : r.violations == 0;
+    if (IsControl(mode_) && !passed) {
+      std::fprintf(stderr,
+                   "ordo-torture: FAIL: a control run found no violation, so this run could not "
+                   "have caught one either\n");
+    }
+    if (r.acked == 0) {
+      std::fprintf(stderr, "ordo-torture: FAIL: no write was acknowledged; nothing was tested\n");
+      passed = false;
+    }
+    if (!r.final_value) passed = false;
+    if (interrupted) passed = false;
+    if (passed && !keep_dir_) {
+      std::error_code ec;
+      std::filesystem::remove_all(dir_, ec);
+    } else {
+      std::fprintf(stderr, "ordo-torture: history kept in %s/history.tsv\n", dir_.c_str());
+    }
+    return passed ? 0 : 1;
+  }
+
+  const RunOptions& o_;
+  const std::string backend_;
+  const Mode mode_;
+  const int run_;
+  Shared& shared_;
+  std::uint64_t seed_ = 0;
+  std::mt19937_64 rng_;
+  std::string dir_;
+  bool keep_dir_ = false;
+  std::string lock_;
+  std::string key_;
+  std::string worker_url_;  // what the workers open
+  std::string direct_url_;  // where the final state is read
+  std::vector<std::string> nemesis_args_;
+  std::unique_ptr<HistoryWriter> main_history_;
+  std::vector<WorkerSlot> workers_;
+  pid_t nemesis_pid_ = -1;
+  int control_ = -1;
+  int sigfd_ = -1;
+  bool stopping_ = false;
+  pid_t server_pid_ = -1;
+  int server_incarnation_ = 0;
+  std::string server_listen_;
+};
+
+bool Orchestrator::PrepareDatabase(const std::string& scheme) {
+  if (shared_.pg == nullptr) {
+    try {
+      shared_.pg = std::make_unique<ordo::testing::PgCluster>();
+    } catch (const std::exception& e) {
+      return Fail(std::string("cannot start PostgreSQL: ") + e.what());
+    }
+    try {
+      // After a crash PostgreSQL fsyncs every file of the data directory before recovery:
+      // seconds on a disk shared with builds, which would make each restart an outage of that
+      // length. syncfs(2) makes the same guarantee in one call. fsync itself stays on.
+      shared_.pg->Psql("ALTER SYSTEM SET recovery_init_sync_method = 'syncfs'");
+      shared_.pg->Psql("SELECT pg_reload_conf()");
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ordo-torture: keeping the default recovery sync: %s\n", e.what());
+    }
+  }
+  Cluster& pg = *shared_.pg;
+  nemesis_args_ = {"--restart-db"};
+  if (scheme != "http") {
+    auto url = ParseBackendUrl(backend_);
+    const std::string strategy = url.ok() ? url->QueryOr("strategy", "cas") : "cas";
+    worker_url_ = direct_url_ = pg.Url(strategy);
+    return true;
+  }
+  // http://: an `ordo serve` in front of the cluster; the nemesis kills it too.
+  direct_url_ = pg.Url(o_.server_strategy);
+  server_listen_ = "127.0.0.1:" + std::to_string(ordo::testing::FreeLoopbackPort());
+  worker_url_ = "http://" + server_listen_;
+  nemesis_args_.push_back("--kill-server");
+  if (!SpawnServer()) return Fail("cannot start " + o_.ordo_binary);
+  // Wait (bounded) until it answers, so that the run does not start with an outage.
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  while (Clock::now() < deadline) {
+    auto locker = Open(worker_url_);
+    if (locker.ok() && (*locker)->Ping().ok()) return true;
+    std::this_thread::sleep_for(milliseconds(50));
+  }
+  return Fail("ordo serve on " + server_listen_ + " did not become ready; see " + dir_ +
+              "/processes.log");
+}
+
+bool Orchestrator::SpawnServer() {
+  ++server_incarnation_;
+  // `ordo serve` when it is built; otherwise this binary's `serve`, which runs the same
+  // ordo::http::RunServer.
+  std::vector<std::string> argv = {o_.ordo_binary.empty() ? o_.self : o_.ordo_binary, "serve",
+                                   "--backend", direct_url_, "--listen", server_listen_};
+  server_pid_ = Spawn(argv, -1, dir_ + "/processes.log");
+  if (server_pid_ < 0) return false;
+  if (main_history_) {
+    main_history_->Note(Fn::kSpawn, Phase::kOk, server_pid_,
+                        "server s" + std::to_string(server_incarnation_));
+  }
+  SendTarget("server", "s" + std::to_string(server_incarnation_), server_pid_);
+  return true;
+}
+
+}  // namespace
+
+std::string_view ModeName(Mode mode) {
+  switch (mode) {
+    case Mode::kFencedReads:
+      return "fenced-reads";
+    case Mode::kStrict:
+      return "strict";
+    case Mode::kControlUnfencedWrites:
+      return "control-unfenced-writes";
+    case Mode::kControlUnfencedReads:
+      return "control-unfenced-reads";
+  }
+  return "?";
+}
+
+std::optional<Mode> ParseMode(std::string_view name) {
+  for (Mode m : {Mode::kFencedReads, Mode::kStrict, Mode::kControlUnfencedWrites,
+                 Mode::kControlUnfencedReads}) {
+    if (ModeName(m) == name) return m;
+  }
+  return std::nullopt;
+}
+
+int RunTorture(const RunOptions& options) {
+  Shared shared;
+  int worst = 0;
+  int run = 0;
+  for (const std::string& backend : options.backends) {
+    for (Mode mode : options.modes) {
+      Orchestrator orchestrator(options, backend, mode, run++, shared);
+      worst = std::max(worst, orchestrator.Execute());
+    }
+  }
+  return worst;
+}
+
+}  // namespace ordo::torture

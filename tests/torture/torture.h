@@ -1,0 +1,105 @@
+// ordo-torture: a Jepsen-style fault-injection test of ordo's locks and fenced stores.
+//
+// One run is an orchestrator process that starts
+//   - K worker processes (this binary, `worker` mode) that loop: acquire a short lease, read a
+//     counter from the backend's FencedStore, sleep a random while (so some outlive their
+//     lease), write counter+1 with their token, release — logging every invocation and
+//     completion to a history;
+//   - one nemesis process (`nemesis` mode) that pauses workers with SIGSTOP past their TTL,
+//     kills them with SIGKILL (the orchestrator starts replacements), crash-restarts the
+//     PostgreSQL server (`pg_ctl stop -m immediate`, then start) and kills the `ordo serve`
+//     process of http runs (the orchestrator restarts it);
+//   - for postgresql:// and http:// runs, a throwaway PostgreSQL cluster and `ordo serve`.
+// When the time is up it stops everything, reads the final counter, and hands the merged
+// history to the checker (checker.h), which prints one report line.
+#ifndef ORDO_TESTS_TORTURE_TORTURE_H_
+#define ORDO_TESTS_TORTURE_TORTURE_H_
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ordo::torture {
+
+// How the workers use the store.
+//   kFencedReads: Read(key, token) then Write(key, v+1, token) — safe.
+//   kStrict:      both also pass the lock name, so only the live holder is admitted — safe.
+//   kControlUnfencedWrites: the read is plain and the write carries kUnfencedToken, a token
+//                 above any real one, so the store's check can never refuse it: the write path
+//                 of a program that ignores fencing. The checker must find violations.
+//   kControlUnfencedReads: fenced writes, plain reads: fencing writes alone does not protect
+//                 a read-modify-write. The checker must find lost updates.
+enum class Mode { kFencedReads, kStrict, kControlUnfencedWrites, kControlUnfencedReads };
+
+std::string_view ModeName(Mode mode);
+std::optional<Mode> ParseMode(std::string_view name);
+inline bool IsControl(Mode mode) {
+  return mode == Mode::kControlUnfencedWrites || mode == Mode::kControlUnfencedReads;
+}
+
+// Far above any token a backend issues in a run, and below 2^52 so that it survives JSON.
+inline constexpr std::uint64_t kUnfencedToken = std::uint64_t{1} << 50;
+
+struct WorkerOptions {
+  std::string backend;  // the URL the worker opens
+  Mode mode = Mode::kFencedReads;
+  std::string lock;
+  std::string key;
+  std::chrono::milliseconds ttl{300};
+  std::chrono::milliseconds wait{3000};
+  std::chrono::milliseconds max_sleep{400};
+  std::string history;  // this process's history file
+  std::string name;     // "w3.2"
+  std::uint64_t seed = 0;
+};
+
+// Loops until SIGTERM. Returns the process exit code.
+int RunWorker(const WorkerOptions& options);
+
+struct NemesisOptions {
+  // SOCK_SEQPACKET to the orchestrator. In: "worker <name>" / "server <name>", each with a
+  // pidfd; "db ok|fail" after a restart. Out: "restart-db <down_ms>".
+  int control_fd = -1;
+  std::string history;
+  std::uint64_t seed = 0;
+  std::chrono::milliseconds ttl{300};
+  // Crash-restart the database: the nemesis decides when and for how long; the orchestrator,
+  // which owns the PostgreSQL cluster, runs `pg_ctl stop -m immediate` and `pg_ctl start`.
+  bool restart_db = false;
+  bool kill_server = false;
+};
+
+// Injects faults until the control socket is closed; then resumes any paused worker and makes
+// sure the database runs again. Returns the process exit code.
+int RunNemesis(const NemesisOptions& options);
+
+struct RunOptions {
+  // Each backend is run in each mode, one after the other (runs on PostgreSQL share one
+  // cluster). flock://, fcntl://, sqlite://[?strategy=], postgresql://[?strategy=] and http://
+  // are shorthands: the run makes its own directory, database file, cluster or server.
+  std::vector<std::string> backends;
+  std::vector<Mode> modes;
+  std::chrono::milliseconds duration{5000};
+  int workers = 6;
+  std::chrono::milliseconds ttl{300};
+  std::chrono::milliseconds wait{3000};
+  std::chrono::milliseconds max_sleep{400};
+  bool nemesis = true;
+  std::uint64_t seed = 0;     // 0: pick one (printed to stderr)
+  std::string history_dir;    // empty: a temporary directory, kept only when the run fails
+  std::string self;           // path of this binary, for the child processes
+  std::string ordo_binary;    // path of `ordo`, for http runs
+  std::string server_strategy = "cas";  // the PostgreSQL strategy behind an http run
+};
+
+// Runs every backend in every mode, printing one report line per run. Returns 0 when every run
+// passed: no violation in a safe mode, at least one in a control mode; 1 when one failed; 2
+// when one could not run.
+int RunTorture(const RunOptions& options);
+
+}  // namespace ordo::torture
+
+#endif  // ORDO_TESTS_TORTURE_TORTURE_H_
