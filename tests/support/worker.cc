@@ -1,7 +1,8 @@
 // ordo-test-worker: a separate process that uses ordo the way a user's program would, driven by
 // the multi-process tests. Each mode prints one line per event to stdout.
 //
-//   increment URL LOCK FILE N [nolock]   N times: lock, read the integer in FILE, write +1, unlock
+//   increment URL LOCK FILE N [nolock]   print "ready", wait for a line on stdin, then N times:
+//                                        lock, read the integer in FILE, write +1, unlock
 //   hold URL LOCK MODE TTL_MS            acquire (waiting), print "token T", release on a
 //                                        "release" line from stdin, exit without release on EOF
 //   cas URL KEY EXPECTED VALUE           print "won V" or "lost <code>"
@@ -51,6 +52,12 @@ ordo::LockRequest Waiting(const std::string& name) {
 
 int Increment(ordo::Locker& locker, const std::string& name, const std::string& file, long n,
               bool use_lock) {
+  // Start together: the parent releases every worker at once, after all have opened the
+  // backend, so the workers really run concurrently (process start-up and connecting can take
+  // longer than the whole loop, which would otherwise serialise them).
+  std::cout << "ready" << std::endl;
+  std::string go;
+  if (!std::getline(std::cin, go)) return 4;
   for (long i = 0; i < n; ++i) {
     ordo::Lease lease;
     if (use_lock) {
