@@ -1,11 +1,94 @@
-// postgresql:// (each strategy) against pgbench running the same statements, same client count,
-// same throwaway cluster; and the scale row.
+// postgresql:// (each strategy) against pgbench running the adapter's own statements
+// (adapters/postgresql/statements.h) at the same client count on the same throwaway cluster,
+// with durable commits; and the scale row.
 #include <cstdio>
+#include <fstream>
+#include <random>
+#include <regex>
+#include <thread>
 
 #include "backends.h"
+#include "ordo/ordo.h"
+#include "test_support.h"
+
+#if __has_include("statements.h") && __has_include("pg_cluster.h")
+#define ORDO_BENCH_HAVE_PG 1
+#include <pqxx/pqxx>
+
+#include "pg_cluster.h"
+#include "statements.h"
+#endif
 
 namespace ordo::bench {
+
+#ifdef ORDO_BENCH_HAVE_PG
 namespace {
+
+namespace sql = ordo::pg::sql;
+
+// Replaces every "$N" of a statement by args[N-1] (longest numbers first: $10 before $1).
+std::string Bind(std::string_view statement, const std::vector<std::string>& args) {
+  std::string out(statement);
+  for (std::size_t i = args.size(); i >= 1; --i) {
+    const std::string param = "$" + std::to_string(i);
+    for (auto at = out.find(param); at != std::string::npos; at = out.find(param, at)) {
+      out.replace(at, param.size(), args[i - 1]);
+      at += args[i - 1].size();
+    }
+  }
+  return out;
+}
+
+// The one cluster of the run, started on first use (initdb + pg_ctl on a free loopback port,
+// fsync on) and stopped at exit by PgCluster's destructor.
+testing::PgCluster& Cluster() {
+  static testing::PgCluster cluster;
+  return cluster;
+}
+
+std::string ConnInfo() { return Cluster().conninfo(); }
+
+// Runs pgbench with `script` at `clients` clients (-M prepared) and returns its tps. `secs` > 0
+// runs -T secs, otherwise -t `transactions` per client.
+Sample RunPgbench(const std::string& script, int clients, int secs, long transactions,
+                  const std::vector<std::string>& defines, std::string* printed) {
+  const std::string pgbench = FindProgram("pgbench");
+  if (pgbench.empty()) return Sample::Error("pgbench not installed");
+  testing::TempDir dir;
+  const std::string path = dir.path() + "/script.sql";
+  std::ofstream(path) << script;
+  const std::string out = dir.path() + "/out.txt";
+  std::vector<std::string> argv = {"/bin/sh", "-c", "exec \"$0\" \"$@\" >'" + out + "' 2>&1",
+                                   pgbench, "-n", "-M", "prepared", "-f", path, "-c",
+                                   std::to_string(clients), "-j", std::to_string(clients)};
+  if (secs > 0) {
+    argv.insert(argv.end(), {"-T", std::to_string(secs)});
+  } else {
+    argv.insert(argv.end(), {"-t", std::to_string(std::max(1L, transactions))});
+  }
+  for (const auto& d : defines) argv.insert(argv.end(), {"-D", d});
+  for (const auto& a : Cluster().pgbench_args()) argv.push_back(a);
+  double wall = 0;
+  const int status = RunCommand(argv, &wall);
+  std::ifstream in(out);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  *printed = "pgbench -n -M prepared -c " + std::to_string(clients) + " -j " +
+             std::to_string(clients) + (secs > 0 ? " -T " + std::to_string(secs) : " -t N") +
+             " -f script.sql" + (defines.empty() ? "" : " -D " + defines[0]) + "\n\n" + script;
+  std::smatch m;
+  static const std::regex tps(R"(tps = ([0-9.]+) \(without initial connection time\))");
+  if (status != 0 || !std::regex_search(text, m, tps)) {
+    return Sample::Error("pgbench failed: " + text.substr(0, 300));
+  }
+  Sample s;
+  s.ops_per_sec = std::stod(m[1]);
+  return s;
+}
+
+// pgbench scripts: the adapter's statements with $N bound to pgbench variables.
+const std::string kName = "('pgb-' || :client_id)";
+const std::string kOwner = "'pgbench'";
+const std::string kValue = "'\\x" + std::string(128, '7') + "'";
 
 class PostgresBench final : public BackendBench {
  public:
@@ -13,12 +96,229 @@ class PostgresBench final : public BackendBench {
   std::string label() const override { return "postgresql:// " + strategy_; }
   std::string scheme() const override { return "postgresql"; }
   std::string url() const override { return url_; }
-  std::string Setup(const Config&) override { return "the pgbench baseline is not written yet"; }
+  std::chrono::microseconds block_delay() const override { return std::chrono::microseconds(5000); }
+
+  std::string Setup(const Config&) override {
+    try {
+      url_ = Cluster().url() + "?strategy=" + strategy_;
+    } catch (const std::exception& e) {
+      return std::string("PostgreSQL cluster: ") + e.what();
+    }
+    return "";
+  }
+
+  void SawOrdo(Scenario, int clients, const Sample& s) override {
+    last_ordo_rate_ = s.ops_per_sec > 0 ? s.ops_per_sec / clients : 100;
+  }
+
+  Baseline Measure(const Config& cfg, Scenario scenario, int clients) override {
+    if (scenario == Scenario::kWake) return MeasureWakeRaw(cfg);
+    const std::string script = Script(scenario, clients);
+    const int secs = cfg.quick || cfg.smoke ? 0 : static_cast<int>(cfg.seconds + 0.5);
+    const long transactions = static_cast<long>(last_ordo_rate_ * (cfg.smoke ? 0.05 : cfg.seconds));
+    std::string printed;
+    if (scenario != Scenario::kContended) {
+      std::vector<std::string> defines;
+      if (scenario == Scenario::kCas) defines.push_back("obj_version=0");
+      return {"pgbench, same SQL",
+              RunPgbench(script, clients, secs, transactions, defines, &printed), printed};
+    }
+    // Contended: pgbench counts attempts; successful pairs are the tokens issued meanwhile.
+    try {
+      pqxx::connection c(ConnInfo());
+      pqxx::nontransaction tx(c);
+      const std::string name = "pgb-contended";
+      auto last = [&] {
+        auto r = tx.exec("SELECT coalesce(max(last_token), 0) FROM ordo.locks WHERE name = " +
+                         tx.quote(name));
+        return r[0][0].as<long>();
+      };
+      const long before = last();
+      const double start = NowSeconds();
+      Sample s = RunPgbench(script, clients, secs, transactions, {}, &printed);
+      const double elapsed = NowSeconds() - start;
+      if (!s.ok()) return {"pgbench, same SQL", s, printed};
+      s.ops_per_sec = static_cast<double>(last() - before) / elapsed;
+      return {"pgbench, same SQL (successful pairs)", s, printed};
+    } catch (const std::exception& e) {
+      return {"pgbench", Sample::Error(e.what()), ""};
+    }
+  }
+
+ private:
+  std::string Script(Scenario scenario, int clients) const {
+    const std::string name = scenario == Scenario::kContended ? "'pgb-contended'" : kName;
+    (void)clients;
+    switch (scenario) {
+      case Scenario::kFenced:
+        return Bind(sql::kFencedWrite, {"('pgb-f-' || :client_id)", kValue, "7", "''"}) + ";\n";
+      case Scenario::kCas:
+        // -D obj_version=0: the first transaction creates, each later one updates.
+        return Bind(sql::kObjectCas,
+                    {"('pgb-o-" + strategy_ + "-' || :client_id)", kValue, ":obj_version"}) +
+               " \\gset obj_\n";
+      default:
+        break;
+    }
+    if (strategy_ == "cas") {
+      return Bind(sql::kCasAcquire, {name, kOwner, "'exclusive'", "30000"}) + " \\gset acq_\n" +
+             Bind(sql::kCasRelease, {name, ":acq_token"}) + ";\n";
+    }
+    if (strategy_ == "version") {
+      return Bind(sql::kVersionRead, {name}) + " \\gset rd_\n" +
+             Bind(sql::kVersionAcquire,
+                  {name, kOwner, "'exclusive'", "30000", "coalesce(:rd_version, 0)", "'{}'"}) +
+             " \\gset acq_\n" + Bind(sql::kVersionRead, {name}) + " \\gset rd_\n" +
+             Bind(sql::kVersionRelease, {name, ":acq_token", ":rd_version"}) + ";\n";
+    }
+    // for-update: the token is issued in a transaction of its own (the adapter does that on a
+    // second connection), then the row lock is taken and released in the holder transaction.
+    return Bind(sql::kForUpdateIssueToken,
+                {name, kOwner, "'exclusive'", "30000", "txid_current()"}) +
+           " \\gset ft_\nBEGIN;\n" + Bind(sql::kForUpdateTimeouts, {"'30000'", "'30000'"}) + ";\n" +
+           Bind(scenario == Scenario::kContended ? sql::kForUpdateLockExclusive
+                                                 : sql::kForUpdateLockExclusiveNowait,
+                {name}) +
+           ";\n" + Bind(sql::kForUpdateRelease, {name, ":ft_token"}) + ";\nCOMMIT;\n";
+  }
+
+  // The raw wake-up: the holder's release statement commits with its NOTIFY; a waiter blocked
+  // in LISTEN wakes and runs the acquire statement. Same SQL, same channel, libpqxx directly.
+  Baseline MeasureWakeRaw(const Config& cfg) {
+    const std::string name = "pgb-wake-" + strategy_;
+    const std::string channel(sql::kChannel);
+    try {
+      pqxx::connection holder(ConnInfo());
+      pqxx::connection waiter(ConnInfo());
+      struct Receiver final : pqxx::notification_receiver {
+        Receiver(pqxx::connection_base& c, const std::string& ch) : notification_receiver(c, ch) {}
+        void operator()(const std::string&, int) override {}
+      } receiver(waiter, channel);
+      holder.prepare("acquire", std::string(sql::kCasAcquire));
+      holder.prepare("release", std::string(sql::kCasRelease));
+      waiter.prepare("acquire", std::string(sql::kCasAcquire));
+      waiter.prepare("release", std::string(sql::kCasRelease));
+      long held = 0;
+      long waited = 0;
+      auto acquire = [&](pqxx::connection& c, long* token) {
+        pqxx::nontransaction tx(c);
+        auto r = tx.exec_prepared("acquire", name, "raw", "exclusive", 30000);
+        if (r[0][0].is_null()) return false;
+        *token = r[0][0].as<long>();
+        return true;
+      };
+      auto release = [&](pqxx::connection& c, long token) {
+        pqxx::nontransaction tx(c);
+        tx.exec_prepared("release", name, token);
+      };
+      WakeOps ops{[&](std::string*) { return acquire(holder, &held); },
+                  [&](std::string*) {
+                    while (!acquire(waiter, &waited)) waiter.await_notification(5, 0);
+                    return true;
+                  },
+                  [&](std::string*) {
+                    release(waiter, waited);
+                    return true;
+                  },
+                  [&](std::string*) {
+                    release(holder, held);
+                    return true;
+                  }};
+      Sample s = MeasureWake(cfg, ops, block_delay());
+      return {"raw: release commits NOTIFY → LISTENer runs acquire (libpqxx)", s,
+              "waiter: LISTEN " + channel + "; acquire (cas.acquire); on a refusal wait for a "
+              "notification and retry\nholder: cas.release (DELETE … pg_notify) — see cas "
+              "statements above"};
+    } catch (const std::exception& e) {
+      return {"raw LISTEN/NOTIFY", Sample::Error(e.what()), ""};
+    }
+  }
+
+  std::string strategy_;
+  std::string url_;
+  double last_ordo_rate_ = 100;
+};
+
+}  // namespace
+
+std::vector<std::unique_ptr<BackendBench>> PostgresBackends() {
+  std::vector<std::unique_ptr<BackendBench>> out;
+  for (const char* s : {"for-update", "cas", "version"}) out.push_back(std::make_unique<PostgresBench>(s));
+  return out;
+}
+
+// Acquire latency with `rows` lock rows in the table: each sample acquires a random existing
+// name (timed) and releases it (untimed).
+Sample ScaleSample(const Config& cfg, int rows) {
+  try {
+    pqxx::connection c(ConnInfo());
+    {
+      pqxx::work tx(c);
+      tx.exec("TRUNCATE ordo.locks, ordo.holders");
+      tx.exec("INSERT INTO ordo.locks (name, last_token, version) SELECT 'scale-' || g, 1, 0 "
+              "FROM generate_series(1, " + std::to_string(rows) + ") g");
+      tx.commit();
+    }
+    pqxx::nontransaction(c).exec("VACUUM ANALYZE ordo.locks");
+    auto locker = Open(Cluster().url() + "?strategy=cas");
+    if (!locker.ok()) return Sample::Error(locker.status().message());
+    std::mt19937 rng(42);
+    std::uniform_int_distribution<int> pick(1, rows);
+    const int samples = cfg.smoke ? 5 : cfg.quick ? 60 : 400;
+    std::vector<double> us;
+    for (int i = 0; i < samples + samples / 10; ++i) {
+      const std::string name = "scale-" + std::to_string(pick(rng));
+      const double start = NowSeconds();
+      auto lease = (*locker)->Acquire({.name = name});
+      const double took = (NowSeconds() - start) * 1e6;
+      if (!lease.ok()) return Sample::Error(lease.status().message());
+      (*locker)->Release(*lease).IgnoreError();
+      if (i >= samples / 10) us.push_back(took);  // the first tenth warms up
+    }
+    Sample s;
+    Percentiles(us, &s);
+    return s;
+  } catch (const std::exception& e) {
+    return Sample::Error(e.what());
+  }
+}
+
+void RunScaleRow(const Config& cfg, Table& table) {
+  std::fprintf(stderr, "scale\n");
+  Row row{.backend = "scale: postgresql:// cas",
+          .scenario = "acquire latency, " + std::to_string(cfg.scale_rows) + " lock rows vs 1,000",
+          .clients = 1,
+          .kind = RowKind::kLatency,
+          .baseline_name = "the same acquire with 1,000 lock rows"};
+  if (!SchemeRegistered("postgresql")) {
+    row.ordo = Sample::NotAvailable("n/a (backend not built)");
+    row.baseline = Sample::NotAvailable("—");
+  } else {
+    row.baseline = ScaleSample(cfg, 1000);
+    row.ordo = ScaleSample(cfg, cfg.scale_rows);
+    row.detail = "INSERT INTO ordo.locks (name, last_token, version) SELECT 'scale-' || g, 1, 0 "
+                 "FROM generate_series(1, N) g; VACUUM ANALYZE ordo.locks;\nthen Acquire(random "
+                 "existing name) timed, Release untimed";
+  }
+  table.Add(std::move(row));
+}
+
+#else  // the PostgreSQL adapter or the test cluster is not merged yet
+
+namespace {
+
+class PostgresBench final : public BackendBench {
+ public:
+  explicit PostgresBench(std::string strategy) : strategy_(std::move(strategy)) {}
+  std::string label() const override { return "postgresql:// " + strategy_; }
+  std::string scheme() const override { return "postgresql"; }
+  std::string url() const override { return ""; }
+  std::string NotAvailable(const Config&) const override { return "n/a (backend not built)"; }
+  std::string Setup(const Config&) override { return "n/a"; }
   Baseline Measure(const Config&, Scenario, int) override { return {}; }
 
  private:
   std::string strategy_;
-  std::string url_;
 };
 
 }  // namespace
@@ -30,7 +330,6 @@ std::vector<std::unique_ptr<BackendBench>> PostgresBackends() {
 }
 
 void RunScaleRow(const Config& cfg, Table& table) {
-  std::fprintf(stderr, "scale\n");
   Row row{.backend = "scale: postgresql:// cas",
           .scenario = "acquire latency, " + std::to_string(cfg.scale_rows) + " lock rows vs 1,000",
           .clients = 1,
@@ -40,5 +339,7 @@ void RunScaleRow(const Config& cfg, Table& table) {
   row.baseline = Sample::NotAvailable("—");
   table.Add(std::move(row));
 }
+
+#endif
 
 }  // namespace ordo::bench
