@@ -79,6 +79,11 @@ int Main(int argc, char** argv) {
     cfg.scale_rows = 5'000;
   }
   cfg.self_dir = std::filesystem::canonical("/proc/self/exe").parent_path().string();
+#ifdef ORDO_BENCH_ORDO_BINARY
+  if (cfg.ordo_binary.empty() && access(ORDO_BENCH_ORDO_BINARY, X_OK) == 0) {
+    cfg.ordo_binary = ORDO_BENCH_ORDO_BINARY;
+  }
+#endif
   if (cfg.ordo_binary.empty()) {
     const std::string sibling = cfg.self_dir + "/../cli/ordo";
     cfg.ordo_binary = access(sibling.c_str(), X_OK) == 0
