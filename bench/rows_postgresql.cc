@@ -39,14 +39,13 @@ std::string Bind(std::string_view statement, const std::vector<std::string>& arg
   return out;
 }
 
-// The one cluster of the run, started on first use (initdb + pg_ctl on a free loopback port,
-// fsync on) and stopped at exit by PgCluster's destructor.
-testing::PgCluster& Cluster() {
-  static testing::PgCluster cluster;
-  return cluster;
-}
+// The one cluster of the run (tests/support/pg_cluster.h): initdb + pg_ctl on a free loopback
+// port, fsync and synchronous_commit on, stopped at exit (a watchdog stops it even if the bench
+// is killed).
+testing::PgCluster& Cluster() { return testing::SharedPgCluster(); }
 
-std::string ConnInfo() { return Cluster().conninfo(); }
+// ordo and the baselines connect alike: TCP on loopback, the same user and password.
+std::string ConnInfo() { return Cluster().ConnInfo(); }
 
 // Runs pgbench with `script` at `clients` clients (-M prepared) and returns its tps. `secs` > 0
 // runs -T secs, otherwise -t `transactions` per client.
@@ -67,7 +66,7 @@ Sample RunPgbench(const std::string& script, int clients, int secs, long transac
     argv.insert(argv.end(), {"-t", std::to_string(std::max(1L, transactions))});
   }
   for (const auto& d : defines) argv.insert(argv.end(), {"-D", d});
-  for (const auto& a : Cluster().pgbench_args()) argv.push_back(a);
+  argv.push_back(ConnInfo());  // pgbench takes a conninfo string where the dbname goes
   double wall = 0;
   const int status = RunCommand(argv, &wall);
   std::ifstream in(out);
@@ -100,7 +99,7 @@ class PostgresBench final : public BackendBench {
 
   std::string Setup(const Config&) override {
     try {
-      url_ = Cluster().url() + "?strategy=" + strategy_;
+      url_ = Cluster().Url(strategy_);
     } catch (const std::exception& e) {
       return std::string("PostgreSQL cluster: ") + e.what();
     }
@@ -172,13 +171,16 @@ class PostgresBench final : public BackendBench {
              Bind(sql::kVersionRelease, {name, ":acq_token", ":rd_version"}) + ";\n";
     }
     // for-update: the token is issued in a transaction of its own (the adapter does that on a
-    // second connection), then the row lock is taken and released in the holder transaction.
+    // second connection, after taking the row lock; pgbench has one connection per client, so
+    // here it comes first), then the row lock is taken and released in the holder transaction.
+    // The lock timeouts are set only when the acquire waits, as the adapter does.
     return Bind(sql::kForUpdateIssueToken,
                 {name, kOwner, "'exclusive'", "30000", "txid_current()"}) +
-           " \\gset ft_\nBEGIN;\n" + Bind(sql::kForUpdateTimeouts, {"'30000'", "'30000'"}) + ";\n" +
-           Bind(scenario == Scenario::kContended ? sql::kForUpdateLockExclusive
-                                                 : sql::kForUpdateLockExclusiveNowait,
-                {name}) +
+           " \\gset ft_\nBEGIN;\n" +
+           (scenario == Scenario::kContended
+                ? Bind(sql::kForUpdateTimeouts, {"'30000'", "'60000'"}) + ";\n" +
+                      Bind(sql::kForUpdateLockExclusive, {name})
+                : Bind(sql::kForUpdateLockExclusiveNowait, {name})) +
            ";\n" + Bind(sql::kForUpdateRelease, {name, ":ft_token"}) + ";\nCOMMIT;\n";
   }
 
@@ -260,7 +262,7 @@ Sample ScaleSample(const Config& cfg, int rows) {
       tx.commit();
     }
     pqxx::nontransaction(c).exec("VACUUM ANALYZE ordo.locks");
-    auto locker = Open(Cluster().url() + "?strategy=cas");
+    auto locker = Open(Cluster().Url("cas"));
     if (!locker.ok()) return Sample::Error(locker.status().message());
     std::mt19937 rng(42);
     std::uniform_int_distribution<int> pick(1, rows);
