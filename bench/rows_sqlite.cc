@@ -3,6 +3,8 @@
 // synchronous=FULL, busy_timeout), on the same database file, with one connection per client.
 #include <sqlite3.h>
 
+#include <algorithm>
+#include <functional>
 #include <map>
 #include <variant>
 
@@ -21,7 +23,10 @@ using Vars = std::map<std::string, Value>;
 struct Stmt {
   std::string sql;
   std::vector<std::string> params;  // variable names bound to ?1, ?2, …
-  std::string store;                // variable that receives column 0 of the first row, or ""
+  std::string store;                // variable that receives `column` of the first row, or ""
+  int column = 0;
+  // Runs after the statement with sqlite3_changes(): what the adapter decides in C++.
+  std::function<void(Vars&, int changes)> after;
 };
 
 struct Txn {
@@ -83,6 +88,12 @@ class RawSqlite {
       return false;
     }
     for (const auto& s : txn.stmts) {
+      // A statement that needs the token runs only when one was granted (the adapter stops
+      // there too).
+      if (std::find(s.params.begin(), s.params.end(), "token") != s.params.end() &&
+          vars.count("token") == 0) {
+        continue;
+      }
       if (!Step(s, vars, error)) {
         Exec("ROLLBACK");
         return false;
@@ -122,10 +133,11 @@ class RawSqlite {
     bool first = true;
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
       if (first && !s.store.empty()) {
-        if (sqlite3_column_type(stmt, 0) == SQLITE_INTEGER) {
-          vars[s.store] = static_cast<std::int64_t>(sqlite3_column_int64(stmt, 0));
-        } else if (sqlite3_column_type(stmt, 0) != SQLITE_NULL) {
-          vars[s.store] = std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)));
+        const int col = s.column;
+        if (sqlite3_column_type(stmt, col) == SQLITE_INTEGER) {
+          vars[s.store] = static_cast<std::int64_t>(sqlite3_column_int64(stmt, col));
+        } else if (sqlite3_column_type(stmt, col) != SQLITE_NULL) {
+          vars[s.store] = std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, col)));
         }
       }
       first = false;
@@ -136,6 +148,7 @@ class RawSqlite {
       *error = sqlite3_errmsg(db_);
       return false;
     }
+    if (s.after) s.after(vars, sqlite3_changes(db_));
     return true;
   }
 
@@ -165,12 +178,18 @@ const Stmt kInsertHolder{
 const Stmt kCasRelease{
     "DELETE FROM holders WHERE name = ?1 AND token = ?2 AND expires_at > " ORDO_BENCH_SQLITE_NOW,
     {"name", "token"}, ""};
-const Stmt kSnapshotLock{"SELECT (SELECT last_token FROM locks WHERE name = ?1), " ORDO_BENCH_SQLITE_NOW, {"name"}, "version"};
+const Stmt kSnapshotLock{"SELECT " ORDO_BENCH_SQLITE_NOW ", (SELECT last_token FROM locks WHERE name = ?1)", {"name"}, "version", 1};
 const Stmt kAllHolders{"SELECT owner, token, mode, expires_at FROM holders WHERE name = ?1 ORDER BY token", {"name"}, ""};
-const Stmt kBumpIfVersion{"UPDATE locks SET last_token = ?2 + 1 WHERE name = ?1 AND last_token = ?2 RETURNING last_token", {"name", "version"}, "token"};
-const Stmt kSnapshotHolder{"SELECT expires_at, " ORDO_BENCH_SQLITE_NOW ", owner, mode FROM holders WHERE name = ?1 AND token = ?2", {"name", "token"}, "held_expires_at"};
+// The adapter checks changes() == 1 and issues version + 1 as the token.
+const Stmt kBumpIfVersion{"UPDATE locks SET last_token = ?2 + 1 WHERE name = ?1 AND last_token = ?2",
+                          {"name", "version"}, "", 0, [](Vars& v, int changes) {
+                            if (changes == 1) v["token"] = std::get<std::int64_t>(v["version"]) + 1;
+                            else v.erase("token");
+                          }};
+const Stmt kSnapshotHolder{"SELECT " ORDO_BENCH_SQLITE_NOW ", owner, mode, expires_at FROM holders WHERE name = ?1 AND token = ?2", {"name", "token"}, "held_expires_at", 3};
 const Stmt kReleaseIfUnchanged{
-    "DELETE FROM holders WHERE name = ?1 AND token = ?2 AND expires_at = ?3 AND expires_at > " ORDO_BENCH_SQLITE_NOW,
+    "DELETE FROM holders "
+    " WHERE name = ?1 AND token = ?2 AND expires_at = ?3 AND expires_at > " ORDO_BENCH_SQLITE_NOW,
     {"name", "token", "held_expires_at"}, ""};
 const Stmt kFencedWrite{
     "INSERT INTO fenced (key, fence, value, has_value, version) "
