@@ -227,8 +227,9 @@ double Row::ratio() const {
 void Table::Add(Row row) {
   // Progress on stderr so that a long run shows life; the table goes to stdout at the end.
   const double r = row.ratio();
-  std::fprintf(stderr, "  %-28s %-34s %2d  %s\n", row.backend.c_str(), row.scenario.c_str(),
-               row.clients,
+  static const double start = NowSeconds();
+  std::fprintf(stderr, "  [%6.1fs] %-28s %-34s %2d  %s\n", NowSeconds() - start,
+               row.backend.c_str(), row.scenario.c_str(), row.clients,
                r >= 0 ? ("ratio " + Fixed(r, 2)).c_str()
                       : (row.ordo.ok() ? row.baseline.note : row.ordo.note).c_str());
   rows_.push_back(std::move(row));

@@ -229,37 +229,43 @@ class FileLockBench final : public BackendBench {
       }
       case Scenario::kFenced:
       case Scenario::kCas: {
-        // A file-backed store done by hand: lock the key's file, read the fence/version, write
-        // the new header and value in place, unlock.
-        const std::string path = FileFor(BenchName(scenario == Scenario::kFenced ? "raw-fenced" : "raw-cas"));
-        const int fd = OpenFile(path);
-        if (fd < 0) return {call, Sample::Error(std::strerror(errno)), ""};
-        fds.push_back(fd);
-        std::string record(8 + 64, 'x');
+        // The file stores' design done by hand (local/src/file_store.h): open the key's file,
+        // OFD-lock it, read the header, write the new record to a temporary file and rename it
+        // over the key. The key must be reopened every time: the rename replaces its inode.
+        const std::string dir = dir_.path();
+        const std::string key = dir + "/" + BenchName(scenario == Scenario::kFenced ? "raw-fenced" : "raw-cas");
+        const std::string temp = dir + "/.tmp-raw";
+        std::string record(32 + 64, 'x');
         std::uint64_t expected = 0;
         Sample s = RunClosedLoop(
             cfg, 1,
             [&](int, std::string* error) {
-              if (!LockFd(m_, fd, true)) {
+              const int fd = open(key.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+              if (fd < 0 || !LockFd(Mechanism::kFcntl, fd, true)) {
                 *error = std::strerror(errno);
+                if (fd >= 0) close(fd);
                 return false;
               }
-              std::uint64_t current = 0;
-              bool ok = pread(fd, &current, sizeof(current), 0) >= 0;
+              std::uint64_t header[4] = {0, 0, 0, 0};
+              bool ok = pread(fd, header, sizeof(header), 0) >= 0;
+              const std::uint64_t current = header[2];
               ok = ok && current == expected;
               if (ok) {
-                const std::uint64_t next = scenario == Scenario::kCas ? expected + 1 : 7;
-                std::memcpy(record.data(), &next, sizeof(next));
-                ok = pwrite(fd, record.data(), record.size(), 0) ==
-                     static_cast<ssize_t>(record.size());
+                const std::uint64_t next = expected + 1;
+                std::memcpy(record.data() + 16, &next, sizeof(next));
+                const int t = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+                ok = t >= 0 && pwrite(t, record.data(), record.size(), 0) ==
+                                   static_cast<ssize_t>(record.size());
+                if (t >= 0) close(t);
+                ok = ok && rename(temp.c_str(), key.c_str()) == 0;
                 expected = next;
               }
-              UnlockFd(m_, fd);
+              if (!ok) *error = std::strerror(errno);
+              close(fd);
               return ok;
             },
             false);
-        close_all();
-        return {"raw " + call + " + pread/pwrite of the record", s, ""};
+        return {"raw: OFD-lock key file, pread, write temp file, rename", s, ""};
       }
     }
     return {};

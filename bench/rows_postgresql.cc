@@ -1,8 +1,11 @@
 // postgresql:// (each strategy) against pgbench running the adapter's own statements
 // (adapters/postgresql/statements.h) at the same client count on the same throwaway cluster,
 // with durable commits; and the scale row.
+#include <unistd.h>
+
 #include <cstdio>
 #include <fstream>
+#include <cstdio>
 #include <random>
 #include <regex>
 #include <thread>
@@ -69,8 +72,13 @@ Sample RunPgbench(const std::string& script, int clients, int secs, long transac
   argv.push_back(ConnInfo());  // pgbench takes a conninfo string where the dbname goes
   double wall = 0;
   const int status = RunCommand(argv, &wall);
-  std::ifstream in(out);
-  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text;
+  if (FILE* f = std::fopen(out.c_str(), "r")) {
+    char buf[4096];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) text.append(buf, n);
+    std::fclose(f);
+  }
   *printed = "pgbench -n -M prepared -c " + std::to_string(clients) + " -j " +
              std::to_string(clients) + (secs > 0 ? " -T " + std::to_string(secs) : " -t N") +
              " -f script.sql" + (defines.empty() ? "" : " -D " + defines[0]) + "\n\n" + script;
@@ -88,6 +96,10 @@ Sample RunPgbench(const std::string& script, int clients, int secs, long transac
 const std::string kName = "('pgb-' || :client_id)";
 const std::string kOwner = "'pgbench'";
 const std::string kValue = "'\\x" + std::string(128, '7') + "'";
+
+// A number a previous statement returned through \gset; pgbench stores SQL NULL (a refused
+// acquire) as "", which must not abort the client: it becomes 0 (matches no row).
+std::string Num(const std::string& var) { return "coalesce(nullif(:" + var + ", '')::bigint, 0)"; }
 
 class PostgresBench final : public BackendBench {
  public:
@@ -152,23 +164,26 @@ class PostgresBench final : public BackendBench {
       case Scenario::kFenced:
         return Bind(sql::kFencedWrite, {"('pgb-f-' || :client_id)", kValue, "7", "''"}) + ";\n";
       case Scenario::kCas:
-        // -D obj_version=0: the first transaction creates, each later one updates.
+        // -D obj_version=0: the first transaction creates, each later one updates; every
+        // client has its own key, so each CAS moves the version by exactly one.
         return Bind(sql::kObjectCas,
                     {"('pgb-o-" + strategy_ + "-' || :client_id)", kValue, ":obj_version"}) +
-               " \\gset obj_\n";
+               ";\n\\set obj_version :obj_version + 1\n";
       default:
         break;
     }
     if (strategy_ == "cas") {
       return Bind(sql::kCasAcquire, {name, kOwner, "'exclusive'", "30000"}) + " \\gset acq_\n" +
-             Bind(sql::kCasRelease, {name, ":acq_token"}) + ";\n";
+             Bind(sql::kCasRelease, {name, Num("acq_token")}) + ";\n";
     }
     if (strategy_ == "version") {
       return Bind(sql::kVersionRead, {name}) + " \\gset rd_\n" +
+             // \aset: a refused write-back returns no row and leaves acq_token at 0.
+             "\\set acq_token 0\n" +
              Bind(sql::kVersionAcquire,
-                  {name, kOwner, "'exclusive'", "30000", "coalesce(:rd_version, 0)", "'{}'"}) +
-             " \\gset acq_\n" + Bind(sql::kVersionRead, {name}) + " \\gset rd_\n" +
-             Bind(sql::kVersionRelease, {name, ":acq_token", ":rd_version"}) + ";\n";
+                  {name, kOwner, "'exclusive'", "30000", Num("rd_version"), "'{}'"}) +
+             " \\aset acq_\n" + Bind(sql::kVersionRead, {name}) + " \\gset rd_\n" +
+             Bind(sql::kVersionRelease, {name, Num("acq_token"), Num("rd_version")}) + ";\n";
     }
     // for-update: the token is issued in a transaction of its own (the adapter does that on a
     // second connection, after taking the row lock; pgbench has one connection per client, so
@@ -181,7 +196,7 @@ class PostgresBench final : public BackendBench {
                 ? Bind(sql::kForUpdateTimeouts, {"'30000'", "'60000'"}) + ";\n" +
                       Bind(sql::kForUpdateLockExclusive, {name})
                 : Bind(sql::kForUpdateLockExclusiveNowait, {name})) +
-           ";\n" + Bind(sql::kForUpdateRelease, {name, ":ft_token"}) + ";\nCOMMIT;\n";
+           ";\n" + Bind(sql::kForUpdateRelease, {name, Num("ft_token")}) + ";\nCOMMIT;\n";
   }
 
   // The raw wake-up: the holder's release statement commits with its NOTIFY; a waiter blocked
@@ -249,39 +264,67 @@ std::vector<std::unique_ptr<BackendBench>> PostgresBackends() {
   return out;
 }
 
-// Acquire latency with `rows` lock rows in the table: each sample acquires a random existing
-// name (timed) and releases it (untimed).
-Sample ScaleSample(const Config& cfg, int rows) {
+// A database of its own holding `rows` lock rows, flushed (CHECKPOINT) so that the bulk load's
+// writes do not compete with the measured commits.
+Result<std::unique_ptr<Locker>> ScaleDatabase(const std::string& db, int rows) {
+  Cluster().CreateDatabase(db);
+  // Opening migrates the schema.
+  auto locker = Open(Cluster().UrlFor(db, "strategy=cas"));
+  if (!locker.ok()) return locker.status();
+  pqxx::connection c(Cluster().ConnInfo(db));
+  {
+    pqxx::work tx(c);
+    tx.exec("INSERT INTO ordo.locks (name, last_token, version) SELECT 'scale-' || g, 1, 0 "
+            "FROM generate_series(1, " + std::to_string(rows) + ") g");
+    tx.commit();
+  }
+  pqxx::nontransaction(c).exec("VACUUM ANALYZE ordo.locks");
+  pqxx::nontransaction(c).exec("CHECKPOINT");
+  return locker;
+}
+
+// Acquire latency with 1,000 vs `cfg.scale_rows` lock rows. Samples alternate between the two
+// databases (same cluster, same disk) so that a slow moment of the disk hits both alike. Each
+// sample acquires a random existing name (timed) and releases it (untimed).
+void ScaleSamples(const Config& cfg, Sample* small, Sample* large) {
   try {
-    pqxx::connection c(ConnInfo());
-    {
-      pqxx::work tx(c);
-      tx.exec("TRUNCATE ordo.locks, ordo.holders");
-      tx.exec("INSERT INTO ordo.locks (name, last_token, version) SELECT 'scale-' || g, 1, 0 "
-              "FROM generate_series(1, " + std::to_string(rows) + ") g");
-      tx.commit();
+    static int run = 0;
+    const std::string suffix = std::to_string(getpid()) + "_" + std::to_string(++run);
+    auto a = ScaleDatabase("scale_small_" + suffix, 1000);
+    auto b = ScaleDatabase("scale_large_" + suffix, cfg.scale_rows);
+    if (!a.ok() || !b.ok()) {
+      *small = *large = Sample::Error((a.ok() ? b : a).status().message());
+      return;
     }
-    pqxx::nontransaction(c).exec("VACUUM ANALYZE ordo.locks");
-    auto locker = Open(Cluster().Url("cas"));
-    if (!locker.ok()) return Sample::Error(locker.status().message());
     std::mt19937 rng(42);
-    std::uniform_int_distribution<int> pick(1, rows);
     const int samples = cfg.smoke ? 5 : cfg.quick ? 60 : 400;
-    std::vector<double> us;
-    for (int i = 0; i < samples + samples / 10; ++i) {
-      const std::string name = "scale-" + std::to_string(pick(rng));
-      const double start = NowSeconds();
-      auto lease = (*locker)->Acquire({.name = name});
-      const double took = (NowSeconds() - start) * 1e6;
-      if (!lease.ok()) return Sample::Error(lease.status().message());
-      (*locker)->Release(*lease).IgnoreError();
-      if (i >= samples / 10) us.push_back(took);  // the first tenth warms up
+    std::vector<double> us[2];
+    std::string error;
+    for (int i = 0; i < samples + samples / 10 && error.empty(); ++i) {
+      for (int side = 0; side < 2; ++side) {
+        Locker& locker = side == 0 ? **a : **b;
+        const int rows = side == 0 ? 1000 : cfg.scale_rows;
+        const std::string name =
+            "scale-" + std::to_string(std::uniform_int_distribution<int>(1, rows)(rng));
+        const double start = NowSeconds();
+        auto lease = locker.Acquire({.name = name});
+        const double took = (NowSeconds() - start) * 1e6;
+        if (!lease.ok()) {
+          error = lease.status().message();
+          break;
+        }
+        locker.Release(*lease).IgnoreError();
+        if (i >= samples / 10) us[side].push_back(took);  // the first tenth warms up
+      }
     }
-    Sample s;
-    Percentiles(us, &s);
-    return s;
+    if (!error.empty()) {
+      *small = *large = Sample::Error(error);
+      return;
+    }
+    Percentiles(us[0], small);
+    Percentiles(us[1], large);
   } catch (const std::exception& e) {
-    return Sample::Error(e.what());
+    *small = *large = Sample::Error(e.what());
   }
 }
 
@@ -296,11 +339,11 @@ void RunScaleRow(const Config& cfg, Table& table) {
     row.ordo = Sample::NotAvailable("n/a (backend not built)");
     row.baseline = Sample::NotAvailable("—");
   } else {
-    row.baseline = ScaleSample(cfg, 1000);
-    row.ordo = ScaleSample(cfg, cfg.scale_rows);
-    row.detail = "INSERT INTO ordo.locks (name, last_token, version) SELECT 'scale-' || g, 1, 0 "
-                 "FROM generate_series(1, N) g; VACUUM ANALYZE ordo.locks;\nthen Acquire(random "
-                 "existing name) timed, Release untimed";
+    ScaleSamples(cfg, &row.baseline, &row.ordo);
+    row.detail = "two databases, one with 1,000 and one with N lock rows:\n"
+                 "INSERT INTO ordo.locks (name, last_token, version) SELECT 'scale-' || g, 1, 0 "
+                 "FROM generate_series(1, N) g; VACUUM ANALYZE ordo.locks; CHECKPOINT;\nthen, "
+                 "alternating between them: Acquire(a random existing name) timed, Release untimed";
   }
   table.Add(std::move(row));
 }

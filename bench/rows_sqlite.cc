@@ -124,8 +124,13 @@ class RawSqlite {
       } else if (const auto* n = std::get_if<std::int64_t>(&v->second)) {
         sqlite3_bind_int64(stmt, at, *n);
       } else {
+        // Values are BLOB columns (STRICT tables refuse TEXT there); the rest is text.
         const auto& str = std::get<std::string>(v->second);
-        sqlite3_bind_text(stmt, at, str.data(), static_cast<int>(str.size()), SQLITE_STATIC);
+        if (s.params[i] == "value") {
+          sqlite3_bind_blob(stmt, at, str.data(), static_cast<int>(str.size()), SQLITE_STATIC);
+        } else {
+          sqlite3_bind_text(stmt, at, str.data(), static_cast<int>(str.size()), SQLITE_STATIC);
+        }
       }
     }
     if (!s.store.empty()) vars.erase(s.store);

@@ -56,8 +56,8 @@ Sample Pairs(const Config& cfg, std::vector<std::unique_ptr<Locker>>& lockers,
 }
 
 Sample Wake(const Config& cfg, std::vector<std::unique_ptr<Locker>>& lockers,
-            std::chrono::microseconds block_delay) {
-  const std::string name = BenchName("wake");
+            std::chrono::microseconds block_delay, const std::string& tag) {
+  const std::string name = BenchName(tag + "-wake");
   Lease held;     // the holder's lease (main thread)
   Lease waited;   // the waiter's lease (waiter thread; MeasureWake orders the accesses)
   WakeOps ops;
@@ -86,18 +86,19 @@ Sample Wake(const Config& cfg, std::vector<std::unique_ptr<Locker>>& lockers,
   return MeasureWake(cfg, ops, block_delay);
 }
 
-Sample Fenced(const Config& cfg, std::vector<std::unique_ptr<Locker>>& lockers) {
+Sample Fenced(const Config& cfg, std::vector<std::unique_ptr<Locker>>& lockers,
+              const std::string& tag) {
   const int clients = static_cast<int>(lockers.size());
   std::vector<std::uint64_t> tokens;
   std::vector<std::string> keys;
   std::vector<Lease> leases;
   for (int c = 0; c < clients; ++c) {
     auto lease = lockers[static_cast<std::size_t>(c)]->Acquire(
-        {.name = BenchName("fence-lock-" + std::to_string(c)), .ttl = milliseconds(600'000)});
+        {.name = BenchName(tag + "-fence-lock-" + std::to_string(c)), .ttl = milliseconds(600'000)});
     if (!lease.ok()) return Sample::Error("acquire for the token: " + lease.status().message());
     tokens.push_back(lease->token);
     leases.push_back(*lease);
-    keys.push_back(BenchName("fenced-" + std::to_string(c)));
+    keys.push_back(BenchName(tag + "-fenced-" + std::to_string(c)));
   }
   const std::string data(64, 'x');
   Sample s = RunClosedLoop(cfg, clients, [&](int c, std::string* error) {
@@ -112,11 +113,12 @@ Sample Fenced(const Config& cfg, std::vector<std::unique_ptr<Locker>>& lockers) 
   return s;
 }
 
-Sample Cas(const Config& cfg, std::vector<std::unique_ptr<Locker>>& lockers) {
+Sample Cas(const Config& cfg, std::vector<std::unique_ptr<Locker>>& lockers,
+           const std::string& tag) {
   const int clients = static_cast<int>(lockers.size());
   std::vector<std::uint64_t> versions(static_cast<std::size_t>(clients), 0);
   std::vector<std::string> keys;
-  for (int c = 0; c < clients; ++c) keys.push_back(BenchName("object-" + std::to_string(c)));
+  for (int c = 0; c < clients; ++c) keys.push_back(BenchName(tag + "-object-" + std::to_string(c)));
   const std::string value = R"({"state":"running","replicas":3})";
   return RunClosedLoop(cfg, clients, [&](int c, std::string* error) {
     const auto i = static_cast<std::size_t>(c);
@@ -170,11 +172,11 @@ Sample MeasureOrdo(const Config& cfg, const std::string& url, Scenario scenario,
     case Scenario::kContended:
       return Pairs(cfg, *lockers, tag, /*contended=*/true);
     case Scenario::kWake:
-      return Wake(cfg, *lockers, block_delay);
+      return Wake(cfg, *lockers, block_delay, tag);
     case Scenario::kFenced:
-      return Fenced(cfg, *lockers);
+      return Fenced(cfg, *lockers, tag);
     case Scenario::kCas:
-      return Cas(cfg, *lockers);
+      return Cas(cfg, *lockers, tag);
   }
   return Sample::Error("unknown scenario");
 }
