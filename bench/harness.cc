@@ -279,7 +279,7 @@ std::string Table::Markdown() const {
       }
     }
     const double r = row.ratio();
-    out << " | " << (r >= 0 ? Fixed(r, 2) : "—") << " |\n";
+    out << " | " << (r < 0 ? "—" : Fixed(r, r < 0.1 ? 3 : 2)) << " |\n";
   }
   out << "\nratio: throughput rows ordo ops/s ÷ baseline ops/s; latency rows baseline p50 ÷ ordo "
          "p50; wall-time rows baseline mean ÷ ordo mean (the p50 column holds the mean, p99 the "
