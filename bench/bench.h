@@ -38,6 +38,11 @@ struct Sample {
   double p99_us = -1;
   std::string note;
   bool failed = false;  // an error, as opposed to a documented n/a
+  // What Merge() needs: the operations counted over `elapsed` seconds (0: a rate without a
+  // count, weighted as one second) and the individual latencies behind p50/p99.
+  double count = 0;
+  double elapsed = 0;
+  std::vector<double> latencies_us;
 
   bool ok() const { return note.empty() && (ops_per_sec >= 0 || p50_us >= 0); }
   static Sample NotAvailable(std::string why) { return {.note = std::move(why)}; }
@@ -103,6 +108,10 @@ struct WakeOps {
   std::function<bool(std::string* error)> release;
 };
 Sample MeasureWake(const Config& cfg, const WakeOps& ops, std::chrono::microseconds block_delay);
+
+// Combines the rounds of one measurement: ops/s over the total time, percentiles over all the
+// latencies. An error in any round is the result.
+Sample Merge(const std::vector<Sample>& rounds);
 
 // p50/p99 of a set of durations in microseconds (sorted in place).
 void Percentiles(std::vector<double>& us, Sample* out);

@@ -122,7 +122,10 @@ Sample RunClosedLoop(const Config& cfg, int clients, const Op& op, bool time_ops
   }
   Sample s;
   s.ops_per_sec = static_cast<double>(ok) / elapsed;
+  s.count = static_cast<double>(ok);
+  s.elapsed = elapsed;
   Percentiles(latencies, &s);
+  s.latencies_us = std::move(latencies);
   return s;
 }
 
@@ -204,10 +207,33 @@ Sample MeasureWake(const Config& cfg, const WakeOps& ops, std::chrono::microseco
   }
   cv.notify_all();
   waiter.join();
-  if (latencies.empty() || failures > 0) return Sample::Error(error);
+  if (latencies.empty() || failures > 0) return Sample::Error(error.empty() ? "no sample" : error);
   Sample s;
   Percentiles(latencies, &s);
+  s.latencies_us = std::move(latencies);
   return s;
+}
+
+Sample Merge(const std::vector<Sample>& rounds) {
+  if (rounds.size() == 1) return rounds[0];
+  Sample out;
+  double count = 0;
+  double elapsed = 0;
+  for (const Sample& r : rounds) {
+    if (!r.ok()) return r;
+    if (r.ops_per_sec >= 0) {
+      const double t = r.elapsed > 0 ? r.elapsed : 1.0;
+      count += r.elapsed > 0 ? r.count : r.ops_per_sec;
+      elapsed += t;
+    }
+    out.latencies_us.insert(out.latencies_us.end(), r.latencies_us.begin(), r.latencies_us.end());
+  }
+  if (elapsed > 0) out.ops_per_sec = count / elapsed;
+  out.count = count;
+  out.elapsed = elapsed;
+  std::vector<double> sorted = out.latencies_us;
+  Percentiles(sorted, &out);
+  return out;
 }
 
 double Row::ratio() const {

@@ -89,6 +89,8 @@ Sample RunPgbench(const std::string& script, int clients, int secs, long transac
   }
   Sample s;
   s.ops_per_sec = std::stod(m[1]);
+  s.elapsed = wall / 1e6;
+  s.count = s.ops_per_sec * s.elapsed;
   return s;
 }
 
@@ -150,6 +152,8 @@ class PostgresBench final : public BackendBench {
       const double elapsed = NowSeconds() - start;
       if (!s.ok()) return {"pgbench, same SQL", s, printed};
       s.ops_per_sec = static_cast<double>(last() - before) / elapsed;
+      s.count = static_cast<double>(last() - before);
+      s.elapsed = elapsed;
       return {"pgbench, same SQL (successful pairs)", s, printed};
     } catch (const std::exception& e) {
       return {"pgbench", Sample::Error(e.what()), ""};
@@ -177,12 +181,14 @@ class PostgresBench final : public BackendBench {
              Bind(sql::kCasRelease, {name, Num("acq_token")}) + ";\n";
     }
     if (strategy_ == "version") {
-      return Bind(sql::kVersionRead, {name}) + " \\gset rd_\n" +
+      // \aset: the read returns one row per holder row (a refused attempt may leave one);
+      // every row carries the same lock version.
+      return Bind(sql::kVersionRead, {name}) + " \\aset rd_\n" +
              // \aset: a refused write-back returns no row and leaves acq_token at 0.
              "\\set acq_token 0\n" +
              Bind(sql::kVersionAcquire,
                   {name, kOwner, "'exclusive'", "30000", Num("rd_version"), "'{}'"}) +
-             " \\aset acq_\n" + Bind(sql::kVersionRead, {name}) + " \\gset rd_\n" +
+             " \\aset acq_\n" + Bind(sql::kVersionRead, {name}) + " \\aset rd_\n" +
              Bind(sql::kVersionRelease, {name, Num("acq_token"), Num("rd_version")}) + ";\n";
     }
     // for-update: the token is issued in a transaction of its own (the adapter does that on a

@@ -27,11 +27,14 @@ struct Stmt {
   int column = 0;
   // Runs after the statement with sqlite3_changes(): what the adapter decides in C++.
   std::function<void(Vars&, int changes)> after;
+  // Runs on every row: what the adapter decides in C++ from what it read.
+  std::function<void(Vars&, sqlite3_stmt*)> row;
 };
 
 struct Txn {
   bool write = true;  // BEGIN IMMEDIATE (write) or BEGIN (read)
   std::vector<Stmt> stmts;
+  std::string skip_if;  // a variable that, when set, skips the transaction (a decision not to write)
 };
 
 std::string ScriptText(const std::vector<Txn>& txns) {
@@ -83,6 +86,7 @@ class RawSqlite {
 
   // Runs one transaction; false with *error on any failure (then rolls back).
   bool Run(const Txn& txn, Vars& vars, std::string* error) {
+    if (!txn.skip_if.empty() && vars.count(txn.skip_if) != 0) return true;
     if (!Exec(txn.write ? "BEGIN IMMEDIATE" : "BEGIN")) {
       *error = error_;
       return false;
@@ -146,6 +150,7 @@ class RawSqlite {
         }
       }
       first = false;
+      if (s.row) s.row(vars, stmt);
     }
     sqlite3_reset(stmt);
     sqlite3_clear_bindings(stmt);
@@ -183,8 +188,20 @@ const Stmt kInsertHolder{
 const Stmt kCasRelease{
     "DELETE FROM holders WHERE name = ?1 AND token = ?2 AND expires_at > " ORDO_BENCH_SQLITE_NOW,
     {"name", "token"}, ""};
-const Stmt kSnapshotLock{"SELECT " ORDO_BENCH_SQLITE_NOW ", (SELECT last_token FROM locks WHERE name = ?1)", {"name"}, "version", 1};
-const Stmt kAllHolders{"SELECT owner, token, mode, expires_at FROM holders WHERE name = ?1 ORDER BY token", {"name"}, ""};
+// The version strategy's read; the adapter then refuses in C++ when a live holder conflicts.
+const Stmt kSnapshotLock{"SELECT " ORDO_BENCH_SQLITE_NOW ", (SELECT last_token FROM locks WHERE name = ?1)",
+                         {"name"}, "version", 1, nullptr, [](Vars& v, sqlite3_stmt* s) {
+                           v["now"] = static_cast<std::int64_t>(sqlite3_column_int64(s, 0));
+                           v.erase("held");
+                           v.erase("token");
+                         }};
+const Stmt kAllHolders{"SELECT owner, token, mode, expires_at FROM holders WHERE name = ?1 ORDER BY token",
+                       {"name"}, "", 0, nullptr, [](Vars& v, sqlite3_stmt* s) {
+                         // Exclusive requests conflict with every live holder.
+                         if (sqlite3_column_int64(s, 3) > std::get<std::int64_t>(v["now"])) {
+                           v["held"] = std::int64_t{1};
+                         }
+                       }};
 // The adapter checks changes() == 1 and issues version + 1 as the token.
 const Stmt kBumpIfVersion{"UPDATE locks SET last_token = ?2 + 1 WHERE name = ?1 AND last_token = ?2",
                           {"name", "version"}, "", 0, [](Vars& v, int changes) {
@@ -217,7 +234,7 @@ struct Scripts {
 
 Scripts LockScripts(const std::string& strategy) {
   if (strategy == "version") {
-    return {{{false, {kSnapshotLock, kAllHolders}}, {true, {kBumpIfVersion, kInsertHolder}}},
+    return {{{false, {kSnapshotLock, kAllHolders}}, {true, {kBumpIfVersion, kInsertHolder}, "held"}},
             {{false, {kSnapshotHolder}}, {true, {kReleaseIfUnchanged}}}};
   }
   return {{{true, {kEnsureLock, kPurgeExpired, kClaim, kInsertHolder}}}, {{true, {kCasRelease}}}};
