@@ -1,5 +1,7 @@
 #include "ordo/memory_store.h"
 
+#include <limits>
+
 #include "ordo/names.h"
 
 namespace ordo {
@@ -29,22 +31,25 @@ Status MemoryFencedStore::Admit(Entry& entry, std::string_view key, std::uint64_
   return OkStatus();
 }
 
-namespace {
-Status CheckFencedArgs(std::string_view key, std::uint64_t token, std::string_view lock_name,
-                       bool token_required) {
+Status ValidateFencedArgs(std::string_view key, std::uint64_t token, std::string_view lock_name,
+                          bool token_required) {
   ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
   if (token_required && token == 0) return InvalidArgumentError("fencing token 0 is never issued");
+  // Tokens are stored as signed 64-bit integers by the database backends; none is ever issued
+  // above that, so a larger one can only be a client's mistake.
+  if (token > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    return InvalidArgumentError("fencing token " + std::to_string(token) + " is out of range");
+  }
   if (!lock_name.empty()) {
     ORDO_RETURN_IF_ERROR(ValidateName(lock_name, "lock name"));
     if (token == 0) return InvalidArgumentError("strict mode needs a fencing token");
   }
   return OkStatus();
 }
-}  // namespace
 
 Result<FencedWrite> MemoryFencedStore::Write(std::string_view key, std::string_view data,
                                              std::uint64_t token, std::string_view lock_name) {
-  ORDO_RETURN_IF_ERROR(CheckFencedArgs(key, token, lock_name, /*token_required=*/true));
+  ORDO_RETURN_IF_ERROR(ValidateFencedArgs(key, token, lock_name, /*token_required=*/true));
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(key);
   Entry scratch;
@@ -60,7 +65,7 @@ Result<FencedWrite> MemoryFencedStore::Write(std::string_view key, std::string_v
 
 Result<FencedValue> MemoryFencedStore::Read(std::string_view key, std::uint64_t token,
                                             std::string_view lock_name) {
-  ORDO_RETURN_IF_ERROR(CheckFencedArgs(key, token, lock_name, /*token_required=*/false));
+  ORDO_RETURN_IF_ERROR(ValidateFencedArgs(key, token, lock_name, /*token_required=*/false));
   std::lock_guard<std::mutex> lock(mu_);
   auto it = entries_.find(key);
   if (token != 0) {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -9,55 +10,73 @@
 
 namespace ordo {
 
+using Clock = std::chrono::steady_clock;
+
+// Keep-alive runs on two threads. The renewer calls Renew every period and moves the
+// self-fencing deadline forward after each success. The watchdog only watches the clock: it
+// declares the lease lost at the deadline (minus fence_early) even while the renewer is stuck in
+// a Renew call that has not returned — a hung connection or a busy database must not keep a
+// holder believing it still owns a lease the backend is about to give away.
 struct ScopedLease::State {
   Locker* locker = nullptr;
   Options options;
   std::uint64_t token = 0;
   std::chrono::milliseconds ttl{0};
+  std::chrono::milliseconds margin{0};  // ttl/10: clock-rate drift and reaction time
+  std::chrono::milliseconds early{0};   // options.fence_early, at most ttl/3
 
   mutable std::mutex mu;
   std::condition_variable cv;
-  Lease lease;           // guarded by mu
-  bool stop = false;     // guarded by mu
-  bool released = false;  // only touched by the owning thread
+  Lease lease;              // guarded by mu
+  Clock::time_point deadline;  // guarded by mu: last confirmed expiry - margin
+  bool stop = false;        // guarded by mu
+  bool lost_declared = false;  // guarded by mu
+  Status lost_why;          // guarded by mu; set once, with lost_declared
+  Status last_error;        // guarded by mu: the last passing renewal failure
+  bool released = false;    // only touched by the owning thread
   std::atomic<bool> lost{false};
-  Status lost_why;  // written once before `lost` is set
-  std::thread keeper;
+  std::thread renewer;
+  std::thread watchdog;
 
+  // Declares the loss once; later calls (from the other thread) do nothing.
   void MarkLost(Status why) {
-    lost_why = std::move(why);
+    std::string name;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (lost_declared || stop) return;
+      lost_declared = true;
+      lost_why = why;
+      name = lease.name;
+    }
     lost.store(true, std::memory_order_release);
-    spdlog::warn("ordo: lease on '{}' (token {}) lost: {}", lease_name(), token,
-                 lost_why.ToString());
-    if (options.on_lost) options.on_lost(lost_why);
+    cv.notify_all();
+    spdlog::warn("ordo: lease on '{}' (token {}) lost: {}", name, token, why.ToString());
+    if (options.on_lost) options.on_lost(why);
   }
 
-  std::string lease_name() const {
-    std::lock_guard<std::mutex> lock(mu);
-    return lease.name;
+  // A renewal sent at `sent` that succeeded keeps the lease on the backend until at least
+  // sent + ttl (the backend cannot have started the new ttl before it received the request).
+  // REQUIRES: mu held.
+  void ConfirmedAt(Clock::time_point sent) {
+    deadline = std::max(deadline, sent + ttl - margin);
   }
 
-  // Renews every period. Self-fencing: a renewal that fails for a passing reason is retried,
-  // but once the last confirmed expiry (minus a margin, on the monotonic clock) passes, the
-  // lease is declared lost even though the backend could not say so.
-  void KeepAlive() {
-    using Clock = std::chrono::steady_clock;
+  void Renew() {
     const auto period = options.renew_every.count() > 0 ? options.renew_every : ttl / 3;
-    const auto margin = ttl / 10;
-    auto deadline = Clock::now() + ttl - margin;
     auto next = Clock::now() + period;
     std::unique_lock<std::mutex> lock(mu);
     while (true) {
-      if (cv.wait_until(lock, next, [this] { return stop; })) return;
+      if (cv.wait_until(lock, next, [this] { return stop || lost_declared; })) return;
       Lease current = lease;
       lock.unlock();
       const auto sent = Clock::now();
       Result<Lease> renewed = locker->Renew(current, ttl);
       lock.lock();
-      if (stop) return;
+      if (stop || lost_declared) return;
       if (renewed.ok()) {
         lease = *renewed;
-        deadline = sent + ttl - margin;
+        ConfirmedAt(sent);
+        cv.notify_all();  // the watchdog sleeps until the new deadline
         next = Clock::now() + period;
         continue;
       }
@@ -67,44 +86,74 @@ struct ScopedLease::State {
         MarkLost(renewed.status());
         return;
       }
-      const auto now = Clock::now();
-      if (now >= deadline) {
-        lock.unlock();
-        MarkLost(LeaseLostError("renewals failed until the self-fencing deadline: " +
-                                renewed.status().ToString()));
-        return;
-      }
-      // Retry soon, but never sleep past the deadline.
-      next = std::min(now + std::max(period / 4, std::chrono::milliseconds(10)), deadline);
+      // A passing failure: retry soon. The watchdog ends this at the deadline.
+      spdlog::debug("ordo: renewing '{}' failed, retrying: {}", current.name,
+                    renewed.status().ToString());
+      last_error = renewed.status();
+      next = Clock::now() + std::max(period / 4, std::chrono::milliseconds(10));
     }
   }
 
-  void StopKeeper() {
+  void Watch() {
+    std::unique_lock<std::mutex> lock(mu);
+    while (true) {
+      const auto fire_at = deadline - early;
+      const bool woken = cv.wait_until(lock, fire_at, [&] {
+        return stop || lost_declared || deadline - early != fire_at;
+      });
+      if (woken) {
+        if (stop || lost_declared) return;
+        continue;  // the deadline moved: a renewal succeeded
+      }
+      Status why = LeaseLostError(
+          "renewals did not succeed before the self-fencing deadline (the lease's last "
+          "confirmed expiry minus a safety margin); last error: " +
+          (last_error.ok() ? std::string("none (a renewal is still pending)")
+                            : last_error.ToString()));
+      lock.unlock();
+      MarkLost(std::move(why));
+      return;
+    }
+  }
+
+  void StopThreads() {
     {
       std::lock_guard<std::mutex> lock(mu);
       stop = true;
     }
     cv.notify_all();
-    if (keeper.joinable()) keeper.join();
+    if (renewer.joinable()) renewer.join();
+    if (watchdog.joinable()) watchdog.join();
   }
+
 };
 
 Result<ScopedLease> ScopedLease::Acquire(Locker& locker, const LockRequest& request,
                                          Options options) {
+  const auto sent = Clock::now();
   auto lease = locker.Acquire(request);
   if (!lease.ok()) return lease.status();
-  return ScopedLease(locker, std::move(*lease), std::move(options));
+  return ScopedLease(locker, std::move(*lease), std::move(options), sent);
 }
 
 ScopedLease::ScopedLease(Locker& locker, Lease lease, Options options)
+    : ScopedLease(locker, std::move(lease), std::move(options), Clock::now()) {}
+
+ScopedLease::ScopedLease(Locker& locker, Lease lease, Options options,
+                         Clock::time_point acquired_at)
     : state_(std::make_unique<State>()) {
-  state_->locker = &locker;
-  state_->token = lease.token;
-  state_->ttl = lease.ttl;
-  state_->lease = std::move(lease);
-  state_->options = std::move(options);
-  if (state_->options.keep_alive) {
-    state_->keeper = std::thread([s = state_.get()] { s->KeepAlive(); });
+  State& s = *state_;
+  s.locker = &locker;
+  s.token = lease.token;
+  s.ttl = lease.ttl;
+  s.margin = lease.ttl / 10;
+  s.early = std::min(options.fence_early, lease.ttl / 3);
+  s.deadline = acquired_at + lease.ttl - s.margin;
+  s.lease = std::move(lease);
+  s.options = std::move(options);
+  if (s.options.keep_alive) {
+    s.renewer = std::thread([p = &s] { p->Renew(); });
+    s.watchdog = std::thread([p = &s] { p->Watch(); });
   }
 }
 
@@ -122,7 +171,7 @@ ScopedLease::~ScopedLease() {
   if (!state_) return;
   Status s = Release();
   if (!s.ok() && s.code() != StatusCode::kLeaseLost) {
-    spdlog::warn("ordo: releasing lease on '{}' failed: {}", state_->lease_name(), s.ToString());
+    spdlog::warn("ordo: releasing lease on '{}' failed: {}", lease().name, s.ToString());
   }
 }
 
@@ -137,12 +186,30 @@ bool ScopedLease::lost() const {
   return state_ && state_->lost.load(std::memory_order_acquire);
 }
 
+std::chrono::steady_clock::time_point ScopedLease::fence_deadline() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->deadline;
+}
+
+Status ScopedLease::LostStatus() const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  return state_->lost_why;
+}
+
 Status ScopedLease::Release() {
   if (!state_ || state_->released) return OkStatus();
-  state_->StopKeeper();
+  state_->StopThreads();
   state_->released = true;
-  if (state_->lost.load(std::memory_order_acquire)) return state_->lost_why;
+  if (lost()) return LostStatus();
   return state_->locker->Release(lease());
+}
+
+Result<Lease> ScopedLease::Detach() {
+  if (!state_ || state_->released) return InvalidArgumentError("the lease was already released");
+  state_->StopThreads();
+  state_->released = true;
+  if (lost()) return LostStatus();
+  return lease();
 }
 
 }  // namespace ordo

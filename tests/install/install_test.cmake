@@ -24,7 +24,8 @@ run(${CMAKE_COMMAND} -S ${SOURCE_DIR}/examples -B ${WORK_DIR}/examples
 run(${CMAKE_COMMAND} --build ${WORK_DIR}/examples)
 
 file(MAKE_DIRECTORY ${WORK_DIR}/flock ${WORK_DIR}/fcntl)
-set(urls "inproc:")
+set(urls "inproc:" "flock://${WORK_DIR}/flock" "fcntl://${WORK_DIR}/fcntl"
+         "sqlite://${WORK_DIR}/contract.db" "sqlite://${WORK_DIR}/contract.db?strategy=version")
 if(DEFINED ENV{ORDO_EXTRA_CONTRACT_URLS})
   list(APPEND urls $ENV{ORDO_EXTRA_CONTRACT_URLS})
 endif()
@@ -44,3 +45,9 @@ separate_arguments(flag_list UNIX_COMMAND "${flags}")
 run(${CXX} ${flag_list} ${SOURCE_DIR}/examples/contract_check.cc -o ${WORK_DIR}/pc-check ${pc}
     -Wl,-rpath,${prefix}/lib)
 run(${WORK_DIR}/pc-check inproc:)
+
+# The installed ordo binary finds the installed libordo through its $ORIGIN-relative RUNPATH.
+run(${prefix}/bin/ordo --version)
+if(NOT EXISTS ${prefix}/share/man/man1/ordo.1)
+  message(FATAL_ERROR "the man page was not installed")
+endif()

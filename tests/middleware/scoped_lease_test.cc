@@ -56,29 +56,34 @@ TEST(ScopedLeaseTest, KeepAliveHoldsPastTheTtl) {
   ASSERT_TRUE(scoped->Release().ok());
 }
 
-// A Locker whose renewals fail as if the backend were unreachable; everything else is the real
-// inproc backend.
-class UnreachableRenewals final : public Locker {
+// The real inproc backend, with Renew left to the subclass (an unreachable or hung backend).
+class ForwardingLocker : public Locker {
  public:
-  explicit UnreachableRenewals(Locker& real) : real_(real) {}
+  explicit ForwardingLocker(Locker& real) : real_(real) {}
   Result<Lease> Acquire(const LockRequest& r) override { return real_.Acquire(r); }
-  Result<Lease> Renew(const Lease&, std::chrono::milliseconds) override {
-    renewals.fetch_add(1);
-    return UnavailableError("backend unreachable");
-  }
   Status Release(const Lease& l) override { return real_.Release(l); }
   Result<LockState> Describe(std::string_view n) override { return real_.Describe(n); }
   Result<std::vector<LockState>> List(std::string_view p, std::size_t l) override {
     return real_.List(p, l);
   }
-  Status Ping() override { return UnavailableError("down"); }
+  Status Ping() override { return real_.Ping(); }
   LockerTraits traits() const override { return real_.traits(); }
   FencedStore& fenced() override { return real_.fenced(); }
   VersionedStore& objects() override { return real_.objects(); }
-  std::atomic<int> renewals{0};
 
  private:
   Locker& real_;
+};
+
+// Renewals fail as if the backend were unreachable.
+class UnreachableRenewals final : public ForwardingLocker {
+ public:
+  using ForwardingLocker::ForwardingLocker;
+  Result<Lease> Renew(const Lease&, std::chrono::milliseconds) override {
+    renewals.fetch_add(1);
+    return UnavailableError("backend unreachable");
+  }
+  std::atomic<int> renewals{0};
 };
 
 TEST(ScopedLeaseTest, SelfFencesBeforeTheLeaseExpires) {
@@ -122,6 +127,68 @@ TEST(ScopedLeaseTest, ReportsLossWhenTheBackendSaysSo) {
   std::unique_lock<std::mutex> lock(mu);
   ASSERT_TRUE(cv.wait_for(lock, 10s, [&] { return lost; }));
   EXPECT_TRUE(scoped->lost());
+}
+
+// Renew hangs (a dead server that never answers) until the test lets it go.
+class HangingRenewals final : public ForwardingLocker {
+ public:
+  using ForwardingLocker::ForwardingLocker;
+  ~HangingRenewals() override { Unblock(); }
+  Result<Lease> Renew(const Lease&, std::chrono::milliseconds) override {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return unblocked_; });
+    return UnavailableError("timed out");
+  }
+  void Unblock() {
+    std::lock_guard<std::mutex> lock(mu_);
+    unblocked_ = true;
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool unblocked_ = false;  // guarded by mu_
+};
+
+TEST(ScopedLeaseTest, SelfFencesWhileARenewalHangs) {
+  auto real = Inproc();
+  HangingRenewals hanging(*real);
+  std::promise<std::chrono::steady_clock::time_point> lost_at;
+  ScopedLease::Options options;
+  options.keep_alive = true;
+  options.fence_early = 100ms;
+  options.on_lost = [&](const Status&) { lost_at.set_value(std::chrono::steady_clock::now()); };
+  const auto start = std::chrono::steady_clock::now();
+  auto scoped = ScopedLease::Acquire(hanging, {.name = "hang", .ttl = 600ms}, options);
+  ASSERT_TRUE(scoped.ok());
+  EXPECT_LE(scoped->fence_deadline(), start + 600ms);
+  const auto when = lost_at.get_future().get();
+  // The deadline is 540 ms after the acquisition; fence_early moves the report 100 ms earlier,
+  // although the renewal sent at 200 ms never came back.
+  EXPECT_LT(when - start, 540ms);
+  EXPECT_GE(when - start, 300ms);
+  EXPECT_TRUE(scoped->lost());
+  hanging.Unblock();
+  EXPECT_EQ(scoped->Release().code(), StatusCode::kLeaseLost);
+}
+
+TEST(ScopedLeaseTest, DetachKeepsTheLeaseHeld) {
+  auto locker = Inproc();
+  ScopedLease::Options options;
+  options.keep_alive = true;
+  auto scoped = ScopedLease::Acquire(*locker, {.name = "detached", .ttl = 200ms}, options);
+  ASSERT_TRUE(scoped.ok());
+  auto lease = scoped->Detach();
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  EXPECT_EQ(lease->token, scoped->token());
+  EXPECT_TRUE(scoped->Release().ok()) << "Release after Detach does nothing";
+  EXPECT_EQ(locker->Acquire({.name = "detached"}).status().code(), StatusCode::kLockHeld);
+  // Nobody renews it any more: it expires by its TTL.
+  auto later = locker->Acquire({.name = "detached", .wait = 2s});
+  ASSERT_TRUE(later.ok()) << later.status().ToString();
+  EXPECT_GT(later->token, lease->token);
+  ASSERT_TRUE(locker->Release(*later).ok());
 }
 
 }  // namespace

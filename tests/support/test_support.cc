@@ -104,7 +104,10 @@ std::string Child::ReadLine(std::chrono::milliseconds timeout) {
     char buf[512];
     const ssize_t n = read(out_fd_, buf, sizeof(buf));
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return "";
+    if (n <= 0) {
+      eof_ = true;
+      return "";
+    }
     buffer_.append(buf, static_cast<std::size_t>(n));
   }
 }

@@ -41,6 +41,8 @@ class Child {
   pid_t pid() const { return pid_; }
   // Reads one line from the child's stdout (without '\n'); empty on EOF or timeout.
   std::string ReadLine(std::chrono::milliseconds timeout = std::chrono::seconds(60));
+  // True once ReadLine met the end of the child's stdout.
+  bool eof() const { return eof_; }
   void WriteLine(const std::string& line);
   void CloseStdin();
   void Kill(int sig);
@@ -52,6 +54,7 @@ class Child {
   int out_fd_ = -1;
   int in_fd_ = -1;
   std::string buffer_;
+  bool eof_ = false;
   bool reaped_ = false;
 };
 

@@ -1,12 +1,19 @@
-// The REST server behind `ordo serve` (DESIGN.md's HTTP API, v1).
+// The REST server behind `ordo serve` (DESIGN.md's HTTP API, v1; docs/http-api.md).
 //
 // Kept out of libordo: only the `ordo` binary, the tests and the benchmark link it.
+//
+// RunServer is what `ordo serve` calls: it serves until SIGTERM/SIGINT. Server is the same
+// server as an object, for tests and benchmarks that run it in-process on a free port.
 #ifndef ORDO_HTTP_SERVER_H_
 #define ORDO_HTTP_SERVER_H_
 
 #include <chrono>
 #include <cstddef>
+#include <memory>
 #include <string>
+
+#include "ordo/lock.h"
+#include "ordo/status.h"
 
 namespace ordo::http {
 
@@ -15,8 +22,48 @@ struct ServeOptions {
   std::string listen = "127.0.0.1:7575";       // HOST:PORT; port 0 picks a free one
   std::string auth_file;                       // empty: no authentication
   std::size_t max_body = 1 << 20;              // bytes; larger bodies get 413
-  int threads = 0;                             // request threads; 0 = a sensible default
+  int threads = 0;                             // unused: one thread per connection (see below)
   std::chrono::milliseconds max_wait{60'000};  // the largest wait_ms a client may ask for
+  // Open connections served at once, each on its own (cheap) thread; more wait to be accepted.
+  // Clamped to the process's descriptor limit.
+  std::size_t max_connections = 4096;
+  // Acquires waiting at once; more are refused with 503. 0: max_connections * 7/8, so that
+  // releases and health checks always find a free connection slot.
+  std::size_t max_waiters = 0;
+  // Per read / per write on a socket: a client slower than this is disconnected.
+  std::chrono::milliseconds io_timeout{10'000};
+  // How long an idle keep-alive connection is kept open (whole seconds).
+  std::chrono::seconds keep_alive{5};
+  // The request line and headers together; larger requests get 431.
+  std::size_t max_header_bytes = 16 * 1024;
+};
+
+// One running server. Start() returns once it accepts connections; the destructor stops it.
+// Thread-safe: port()/url() from any thread; Stop() from any thread but a request handler.
+class Server {
+ public:
+  // Opens options.backend_url — or serves `backend` when one is given (tests inject backends
+  // this way) — binds options.listen and starts serving on background threads.
+  // Errors: kInvalidArgument (bad options or auth file), kUnavailable (backend unreachable,
+  // address in use).
+  static Result<std::unique_ptr<Server>> Start(const ServeOptions& options,
+                                               std::unique_ptr<Locker> backend = nullptr);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The bound port (useful with port 0) and "http://HOST:PORT".
+  int port() const;
+  std::string url() const;
+
+  // Stops accepting, answers waiting acquires with 503, waits for open requests to finish.
+  // Idempotent.
+  void Stop();
+
+ private:
+  struct Impl;
+  explicit Server(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
 };
 
 // Runs the server until SIGTERM or SIGINT; returns the process exit code (0 on a clean stop,

@@ -4,8 +4,10 @@
 // thrown). With keep_alive set, a background thread renews the lease every ttl/3. The lease is
 // reported lost — through lost() and the on_lost callback, exactly once — when the backend says
 // kLeaseLost, or when renewals keep failing for passing reasons (kUnavailable) until the
-// self-fencing deadline: the last confirmed expiry minus a safety margin, measured on this
-// process's monotonic clock. After loss, stop writing: the lock may already be someone else's.
+// self-fencing deadline: the last confirmed expiry minus a safety margin (ttl/10), measured on
+// this process's monotonic clock. A second keep-alive thread watches that deadline, so the loss
+// is reported on time even while a Renew call hangs (a dead server, a locked database).
+// After loss, stop writing: the lock may already be someone else's.
 //
 // Thread safety: lost(), lease() and token() may be called from any thread. The other members are not to be called
 // concurrently with each other. The callback runs on the keep-alive thread; it must not destroy
@@ -30,6 +32,10 @@ struct ScopedLeaseOptions {
   std::function<void(const Status& why)> on_lost;
   // Renewal period; zero means ttl/3.
   std::chrono::milliseconds renew_every{0};
+  // When renewals keep failing, report the loss this much *before* the self-fencing deadline
+  // (at most ttl/3), so that the caller has time to stop its work — e.g. SIGTERM, a grace
+  // period, then SIGKILL — before the backend may give the lock to someone else.
+  std::chrono::milliseconds fence_early{0};
 };
 
 class ScopedLease {
@@ -56,12 +62,26 @@ class ScopedLease {
   // True once the lease is known lost (keep-alive only).
   bool lost() const;
 
+  // The self-fencing deadline on the steady clock: the last confirmed expiry minus the safety
+  // margin. Work done under the lease must be over by then. Thread-safe.
+  std::chrono::steady_clock::time_point fence_deadline() const;
+
   // Stops keep-alive and releases now. kLeaseLost if it was lost. Idempotent: later calls and
   // the destructor do nothing.
   Status Release();
 
+  // Stops keep-alive and hands the lease back *without* releasing it: it stays held until its
+  // TTL passes (lease backends) or the caller releases it. For "hold at least this long" after
+  // the work is done (renew to the remaining time, then let it expire). kLeaseLost if it was
+  // lost; kInvalidArgument if already released or detached. Later calls of Release and the
+  // destructor do nothing.
+  Result<Lease> Detach();
+
  private:
   struct State;
+  ScopedLease(Locker& locker, Lease lease, Options options,
+              std::chrono::steady_clock::time_point acquired_at);
+  Status LostStatus() const;
   std::unique_ptr<State> state_;
 };
 

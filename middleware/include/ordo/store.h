@@ -42,6 +42,12 @@ struct FencedWrite {
   std::uint64_t version = 0;  // the value's new version (1 for the first write)
 };
 
+// Checks a FencedStore call's arguments: a valid key, a token > 0 when `token_required` (Write)
+// or when a lock name is given, a valid lock name if any. Every FencedStore calls it first, so
+// bad input is kInvalidArgument with the same message on every backend and changes nothing.
+Status ValidateFencedArgs(std::string_view key, std::uint64_t token, std::string_view lock_name,
+                          bool token_required);
+
 class FencedStore {
  public:
   virtual ~FencedStore() = default;

@@ -1,0 +1,321 @@
+#include "pg_connection.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <random>
+#include <thread>
+
+#include "ordo/duration.h"
+#include "statements.h"
+
+namespace ordo::pg {
+namespace {
+
+// libpq parameters a URL may pass through, as ?key=value. Anything else is refused, so that a
+// misspelt option never passes silently.
+constexpr std::string_view kLibpqParams[] = {
+    "sslmode",  "sslrootcert",         "sslcert",        "sslkey",
+    "sslcrl",   "connect_timeout",     "application_name", "target_session_attrs",
+    "keepalives", "keepalives_idle",   "keepalives_interval", "keepalives_count",
+    "host",     "hostaddr",            "passfile"};
+constexpr std::string_view kSslModes[] = {"disable", "allow",     "prefer",
+                                          "require", "verify-ca", "verify-full"};
+
+// libpq conninfo value quoting: single quotes, with \ and ' escaped.
+std::string Quote(std::string_view value) {
+  std::string out = "'";
+  for (char c : value) {
+    if (c == '\\' || c == '\'') out.push_back('\\');
+    out.push_back(c);
+  }
+  out.push_back('\'');
+  return out;
+}
+
+bool AllDigits(std::string_view s) {
+  return !s.empty() && s.size() <= 9 &&
+         std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// libpq messages are multi-line ("…failed: FATAL:  …\n"); one line reads better in a Status.
+std::string OneLine(std::string text, const std::string& password) {
+  if (password.size() >= 3) {
+    for (auto pos = text.find(password); pos != std::string::npos; pos = text.find(password)) {
+      text.replace(pos, password.size(), "****");
+    }
+  }
+  std::string out;
+  bool line_start = false;
+  for (char c : text) {
+    if (c == '\n' || c == '\r') {
+      if (!out.empty() && !line_start) out += "; ";
+      line_start = true;
+      continue;
+    }
+    if (line_start && (c == ' ' || c == '\t')) continue;
+    line_start = false;
+    out.push_back(c == '\t' ? ' ' : c);
+  }
+  while (!out.empty() && (out.back() == ' ' || out.back() == ';')) out.pop_back();
+  return out;
+}
+
+bool Contains(const std::string& text, std::string_view needle) {
+  return text.find(needle) != std::string::npos;
+}
+
+// A connection failure caused by the URL's credentials or database name: retrying the same URL
+// cannot help, so it is kInvalidArgument rather than kUnavailable.
+bool IsConfigurationProblem(const std::string& message) {
+  return Contains(message, "password authentication failed") ||
+         Contains(message, "authentication failed") || Contains(message, "no password supplied") ||
+         (Contains(message, "database \"") && Contains(message, "does not exist")) ||
+         (Contains(message, "role \"") && Contains(message, "does not exist"));
+}
+
+}  // namespace
+
+std::string_view StrategyName(Strategy strategy) {
+  switch (strategy) {
+    case Strategy::kCas:
+      return "cas";
+    case Strategy::kVersion:
+      return "version";
+    case Strategy::kForUpdate:
+      return "for-update";
+  }
+  return "?";
+}
+
+Result<Config> ParseConfig(const BackendUrl& url) {
+  Config config;
+  config.masked = url.Masked();
+  config.password = url.password;
+  const std::string where = " in " + config.masked;
+  if (url.scheme != "postgresql" && url.scheme != "postgres") {
+    return InvalidArgumentError("not a PostgreSQL URL: " + config.masked);
+  }
+  if (!url.has_authority) {
+    return InvalidArgumentError(
+        "PostgreSQL URL needs '//': write postgresql://user:password@host:port/database" +
+        std::string(where));
+  }
+  std::string database = url.path;
+  if (!database.empty() && database.front() == '/') database.erase(0, 1);
+  if (database.empty()) {
+    return InvalidArgumentError(
+        "PostgreSQL URL names no database: write postgresql://user:password@host:port/database" +
+        where);
+  }
+  if (database.find('/') != std::string::npos) {
+    return InvalidArgumentError("PostgreSQL database name '" + database + "' contains '/'" +
+                                where);
+  }
+  std::vector<std::string_view> known = {"strategy", "pool_size", "statement_timeout"};
+  known.insert(known.end(), std::begin(kLibpqParams), std::end(kLibpqParams));
+  ORDO_RETURN_IF_ERROR(url.CheckQuery(known));
+
+  const std::string strategy = url.QueryOr("strategy", "cas");
+  if (strategy == "cas") {
+    config.strategy = Strategy::kCas;
+  } else if (strategy == "version") {
+    config.strategy = Strategy::kVersion;
+  } else if (strategy == "for-update") {
+    config.strategy = Strategy::kForUpdate;
+  } else {
+    return InvalidArgumentError("unknown strategy '" + strategy +
+                                "'; expected for-update, cas or version" + where);
+  }
+  if (auto it = url.query.find("pool_size"); it != url.query.end()) {
+    if (!AllDigits(it->second) || std::stoul(it->second) < 1 || std::stoul(it->second) > 1000) {
+      return InvalidArgumentError("pool_size '" + it->second + "' must be 1 to 1000" + where);
+    }
+    config.pool_size = std::stoul(it->second);
+  }
+  if (auto it = url.query.find("statement_timeout"); it != url.query.end()) {
+    auto d = ParseDuration(it->second);
+    if (!d.ok() || d->count() < 1 || *d > std::chrono::hours(1)) {
+      return InvalidArgumentError("statement_timeout '" + it->second +
+                                  "' must be a duration from 1ms to 1h (e.g. 500ms, 10s)" + where);
+    }
+    config.statement_timeout = *d;
+  }
+  if (auto it = url.query.find("sslmode"); it != url.query.end() &&
+      std::find(std::begin(kSslModes), std::end(kSslModes), it->second) == std::end(kSslModes)) {
+    return InvalidArgumentError("sslmode '" + it->second +
+                                "' must be disable, allow, prefer, require, verify-ca or "
+                                "verify-full" + where);
+  }
+  for (std::string_view key : {"connect_timeout", "keepalives", "keepalives_idle",
+                               "keepalives_interval", "keepalives_count"}) {
+    if (auto it = url.query.find(std::string(key)); it != url.query.end() && !AllDigits(it->second)) {
+      return InvalidArgumentError(std::string(key) + " '" + it->second +
+                                  "' must be a whole number" + where);
+    }
+  }
+
+  std::string& ci = config.conninfo;
+  if (!url.host.empty()) ci += "host=" + Quote(url.host) + " ";
+  if (!url.port.empty()) ci += "port=" + Quote(url.port) + " ";
+  ci += "dbname=" + Quote(database) + " ";
+  if (!url.user.empty()) ci += "user=" + Quote(url.user) + " ";
+  if (!url.password.empty()) ci += "password=" + Quote(url.password) + " ";
+  if (url.query.count("connect_timeout") == 0) ci += "connect_timeout='5' ";
+  if (url.query.count("application_name") == 0) ci += "application_name='ordo' ";
+  for (std::string_view key : kLibpqParams) {
+    if (auto it = url.query.find(std::string(key)); it != url.query.end()) {
+      ci += std::string(key) + "=" + Quote(it->second) + " ";
+    }
+  }
+  return config;
+}
+
+Outcome CurrentOutcome(std::string_view what, const Config& config) noexcept {
+  try {
+    const std::string context = std::string(what) + " on " + config.masked + ": ";
+    try {
+      throw;
+    } catch (const pqxx::broken_connection& e) {
+      const std::string m = OneLine(e.what(), config.password);
+      if (IsConfigurationProblem(m)) {
+        return {InvalidArgumentError("refused by PostgreSQL: " + context + m), false, true};
+      }
+      return {UnavailableError("PostgreSQL unreachable or connection lost: " + context + m),
+              false, true};
+    } catch (const pqxx::in_doubt_error& e) {
+      return {UnavailableError("connection lost during commit, outcome unknown: " + context +
+                               OneLine(e.what(), config.password)),
+              false, true};
+    } catch (const pqxx::statement_completion_unknown& e) {
+      return {UnavailableError("statement outcome unknown: " + context +
+                               OneLine(e.what(), config.password)),
+              false, true};
+    } catch (const pqxx::serialization_failure& e) {
+      return {UnavailableError("serialization failure, retries exhausted: " + context +
+                               OneLine(e.what(), config.password)),
+              true, false};
+    } catch (const pqxx::deadlock_detected& e) {
+      return {UnavailableError("deadlock, retries exhausted: " + context +
+                               OneLine(e.what(), config.password)),
+              true, false};
+    } catch (const pqxx::sql_error& e) {
+      const std::string& state = e.sqlstate();
+      const std::string m = OneLine(e.what(), config.password);
+      if (state == "40001" || state == "40P01") {
+        return {UnavailableError("transaction conflict, retries exhausted: " + context + m), true,
+                false};
+      }
+      if (state == "55P03") return {LockHeldError(context + m), false, false};
+      if (state == "57014") {
+        return {UnavailableError("statement timeout (" +
+                                 FormatDuration(config.statement_timeout) +
+                                 ") or cancel: " + context + m),
+                false, false};
+      }
+      if (state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0 || state == "53300") {
+        return {UnavailableError("PostgreSQL unavailable: " + context + m), false, true};
+      }
+      if (state.rfind("53", 0) == 0) {
+        return {UnavailableError("PostgreSQL out of resources: " + context + m), false, false};
+      }
+      if (state.rfind("28", 0) == 0 || state == "3D000" || state == "42501") {
+        return {InvalidArgumentError("refused by PostgreSQL: " + context + m), false, false};
+      }
+      return {InternalError("unexpected PostgreSQL error " + state + ": " + context + m), false,
+              false};
+    } catch (const pqxx::failure& e) {
+      // Any other libpqxx failure leaves the connection in an unknown state.
+      return {UnavailableError(context + OneLine(e.what(), config.password)), false, true};
+    } catch (const std::exception& e) {
+      return {InternalError(context + OneLine(e.what(), config.password)), false, true};
+    } catch (...) {
+      return {InternalError(context + "unknown exception"), false, true};
+    }
+  } catch (...) {  // std::bad_alloc while building the message
+    return {InternalError("out of memory"), false, true};
+  }
+}
+
+void BackOffBeforeRetry(int attempt) {
+  thread_local std::minstd_rand rng{std::random_device{}()};
+  const int max_ms = std::min(50, 1 << attempt);
+  std::this_thread::sleep_for(std::chrono::milliseconds(rng() % static_cast<unsigned>(max_ms)));
+}
+
+Pool::Pool(Config config) : config_(std::move(config)) {}
+
+Pool::~Pool() = default;
+
+Result<std::unique_ptr<pqxx::connection>> Pool::Connect() {
+  std::unique_ptr<pqxx::connection> conn;
+  Outcome outcome = Guard("connect", config_, [&] {
+    conn = std::make_unique<pqxx::connection>(config_.conninfo);
+    pqxx::nontransaction tx(*conn);
+    tx.exec_params(std::string(sql::kSessionSettings),
+                   std::to_string(config_.statement_timeout.count()));
+    return OkStatus();
+  });
+  if (!outcome.status.ok()) return outcome.status;
+  return conn;
+}
+
+std::unique_ptr<pqxx::connection> Pool::PopLive(
+    std::vector<std::unique_ptr<pqxx::connection>>& idle) {
+  while (!idle.empty()) {
+    std::unique_ptr<pqxx::connection> conn = std::move(idle.back());
+    idle.pop_back();
+    // An idle connection has nothing to read. If its socket is readable, the server sent an
+    // error and closed it (shutdown, restart, terminate): drop it rather than fail a call.
+    pollfd p{conn->sock(), POLLIN, 0};
+    if (conn->is_open() && p.fd >= 0 && poll(&p, 1, 0) == 0) return conn;
+  }
+  return nullptr;
+}
+
+Result<std::unique_ptr<pqxx::connection>> Pool::Borrow() {
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    const bool got = returned_.wait_for(lock, config_.statement_timeout,
+                                        [&] { return lent_ < config_.pool_size; });
+    if (!got) {
+      return UnavailableError("all " + std::to_string(config_.pool_size) +
+                              " pooled connections to " + config_.masked + " stayed busy for " +
+                              FormatDuration(config_.statement_timeout) +
+                              "; raise pool_size");
+    }
+    ++lent_;
+    if (auto conn = PopLive(idle_)) return conn;
+  }
+  auto conn = Connect();
+  if (!conn.ok()) {
+    std::lock_guard<std::mutex> lock(mu_);
+    --lent_;
+    returned_.notify_one();
+  }
+  return conn;
+}
+
+void Pool::Return(std::unique_ptr<pqxx::connection> conn, bool healthy) {
+  std::lock_guard<std::mutex> lock(mu_);
+  --lent_;
+  if (healthy && conn->is_open()) idle_.push_back(std::move(conn));
+  returned_.notify_one();
+}
+
+Result<std::unique_ptr<pqxx::connection>> Pool::TakeDedicated() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (auto conn = PopLive(idle_dedicated_)) return conn;
+  }
+  return Connect();
+}
+
+void Pool::ReturnDedicated(std::unique_ptr<pqxx::connection> conn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (conn->is_open() && idle_dedicated_.size() < config_.pool_size) {
+    idle_dedicated_.push_back(std::move(conn));
+  }
+}
+
+}  // namespace ordo::pg

@@ -1,0 +1,157 @@
+#include "pg_listener.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "statements.h"
+
+namespace ordo::pg {
+
+struct Listener::Receiver final : pqxx::notification_receiver {
+  Receiver(pqxx::connection& conn, Listener& owner)
+      : pqxx::notification_receiver(conn, std::string(sql::kChannel)), listener(owner) {}
+  void operator()(const std::string& payload, int /*backend_pid*/) override {
+    listener.Notified(payload);
+  }
+  Listener& listener;
+};
+
+Listener::Listener(Pool& pool) : pool_(pool), wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+Listener::~Listener() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  const std::uint64_t one = 1;
+  if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof(one)) < 0) {
+    // Cannot happen for an eventfd below its maximum; the thread would still stop on its
+    // next wake-up.
+  }
+  if (thread_.joinable()) thread_.join();
+  if (wake_fd_ >= 0) close(wake_fd_);
+}
+
+void Listener::Start() {
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+  // connect_timeout bounds the first attempt; the margin covers LISTEN's round trip.
+  changed_.wait_for(lock, std::chrono::seconds(15), [&] { return attempted_ || stopping_; });
+}
+
+bool Listener::healthy() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return healthy_;
+}
+
+void Listener::Notified(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = entries_.find(name);
+  if (it == entries_.end()) return;  // nobody in this Locker waits for that name
+  ++it->second.generation;
+  changed_.notify_all();
+}
+
+void Listener::Reset(std::unique_ptr<Receiver>& receiver,
+                     std::unique_ptr<pqxx::connection>& conn) {
+  // The receiver's destructor may talk to the server (UNLISTEN); on a dead connection that fails
+  // and libpqxx swallows it.
+  Guard("stop listening", pool_.config(), [&] {
+    receiver.reset();
+    conn.reset();
+    return OkStatus();
+  });
+  receiver.reset();
+  conn.reset();
+  std::lock_guard<std::mutex> lock(mu_);
+  healthy_ = false;
+  ++epoch_;  // wake every waiter: they fall back to re-checking until the listener is back
+  changed_.notify_all();
+}
+
+void Listener::Loop() {
+  std::unique_ptr<pqxx::connection> conn;
+  std::unique_ptr<Receiver> receiver;
+  auto backoff = std::chrono::milliseconds(100);
+  while (true) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) break;
+    }
+    if (conn == nullptr) {
+      auto connected = pool_.Connect();
+      Outcome listening{connected.status()};
+      if (connected.ok()) {
+        conn = std::move(*connected);
+        listening = Guard("listen", pool_.config(), [&] {
+          receiver = std::make_unique<Receiver>(*conn, *this);  // sends LISTEN
+          return OkStatus();
+        });
+      }
+      std::unique_lock<std::mutex> lock(mu_);
+      attempted_ = true;
+      if (listening.status.ok()) {
+        healthy_ = true;
+        ++epoch_;  // notifications may have been missed while disconnected: re-check all
+        backoff = std::chrono::milliseconds(100);
+        changed_.notify_all();
+        continue;
+      }
+      changed_.notify_all();
+      lock.unlock();
+      Reset(receiver, conn);
+      lock.lock();
+      changed_.wait_for(lock, backoff, [&] { return stopping_; });
+      backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
+      continue;
+    }
+    if (conn->sock() < 0) {  // closed under us: poll() would ignore it and block forever
+      Reset(receiver, conn);
+      continue;
+    }
+    pollfd fds[2] = {{conn->sock(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    const int ready = poll(fds, 2, -1);
+    if (ready < 0 && errno == EINTR) continue;
+    if (fds[1].revents != 0) continue;  // the destructor: loop around to see stopping_
+    Outcome got = Guard("receive notifications", pool_.config(), [&] {
+      if (fds[0].revents != 0 || ready < 0) conn->get_notifs();  // throws if the server left
+      if (!conn->is_open()) throw pqxx::broken_connection("listener connection closed");
+      return OkStatus();
+    });
+    if (!got.status.ok()) Reset(receiver, conn);
+  }
+  Reset(receiver, conn);
+}
+
+Listener::Watch::Watch(Listener& listener, std::string name)
+    : listener_(listener), name_(std::move(name)) {
+  std::lock_guard<std::mutex> lock(listener_.mu_);
+  ++listener_.entries_[name_].watchers;
+}
+
+Listener::Watch::~Watch() {
+  std::lock_guard<std::mutex> lock(listener_.mu_);
+  auto it = listener_.entries_.find(name_);
+  if (--it->second.watchers == 0) listener_.entries_.erase(it);
+}
+
+Listener::Ticket Listener::Watch::Take() const {
+  std::lock_guard<std::mutex> lock(listener_.mu_);
+  return {listener_.entries_.find(name_)->second.generation, listener_.epoch_};
+}
+
+void Listener::Watch::Wait(const Ticket& ticket,
+                           std::chrono::steady_clock::time_point until) const {
+  std::unique_lock<std::mutex> lock(listener_.mu_);
+  listener_.changed_.wait_until(lock, until, [&] {
+    return listener_.stopping_ || listener_.epoch_ != ticket.epoch ||
+           listener_.entries_.find(name_)->second.generation != ticket.generation;
+  });
+}
+
+}  // namespace ordo::pg

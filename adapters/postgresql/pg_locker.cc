@@ -1,0 +1,548 @@
+// postgresql://user:password@host:port/database[?strategy=for-update|cas|version&…]
+// (scheme alias postgres://) — locks, fenced writes and versioned objects in PostgreSQL.
+//
+// Three strategies share one schema (sql/postgresql/) and one lock table, so Describe, List and
+// the stores work the same for all of them; the SQL and the invariant behind each statement are
+// in statements.h.
+//   cas         one conditional statement per call (acquire, renew, release): a lease row taken
+//               by INSERT … ON CONFLICT … DO UPDATE … WHERE free, judged by the database clock.
+//   version     read the lock row and holders, decide in the client, write back
+//               WHERE version = $v, retry when someone else changed it first.
+//   for-update  a transaction on a dedicated connection holds the lock row FOR UPDATE (FOR SHARE
+//               for shared holders) until release or until the connection dies: no TTL.
+// Waiting acquisitions of cas/version sleep until a NOTIFY from a release (one LISTEN connection
+// per Locker) or until the first holder's lease runs out; for-update waits in the database's
+// own lock queue, bounded by lock_timeout.
+#include <chrono>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ordo/lock.h"
+#include "ordo/names.h"
+#include "ordo/registry.h"
+#include "pg_connection.h"
+#include "pg_listener.h"
+#include "pg_migrate.h"
+#include "pg_stores.h"
+#include "statements.h"
+
+namespace ordo::pg {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// How often a waiter re-checks on its own while the listener connection is down.
+constexpr milliseconds kDegradedRecheck{250};
+// Conflicts a version-strategy call tolerates before giving up (each one means another caller
+// made progress, so this only bounds pathological contention).
+constexpr int kMaxVersionConflicts = 10'000;
+constexpr std::uint64_t kMaxToken = std::numeric_limits<std::int64_t>::max();
+
+std::chrono::system_clock::time_point FromEpochMs(std::int64_t ms) {
+  return std::chrono::system_clock::time_point(milliseconds(ms));
+}
+
+std::string ModeText(LockMode mode) { return std::string(LockModeName(mode)); }
+
+LockMode ParseMode(std::string_view text) {
+  return text == "shared" ? LockMode::kShared : LockMode::kExclusive;
+}
+
+Status Lost(const Lease& lease, std::string_view why =
+                                    "it expired, was released or was taken over") {
+  return LeaseLostError("lease on '" + lease.name + "' with token " +
+                        std::to_string(lease.token) + " is not held: " + std::string(why));
+}
+
+Status Held(const std::string& name, const std::string& held_by) {
+  return LockHeldError("lock '" + name + "' is held" +
+                       (held_by.empty() ? std::string() : " by " + held_by));
+}
+
+std::string HolderText(const std::vector<Holder>& holders) {
+  std::string out;
+  for (const auto& h : holders) {
+    if (!out.empty()) out += ", ";
+    out += "'" + h.owner + "' (token " + std::to_string(h.token) + ", " +
+           std::string(LockModeName(h.mode)) + ")";
+  }
+  return out;
+}
+
+// One try at a leased (cas/version) acquisition.
+struct Attempt {
+  std::optional<Lease> lease;          // granted
+  bool retry_now = false;              // decided on an outdated snapshot: try again at once
+  std::string held_by;                 // refused: who holds it
+  std::optional<milliseconds> expiry;  // refused: when the first lease among them runs out
+};
+
+// The version strategy's read: the lock's version and its holder rows, with liveness already
+// decided from database-clock values.
+struct VersionView {
+  std::int64_t version = 0;  // 0: no lock row yet
+  struct Row {
+    Holder holder;
+    bool live = false;
+    std::int64_t expires_ms = 0;
+    bool is_lease = true;
+  };
+  std::vector<Row> rows;
+  std::int64_t now_ms = 0;
+};
+
+class PgLocker final : public Locker {
+ public:
+  explicit PgLocker(Config config)
+      : strategy_(config.strategy),
+        pool_(std::move(config)),
+        listener_(pool_),
+        fenced_(pool_),
+        objects_(pool_) {}
+
+  ~PgLocker() override {
+    // Rolling back and closing the holders' connections frees their row locks.
+    std::lock_guard<std::mutex> lock(held_mu_);
+    held_.clear();
+  }
+
+  Status Open() { return Migrate(pool_); }
+
+  Result<Lease> Acquire(const LockRequest& request) override {
+    ORDO_RETURN_IF_ERROR(ValidateRequest(request));
+    const std::string owner = request.owner.empty() ? DefaultOwner() : request.owner;
+    if (strategy_ == Strategy::kForUpdate) return AcquireForUpdate(request, owner);
+    return AcquireLeased(request, owner);
+  }
+
+  Result<Lease> Renew(const Lease& lease, milliseconds ttl) override {
+    ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
+    ORDO_RETURN_IF_ERROR(ValidateTtl(ttl));
+    if (lease.token == 0 || lease.token > kMaxToken) return Lost(lease, "no such token");
+    switch (strategy_) {
+      case Strategy::kCas:
+        return RenewOneStatement(lease, ttl, sql::kCasRenew);
+      case Strategy::kForUpdate:
+        return RenewOneStatement(lease, ttl, sql::kForUpdateRenew);
+      case Strategy::kVersion:
+        return RenewVersion(lease, ttl);
+    }
+    return InternalError("unknown strategy");
+  }
+
+  Status Release(const Lease& lease) override {
+    ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
+    if (lease.token == 0 || lease.token > kMaxToken) return Lost(lease, "no such token");
+    switch (strategy_) {
+      case Strategy::kCas:
+        return ReleaseCas(lease);
+      case Strategy::kForUpdate:
+        return ReleaseForUpdate(lease);
+      case Strategy::kVersion:
+        return ReleaseVersion(lease);
+    }
+    return InternalError("unknown strategy");
+  }
+
+  Result<LockState> Describe(std::string_view name) override {
+    ORDO_RETURN_IF_ERROR(ValidateName(name));
+    std::optional<LockState> state;
+    ORDO_RETURN_IF_ERROR(pool_.Run("describe", [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      auto r = tx.exec_params(std::string(sql::kDescribe), std::string(name));
+      state.reset();
+      if (r.empty()) return OkStatus();
+      state = LockState{std::string(name), {}, r[0][0].as<std::uint64_t>()};
+      for (const auto& row : r) {
+        if (row[2].is_null()) continue;
+        state->holders.push_back({row[1].as<std::string>(), row[2].as<std::uint64_t>(),
+                                  ParseMode(row[3].c_str()),
+                                  FromEpochMs(row[4].as<std::int64_t>())});
+      }
+      return OkStatus();
+    }));
+    if (!state) return NotFoundError("lock '" + std::string(name) + "' was never acquired");
+    return std::move(*state);
+  }
+
+  Result<std::vector<LockState>> List(std::string_view prefix, std::size_t limit) override {
+    std::vector<LockState> out;
+    const auto capped = static_cast<std::int64_t>(
+        std::min<std::size_t>(limit, static_cast<std::size_t>(kMaxToken)));
+    ORDO_RETURN_IF_ERROR(pool_.Run("list", [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      auto r = tx.exec_params(std::string(sql::kList), std::string(prefix), capped);
+      out.clear();
+      for (const auto& row : r) {
+        const std::string name = row[0].as<std::string>();
+        if (out.empty() || out.back().name != name) {
+          out.push_back(LockState{name, {}, row[1].as<std::uint64_t>()});
+        }
+        if (row[3].is_null()) continue;
+        out.back().holders.push_back({row[2].as<std::string>(), row[3].as<std::uint64_t>(),
+                                      ParseMode(row[4].c_str()),
+                                      FromEpochMs(row[5].as<std::int64_t>())});
+      }
+      return OkStatus();
+    }));
+    return out;
+  }
+
+  Status Ping() override {
+    return pool_.Run("ping", [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      tx.exec(std::string(sql::kPing));
+      return OkStatus();
+    });
+  }
+
+  LockerTraits traits() const override {
+    return {.expires_by_ttl = strategy_ != Strategy::kForUpdate,
+            .shared_across_processes = true};
+  }
+  FencedStore& fenced() override { return fenced_; }
+  VersionedStore& objects() override { return objects_; }
+
+ private:
+  // --- cas and version: leases, woken by NOTIFY ----------------------------------------------
+
+  Result<Lease> AcquireLeased(const LockRequest& request, const std::string& owner) {
+    const auto deadline = SteadyClock::now() + request.wait;
+    std::optional<Listener::Watch> watch;
+    if (request.wait.count() > 0) {
+      listener_.Start();
+      watch.emplace(listener_, request.name);
+    }
+    while (true) {
+      // The ticket is taken before the try: a release committed after the try's snapshot
+      // notifies after this point, so the Wait below cannot miss it.
+      const Listener::Ticket ticket = watch ? watch->Take() : Listener::Ticket{};
+      auto attempt = strategy_ == Strategy::kCas ? TryCas(request, owner)
+                                                 : TryVersion(request, owner);
+      if (!attempt.ok()) return attempt.status();
+      if (attempt->lease) return std::move(*attempt->lease);
+      if (attempt->retry_now) continue;
+      const auto now = SteadyClock::now();
+      if (!watch || now >= deadline) return Held(request.name, attempt->held_by);
+      auto wake = deadline;
+      // A lease that runs out sends no notification: sleep at most until the first one does
+      // (a duration measured by the database's clock).
+      if (attempt->expiry) wake = std::min(wake, now + *attempt->expiry + milliseconds(1));
+      if (!listener_.healthy()) wake = std::min(wake, now + kDegradedRecheck);
+      watch->Wait(ticket, wake);
+    }
+  }
+
+  Result<Attempt> TryCas(const LockRequest& request, const std::string& owner) {
+    Attempt a;
+    ORDO_RETURN_IF_ERROR(pool_.Run("acquire", [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      auto row = tx.exec_params1(std::string(sql::kCasAcquire), request.name, owner,
+                                 ModeText(request.mode),
+                                 static_cast<std::int64_t>(request.ttl.count()));
+      a = Attempt{};
+      if (!row[0].is_null()) {
+        a.lease = Lease{request.name,   owner, row[0].as<std::uint64_t>(),
+                        request.mode,   FromEpochMs(row[1].as<std::int64_t>()),
+                        request.ttl};
+      } else if (row[2].as<bool>()) {
+        a.retry_now = true;
+      } else {
+        if (!row[3].is_null()) a.expiry = milliseconds(std::max<std::int64_t>(0, row[3].as<std::int64_t>()));
+        if (!row[4].is_null()) a.held_by = row[4].as<std::string>();
+      }
+      return OkStatus();
+    }));
+    return a;
+  }
+
+  Result<VersionView> ReadVersion(const std::string& name) {
+    VersionView view;
+    ORDO_RETURN_IF_ERROR(pool_.Run("read lock", [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      auto r = tx.exec_params(std::string(sql::kVersionRead), name);
+      view = VersionView{};
+      for (const auto& row : r) {
+        view.version = row[0].is_null() ? 0 : row[0].as<std::int64_t>();
+        view.now_ms = row[7].as<std::int64_t>();
+        if (row[1].is_null()) continue;
+        VersionView::Row h;
+        h.holder = {row[2].as<std::string>(), row[1].as<std::uint64_t>(),
+                    ParseMode(row[3].c_str()), FromEpochMs(row[4].as<std::int64_t>())};
+        h.expires_ms = row[4].as<std::int64_t>();
+        h.is_lease = row[5].as<bool>();
+        h.live = h.is_lease ? h.expires_ms > view.now_ms : row[6].as<bool>();
+        view.rows.push_back(std::move(h));
+      }
+      return OkStatus();
+    }));
+    return view;
+  }
+
+  // The decision is the client's here, on the values the database returned (its clock).
+  Result<Attempt> TryVersion(const LockRequest& request, const std::string& owner) {
+    auto view = ReadVersion(request.name);
+    if (!view.ok()) return view.status();
+    Attempt a;
+    std::vector<Holder> live;
+    std::string expired = "{";
+    for (const auto& row : view->rows) {
+      if (!row.live) {
+        expired += (expired.size() > 1 ? "," : "") + std::to_string(row.holder.token);
+        continue;
+      }
+      live.push_back(row.holder);
+      if (row.is_lease) {
+        const milliseconds left(row.expires_ms - view->now_ms);
+        if (!a.expiry || left < *a.expiry) a.expiry = left;
+      }
+    }
+    expired += "}";
+    bool free = true;
+    for (const auto& h : live) {
+      if (request.mode == LockMode::kExclusive || h.mode == LockMode::kExclusive) free = false;
+    }
+    if (!free) {
+      a.held_by = HolderText(live);
+      return a;
+    }
+    a.expiry.reset();
+    ORDO_RETURN_IF_ERROR(pool_.Run("acquire", [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      auto r = tx.exec_params(std::string(sql::kVersionAcquire), request.name, owner,
+                              ModeText(request.mode),
+                              static_cast<std::int64_t>(request.ttl.count()), view->version,
+                              expired);
+      a.lease.reset();
+      if (!r.empty()) {
+        a.lease = Lease{request.name, owner, r[0][0].as<std::uint64_t>(), request.mode,
+                        FromEpochMs(r[0][1].as<std::int64_t>()), request.ttl};
+      }
+      return OkStatus();
+    }));
+    a.retry_now = !a.lease.has_value();  // the version moved since the read
+    return a;
+  }
+
+  Result<Lease> RenewOneStatement(const Lease& lease, milliseconds ttl, std::string_view stmt) {
+    std::optional<Lease> out;
+    ORDO_RETURN_IF_ERROR(pool_.Run("renew", [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      auto r = tx.exec_params(std::string(stmt), lease.name,
+                              static_cast<std::int64_t>(lease.token),
+                              static_cast<std::int64_t>(ttl.count()));
+      out.reset();
+      if (!r.empty()) {
+        out = Lease{lease.name, r[0][0].as<std::string>(), lease.token,
+                    ParseMode(r[0][1].c_str()), FromEpochMs(r[0][2].as<std::int64_t>()), ttl};
+      }
+      return OkStatus();
+    }));
+    if (!out) return Lost(lease);
+    return std::move(*out);
+  }
+
+  Status ReleaseCas(const Lease& lease) {
+    bool released = false;
+    ORDO_RETURN_IF_ERROR(pool_.Run("release", [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      auto r = tx.exec_params(std::string(sql::kCasRelease), lease.name,
+                              static_cast<std::int64_t>(lease.token));
+      released = !r.empty();
+      return OkStatus();
+    }));
+    return released ? OkStatus() : Lost(lease);
+  }
+
+  // Finds the lease's live row at the version read; nullptr when it is not live.
+  static const VersionView::Row* LiveRow(const VersionView& view, std::uint64_t token) {
+    for (const auto& row : view.rows) {
+      if (row.holder.token == token && row.live && row.is_lease) return &row;
+    }
+    return nullptr;
+  }
+
+  Result<Lease> RenewVersion(const Lease& lease, milliseconds ttl) {
+    for (int conflicts = 0; conflicts < kMaxVersionConflicts; ++conflicts) {
+      auto view = ReadVersion(lease.name);
+      if (!view.ok()) return view.status();
+      if (LiveRow(*view, lease.token) == nullptr) return Lost(lease);
+      std::optional<Lease> out;
+      ORDO_RETURN_IF_ERROR(pool_.Run("renew", [&](pqxx::connection& c) {
+        pqxx::nontransaction tx(c);
+        auto r = tx.exec_params(std::string(sql::kVersionRenew), lease.name,
+                                static_cast<std::int64_t>(lease.token),
+                                static_cast<std::int64_t>(ttl.count()), view->version);
+        out.reset();
+        if (!r.empty()) {
+          out = Lease{lease.name, r[0][0].as<std::string>(), lease.token,
+                      ParseMode(r[0][1].c_str()), FromEpochMs(r[0][2].as<std::int64_t>()), ttl};
+        }
+        return OkStatus();
+      }));
+      if (out) return std::move(*out);
+    }
+    return UnavailableError("renew of '" + lease.name + "' kept conflicting; try again");
+  }
+
+  Status ReleaseVersion(const Lease& lease) {
+    for (int conflicts = 0; conflicts < kMaxVersionConflicts; ++conflicts) {
+      auto view = ReadVersion(lease.name);
+      if (!view.ok()) return view.status();
+      if (LiveRow(*view, lease.token) == nullptr) return Lost(lease);
+      bool released = false;
+      ORDO_RETURN_IF_ERROR(pool_.Run("release", [&](pqxx::connection& c) {
+        pqxx::nontransaction tx(c);
+        auto r = tx.exec_params(std::string(sql::kVersionRelease), lease.name,
+                                static_cast<std::int64_t>(lease.token), view->version);
+        released = !r.empty();
+        return OkStatus();
+      }));
+      if (released) return OkStatus();
+    }
+    return UnavailableError("release of '" + lease.name + "' kept conflicting; try again");
+  }
+
+  // --- for-update: a row lock in an open transaction -----------------------------------------
+
+  // A holder's connection and the open transaction that holds its row lock. Declaration order
+  // matters: the transaction must end (roll back) before its connection closes.
+  struct HeldRow {
+    std::unique_ptr<pqxx::connection> conn;
+    std::unique_ptr<pqxx::work> txn;
+  };
+
+  Result<Lease> AcquireForUpdate(const LockRequest& request, const std::string& owner) {
+    auto conn = pool_.TakeDedicated();
+    if (!conn.ok()) return conn.status();
+    HeldRow held{std::move(*conn), nullptr};
+    const bool exclusive = request.mode == LockMode::kExclusive;
+    const bool nowait = request.wait.count() == 0;
+    const std::string_view lock_sql =
+        exclusive ? (nowait ? sql::kForUpdateLockExclusiveNowait : sql::kForUpdateLockExclusive)
+                  : (nowait ? sql::kForUpdateLockSharedNowait : sql::kForUpdateLockShared);
+    std::int64_t xact = 0;
+    Outcome locked = Guard("acquire (for-update)", pool_.config(), [&] {
+      for (int round = 0; round < 2; ++round) {
+        held.txn = std::make_unique<pqxx::work>(*held.conn);
+        if (!nowait) {
+          const auto stmt_ms = request.wait + pool_.config().statement_timeout;
+          held.txn->exec_params(std::string(sql::kForUpdateTimeouts),
+                                std::to_string(request.wait.count()),
+                                std::to_string(stmt_ms.count()));
+        }
+        auto r = held.txn->exec_params(std::string(lock_sql), request.name);
+        if (!r.empty()) {
+          xact = r[0][0].as<std::int64_t>();
+          return OkStatus();
+        }
+        // First acquisition of the name: create its row (committed, so that concurrent
+        // acquirers all find it) and lock it in a fresh transaction.
+        held.txn.reset();
+        pqxx::nontransaction tx(*held.conn);
+        tx.exec_params(std::string(sql::kForUpdateEnsureRow), request.name);
+      }
+      return InternalError("the lock row of '" + request.name + "' vanished while locking it");
+    });
+    if (!locked.status.ok()) {
+      AbortHeld(held, locked.broken);
+      if (locked.status.code() != StatusCode::kLockHeld) return locked.status;
+      auto state = Describe(request.name);
+      return Held(request.name, state.ok() ? HolderText(state->holders) : std::string());
+    }
+    // The row lock is ours. Only now is the token issued — on another connection, committed
+    // before it is handed out (statements.h, kForUpdateIssueToken, says why).
+    std::optional<Lease> lease;
+    Status issued = pool_.Run("issue token (for-update)", [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      auto row = tx.exec_params1(std::string(sql::kForUpdateIssueToken), request.name, owner,
+                                 ModeText(request.mode),
+                                 static_cast<std::int64_t>(request.ttl.count()), xact);
+      lease = Lease{request.name, owner, row[0].as<std::uint64_t>(), request.mode,
+                    FromEpochMs(row[1].as<std::int64_t>()), request.ttl};
+      return OkStatus();
+    });
+    if (!issued.ok()) {
+      AbortHeld(held, false);
+      return issued;
+    }
+    std::lock_guard<std::mutex> lock(held_mu_);
+    held_.emplace(std::make_pair(request.name, lease->token), std::move(held));
+    return std::move(*lease);
+  }
+
+  // Ends a holder's transaction (freeing its row lock) and recycles the connection if sound.
+  void AbortHeld(HeldRow& held, bool broken) {
+    Outcome aborted = Guard("roll back", pool_.config(), [&] {
+      if (held.txn) held.txn->abort();
+      return OkStatus();
+    });
+    held.txn.reset();
+    if (!broken && !aborted.broken && aborted.status.ok()) {
+      pool_.ReturnDedicated(std::move(held.conn));
+    }
+    held.conn.reset();
+  }
+
+  Status ReleaseForUpdate(const Lease& lease) {
+    HeldRow held;
+    {
+      std::lock_guard<std::mutex> lock(held_mu_);
+      auto it = held_.find(std::make_pair(lease.name, lease.token));
+      if (it == held_.end()) {
+        return Lost(lease, "it was released, or is not held through this Locker (a for-update "
+                           "lock is held by its Locker's connection)");
+      }
+      held = std::move(it->second);
+      held_.erase(it);
+    }
+    Outcome released = Guard("release (for-update)", pool_.config(), [&] {
+      held.txn->exec_params(std::string(sql::kForUpdateRelease), lease.name,
+                            static_cast<std::int64_t>(lease.token));
+      held.txn->commit();
+      return OkStatus();
+    });
+    if (released.status.ok()) {
+      held.txn.reset();
+      pool_.ReturnDedicated(std::move(held.conn));
+      return OkStatus();
+    }
+    if (released.broken) {
+      held.txn.reset();
+      held.conn.reset();
+      // The server ends the transaction of a dropped connection, which frees the row lock; if
+      // the connection dropped before this call, the lock was already gone.
+      return Lost(lease, "the connection holding it was lost (" + released.status.message() + ")");
+    }
+    AbortHeld(held, false);  // rolling back frees the row lock all the same
+    return released.status;
+  }
+
+  const Strategy strategy_;
+  Pool pool_;
+  Listener listener_;
+  PgFencedStore fenced_;
+  PgVersionedStore objects_;
+  std::mutex held_mu_;
+  std::map<std::pair<std::string, std::uint64_t>, HeldRow> held_;  // guarded by held_mu_
+};
+
+Result<std::unique_ptr<Locker>> OpenPostgresql(const BackendUrl& url) {
+  auto config = ParseConfig(url);
+  if (!config.ok()) return config.status();
+  auto locker = std::make_unique<PgLocker>(std::move(*config));
+  ORDO_RETURN_IF_ERROR(locker->Open());
+  return std::unique_ptr<Locker>(std::move(locker));
+}
+
+const bool kRegistered =
+    RegisterBackend("postgresql", &OpenPostgresql) && RegisterBackend("postgres", &OpenPostgresql);
+
+}  // namespace
+}  // namespace ordo::pg

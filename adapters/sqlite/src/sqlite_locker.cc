@@ -1,0 +1,540 @@
+#include "sqlite_locker.h"
+
+#include <algorithm>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ordo/names.h"
+#include "sqlite_stores.h"
+
+namespace ordo::sqlite {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// A version-strategy call that keeps losing its write-back gives up with kUnavailable. Every
+// conflict means another call changed the lock meanwhile, so this takes heavy contention.
+constexpr int kMaxConflicts = 100;
+constexpr std::uint64_t kMaxToken = std::numeric_limits<std::int64_t>::max();
+
+// ---------------------------------------------------------------------------------------------
+// SQL of the cas strategy: each call is one BEGIN IMMEDIATE transaction (Database::Write), and
+// the decision is the conditional UPDATE kClaim, evaluated by SQLite under its write lock.
+
+// The lock's row is created by its first acquisition and never deleted, so last_token survives
+// every release, expiry and crash: tokens only grow.
+constexpr const char kEnsureLock[] =
+    "INSERT INTO locks (name, last_token) VALUES (?1, 0) ON CONFLICT (name) DO NOTHING";
+// A holder whose lease ended by SQLite's clock holds nothing; forgetting it keeps the table
+// small. (kClaim ignores expired rows anyway.)
+constexpr const char kPurgeExpired[] =
+    "DELETE FROM holders WHERE name = ?1 AND expires_at <= " ORDO_SQLITE_NOW;
+// The decision, ShedLock-style: issue the next token only if no live holder conflicts with
+// the requested mode ?2 (exclusive conflicts with every holder, shared with exclusive ones).
+// One row returned = acquired; none = held. Mutual exclusion holds because the check and the
+// bump are one statement under SQLite's write lock.
+constexpr const char kClaim[] =
+    "UPDATE locks SET last_token = last_token + 1 "
+    " WHERE name = ?1 "
+    "   AND NOT EXISTS (SELECT 1 FROM holders "
+    "                    WHERE name = ?1 AND expires_at > " ORDO_SQLITE_NOW
+    "                      AND (?2 = 'exclusive' OR mode = 'exclusive')) "
+    "RETURNING last_token";
+// The holder row carries the token just issued; it commits with the bump or not at all, so a
+// token is never issued without its holder nor reissued after a crash.
+constexpr const char kInsertHolder[] =
+    "INSERT INTO holders (name, token, owner, mode, expires_at) "
+    "VALUES (?1, ?2, ?3, ?4, " ORDO_SQLITE_NOW " + ?5) RETURNING expires_at";
+// Renew and release act only on a live holder (by SQLite's clock): an expired, released or
+// taken-over lease changes no row, which is kLeaseLost.
+constexpr const char kCasRenew[] =
+    "UPDATE holders SET expires_at = " ORDO_SQLITE_NOW " + ?3 "
+    " WHERE name = ?1 AND token = ?2 AND expires_at > " ORDO_SQLITE_NOW " "
+    "RETURNING owner, mode, expires_at";
+constexpr const char kCasRelease[] =
+    "DELETE FROM holders WHERE name = ?1 AND token = ?2 AND expires_at > " ORDO_SQLITE_NOW;
+// Who holds the lock, for the kLockHeld message and the waiter's next wake-up.
+constexpr const char kLiveHolders[] =
+    "SELECT owner, token, mode, expires_at, " ORDO_SQLITE_NOW " FROM holders "
+    " WHERE name = ?1 AND expires_at > " ORDO_SQLITE_NOW " ORDER BY token";
+
+// ---------------------------------------------------------------------------------------------
+// SQL of the version strategy: read in a read transaction, decide in the client, write back in
+// BEGIN IMMEDIATE only where what was read is unchanged. last_token is the lock's version
+// (every acquisition bumps it); a holder's expires_at is the holder's version (every renewal
+// changes it).
+
+// One instant of SQLite's clock and the lock's version (NULL: the lock was never acquired).
+constexpr const char kSnapshotLock[] =
+    "SELECT " ORDO_SQLITE_NOW ", (SELECT last_token FROM locks WHERE name = ?1)";
+constexpr const char kAllHolders[] =
+    "SELECT owner, token, mode, expires_at FROM holders WHERE name = ?1 ORDER BY token";
+// Write-back of an acquisition: the version must be the one read (no acquisition in between)…
+constexpr const char kCreateLock[] =
+    "INSERT INTO locks (name, last_token) VALUES (?1, 1) ON CONFLICT (name) DO NOTHING";
+constexpr const char kBumpIfVersion[] =
+    "UPDATE locks SET last_token = ?2 + 1 WHERE name = ?1 AND last_token = ?2";
+// …and each holder the client judged expired must still be exactly as read (a renewal in
+// between changes expires_at and turns this into a conflict).
+constexpr const char kDeleteIfUnchanged[] =
+    "DELETE FROM holders WHERE name = ?1 AND token = ?2 AND expires_at = ?3";
+constexpr const char kSnapshotHolder[] =
+    "SELECT " ORDO_SQLITE_NOW ", owner, mode, expires_at FROM holders "
+    " WHERE name = ?1 AND token = ?2";
+// Renew/release write back only where the holder is as read (expires_at = ?3) and, since the
+// client's decision is already a few microseconds old, still live by SQLite's clock.
+constexpr const char kRenewIfUnchanged[] =
+    "UPDATE holders SET expires_at = " ORDO_SQLITE_NOW " + ?4 "
+    " WHERE name = ?1 AND token = ?2 AND expires_at = ?3 AND expires_at > " ORDO_SQLITE_NOW " "
+    "RETURNING expires_at";
+constexpr const char kReleaseIfUnchanged[] =
+    "DELETE FROM holders "
+    " WHERE name = ?1 AND token = ?2 AND expires_at = ?3 AND expires_at > " ORDO_SQLITE_NOW;
+
+// ---------------------------------------------------------------------------------------------
+// Reads shared by both strategies.
+
+constexpr const char kDescribe[] =
+    "SELECT l.last_token, h.owner, h.token, h.mode, h.expires_at "
+    "  FROM locks AS l LEFT JOIN holders AS h "
+    "    ON h.name = l.name AND h.expires_at > " ORDO_SQLITE_NOW
+    " WHERE l.name = ?1 ORDER BY h.token";
+// Names are ASCII below 0x7f, so [prefix, prefix || char(127)) is exactly the names starting
+// with the prefix, and the primary-key index serves the range and the order.
+constexpr const char kList[] =
+    "SELECT l.name, l.last_token, h.owner, h.token, h.mode, h.expires_at "
+    "  FROM (SELECT name, last_token FROM locks "
+    "         WHERE name >= ?1 AND name < (?1 || char(127)) ORDER BY name LIMIT ?2) AS l "
+    "  LEFT JOIN holders AS h ON h.name = l.name AND h.expires_at > " ORDO_SQLITE_NOW
+    " ORDER BY l.name, h.token";
+constexpr const char kPing[] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
+
+// ---------------------------------------------------------------------------------------------
+
+struct HolderRow {
+  std::string owner;
+  std::uint64_t token = 0;
+  LockMode mode = LockMode::kExclusive;
+  std::int64_t expires_at = 0;  // ms since the epoch, SQLite's clock
+};
+
+LockMode ModeFromText(std::string_view text) {
+  return text == "shared" ? LockMode::kShared : LockMode::kExclusive;
+}
+
+bool Conflicts(LockMode requested, LockMode held) {
+  return requested == LockMode::kExclusive || held == LockMode::kExclusive;
+}
+
+// The outcome of one try: a lease, or who holds the lock and when the first conflicting
+// holder's lease runs out (so a waiter need not sleep past it).
+struct Attempt {
+  std::optional<Lease> lease;
+  std::string holders;
+  milliseconds retry_in{0};
+};
+
+Attempt Held(const std::vector<HolderRow>& conflicting, std::int64_t now) {
+  Attempt out;
+  std::int64_t first_expiry = std::numeric_limits<std::int64_t>::max();
+  for (const auto& h : conflicting) {
+    if (!out.holders.empty()) out.holders += ", ";
+    out.holders += "'" + h.owner + "' (token " + std::to_string(h.token) + ", " +
+                   std::string(LockModeName(h.mode)) + ")";
+    first_expiry = std::min(first_expiry, h.expires_at);
+  }
+  out.retry_in = milliseconds(std::max<std::int64_t>(0, first_expiry - now));
+  return out;
+}
+
+Lease MakeLease(std::string_view name, std::string owner, std::uint64_t token, LockMode mode,
+                std::int64_t expires_at, milliseconds ttl) {
+  return Lease{std::string(name), std::move(owner), token, mode, FromEpochMs(expires_at), ttl};
+}
+
+Status LeaseLost(const Lease& lease) {
+  return LeaseLostError("lease on '" + lease.name + "' with token " +
+                        std::to_string(lease.token) +
+                        " is not held: it expired, was released or was taken over");
+}
+
+// The internal signal of a lost write-back in the version strategy; never returned to users.
+Status Conflict() { return Status(StatusCode::kVersionMismatch, "version conflict"); }
+bool IsConflict(const Status& s) { return s.code() == StatusCode::kVersionMismatch; }
+
+Status TooManyConflicts(std::string_view name) {
+  return UnavailableError("lock '" + std::string(name) + "': gave up after " +
+                          std::to_string(kMaxConflicts) +
+                          " version conflicts in a row (too much contention)");
+}
+
+// Prepares `sql`, lets `bind` bind its parameters, and runs it to the end.
+template <typename Bind>
+Status RunStatement(Connection& conn, const char* sql, Bind&& bind) {
+  auto stmt = conn.Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  bind(*stmt);
+  return stmt->Run();
+}
+
+// Inserts the holder row of a new acquisition with `token`; returns the lease.
+Result<Lease> InsertHolder(Connection& conn, const LockRequest& request, const std::string& owner,
+                           std::uint64_t token) {
+  auto insert = conn.Prepare(kInsertHolder);
+  if (!insert.ok()) return insert.status();
+  insert->BindText(1, request.name)
+      .Bind(2, static_cast<std::int64_t>(token))
+      .BindText(3, owner)
+      .BindText(4, LockModeName(request.mode))
+      .Bind(5, request.ttl.count());
+  auto row = insert->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) {
+    return InternalError("inserting the holder of '" + request.name + "' returned nothing");
+  }
+  const std::int64_t expires_at = insert->Int(0);
+  ORDO_RETURN_IF_ERROR(insert->Run());
+  return MakeLease(request.name, owner, token, request.mode, expires_at, request.ttl);
+}
+
+// ---------------------------------------------------------------------------------------------
+
+class LeaseStrategy {
+ public:
+  explicit LeaseStrategy(std::shared_ptr<Database> db) : db_(std::move(db)) {}
+  virtual ~LeaseStrategy() = default;
+  // One try; never waits for the lock (SQLite's busy_timeout aside).
+  virtual Result<Attempt> TryAcquire(const LockRequest& request, const std::string& owner) = 0;
+  virtual Result<Lease> Renew(const Lease& lease, milliseconds ttl) = 0;
+  virtual Status Release(const Lease& lease) = 0;
+
+ protected:
+  const std::shared_ptr<Database> db_;
+};
+
+class CasStrategy final : public LeaseStrategy {
+ public:
+  using LeaseStrategy::LeaseStrategy;
+
+  Result<Attempt> TryAcquire(const LockRequest& request, const std::string& owner) override {
+    return db_->Write([&](Connection& conn) -> Result<Attempt> {
+      const auto bind_name = [&](Statement& s) { s.BindText(1, request.name); };
+      ORDO_RETURN_IF_ERROR(RunStatement(conn, kEnsureLock, bind_name));
+      ORDO_RETURN_IF_ERROR(RunStatement(conn, kPurgeExpired, bind_name));
+      auto claim = conn.Prepare(kClaim);
+      if (!claim.ok()) return claim.status();
+      claim->BindText(1, request.name).BindText(2, LockModeName(request.mode));
+      auto claimed = claim->Step();
+      if (!claimed.ok()) return claimed.status();
+      if (*claimed) {
+        const auto token = static_cast<std::uint64_t>(claim->Int(0));
+        ORDO_RETURN_IF_ERROR(claim->Run());
+        auto lease = InsertHolder(conn, request, owner, token);
+        if (!lease.ok()) return lease.status();
+        return Attempt{std::move(*lease), {}, {}};
+      }
+      return HeldBy(conn, request);
+    });
+  }
+
+  Result<Lease> Renew(const Lease& lease, milliseconds ttl) override {
+    return db_->Write([&](Connection& conn) -> Result<Lease> {
+      auto renew = conn.Prepare(kCasRenew);
+      if (!renew.ok()) return renew.status();
+      renew->BindText(1, lease.name)
+          .Bind(2, static_cast<std::int64_t>(lease.token))
+          .Bind(3, ttl.count());
+      auto row = renew->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) return LeaseLost(lease);
+      Lease out = MakeLease(lease.name, renew->Bytes(0), lease.token,
+                            ModeFromText(renew->Bytes(1)), renew->Int(2), ttl);
+      ORDO_RETURN_IF_ERROR(renew->Run());
+      return out;
+    });
+  }
+
+  Status Release(const Lease& lease) override {
+    return db_->Write([&](Connection& conn) -> Status {
+      ORDO_RETURN_IF_ERROR(RunStatement(conn, kCasRelease, [&](Statement& s) {
+        s.BindText(1, lease.name).Bind(2, static_cast<std::int64_t>(lease.token));
+      }));
+      return conn.changes() == 1 ? OkStatus() : LeaseLost(lease);
+    });
+  }
+
+ private:
+  static Result<Attempt> HeldBy(Connection& conn, const LockRequest& request) {
+    auto live = conn.Prepare(kLiveHolders);
+    if (!live.ok()) return live.status();
+    live->BindText(1, request.name);
+    std::vector<HolderRow> conflicting;
+    std::int64_t now = 0;
+    while (true) {
+      auto row = live->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      HolderRow h{live->Bytes(0), static_cast<std::uint64_t>(live->Int(1)),
+                  ModeFromText(live->Bytes(2)), live->Int(3)};
+      now = live->Int(4);
+      if (Conflicts(request.mode, h.mode)) conflicting.push_back(std::move(h));
+    }
+    return Held(conflicting, now);
+  }
+};
+
+class VersionStrategy final : public LeaseStrategy {
+ public:
+  using LeaseStrategy::LeaseStrategy;
+
+  Result<Attempt> TryAcquire(const LockRequest& request, const std::string& owner) override {
+    for (int i = 0; i < kMaxConflicts; ++i) {
+      auto snapshot = db_->Read([&](Connection& conn) { return ReadLock(conn, request.name); });
+      if (!snapshot.ok()) return snapshot.status();
+      // The decision, in the client, on what was read.
+      std::vector<HolderRow> conflicting;
+      std::vector<HolderRow> expired;
+      for (auto& h : snapshot->holders) {
+        if (h.expires_at <= snapshot->now) {
+          expired.push_back(std::move(h));
+        } else if (Conflicts(request.mode, h.mode)) {
+          conflicting.push_back(std::move(h));
+        }
+      }
+      if (!conflicting.empty()) return Held(conflicting, snapshot->now);
+      auto granted = db_->Write([&](Connection& conn) -> Result<Lease> {
+        const std::optional<std::int64_t>& version = snapshot->version;
+        ORDO_RETURN_IF_ERROR(RunStatement(conn, version ? kBumpIfVersion : kCreateLock,
+                                          [&](Statement& s) {
+                                            s.BindText(1, request.name);
+                                            if (version) s.Bind(2, *version);
+                                          }));
+        if (conn.changes() != 1) return Conflict();
+        for (const auto& h : expired) {
+          ORDO_RETURN_IF_ERROR(RunStatement(conn, kDeleteIfUnchanged, [&](Statement& s) {
+            s.BindText(1, request.name)
+                .Bind(2, static_cast<std::int64_t>(h.token))
+                .Bind(3, h.expires_at);
+          }));
+          if (conn.changes() != 1) return Conflict();
+        }
+        return InsertHolder(conn, request, owner,
+                            static_cast<std::uint64_t>(version.value_or(0)) + 1);
+      });
+      if (granted.ok()) return Attempt{std::move(*granted), {}, {}};
+      if (!IsConflict(granted.status())) return granted.status();
+    }
+    return TooManyConflicts(request.name);
+  }
+
+  Result<Lease> Renew(const Lease& lease, milliseconds ttl) override {
+    for (int i = 0; i < kMaxConflicts; ++i) {
+      auto holder = ReadLiveHolder(lease);
+      if (!holder.ok()) return holder.status();
+      auto renewed = db_->Write([&](Connection& conn) -> Result<Lease> {
+        auto renew = conn.Prepare(kRenewIfUnchanged);
+        if (!renew.ok()) return renew.status();
+        renew->BindText(1, lease.name)
+            .Bind(2, static_cast<std::int64_t>(lease.token))
+            .Bind(3, holder->expires_at)
+            .Bind(4, ttl.count());
+        auto row = renew->Step();
+        if (!row.ok()) return row.status();
+        if (!*row) return Conflict();
+        Lease out = MakeLease(lease.name, holder->owner, lease.token, holder->mode,
+                              renew->Int(0), ttl);
+        ORDO_RETURN_IF_ERROR(renew->Run());
+        return out;
+      });
+      if (renewed.ok() || !IsConflict(renewed.status())) return renewed;
+    }
+    return TooManyConflicts(lease.name);
+  }
+
+  Status Release(const Lease& lease) override {
+    for (int i = 0; i < kMaxConflicts; ++i) {
+      auto holder = ReadLiveHolder(lease);
+      if (!holder.ok()) return holder.status();
+      Status released = db_->Write([&](Connection& conn) -> Status {
+        ORDO_RETURN_IF_ERROR(RunStatement(conn, kReleaseIfUnchanged, [&](Statement& s) {
+          s.BindText(1, lease.name)
+              .Bind(2, static_cast<std::int64_t>(lease.token))
+              .Bind(3, holder->expires_at);
+        }));
+        return conn.changes() == 1 ? OkStatus() : Conflict();
+      });
+      if (!IsConflict(released)) return released;
+    }
+    return TooManyConflicts(lease.name);
+  }
+
+ private:
+  struct LockSnapshot {
+    std::int64_t now = 0;
+    std::optional<std::int64_t> version;  // last_token; empty when the lock was never acquired
+    std::vector<HolderRow> holders;       // live and expired
+  };
+
+  static Result<LockSnapshot> ReadLock(Connection& conn, const std::string& name) {
+    LockSnapshot out;
+    auto lock = conn.Prepare(kSnapshotLock);
+    if (!lock.ok()) return lock.status();
+    lock->BindText(1, name);
+    auto row = lock->Step();
+    if (!row.ok()) return row.status();
+    out.now = lock->Int(0);
+    if (!lock->IsNull(1)) out.version = lock->Int(1);
+    auto holders = conn.Prepare(kAllHolders);
+    if (!holders.ok()) return holders.status();
+    holders->BindText(1, name);
+    while (true) {
+      auto hrow = holders->Step();
+      if (!hrow.ok()) return hrow.status();
+      if (!*hrow) break;
+      out.holders.push_back({holders->Bytes(0), static_cast<std::uint64_t>(holders->Int(1)),
+                             ModeFromText(holders->Bytes(2)), holders->Int(3)});
+    }
+    return out;
+  }
+
+  // The lease's holder row if it is live by SQLite's clock; kLeaseLost otherwise.
+  Result<HolderRow> ReadLiveHolder(const Lease& lease) {
+    return db_->Read([&](Connection& conn) -> Result<HolderRow> {
+      auto read = conn.Prepare(kSnapshotHolder);
+      if (!read.ok()) return read.status();
+      read->BindText(1, lease.name).Bind(2, static_cast<std::int64_t>(lease.token));
+      auto row = read->Step();
+      if (!row.ok()) return row.status();
+      if (!*row || read->Int(3) <= read->Int(0)) return LeaseLost(lease);
+      return HolderRow{read->Bytes(1), lease.token, ModeFromText(read->Bytes(2)), read->Int(3)};
+    });
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+
+class SqliteLocker final : public Locker {
+ public:
+  SqliteLocker(std::shared_ptr<Database> db, std::unique_ptr<LeaseStrategy> strategy)
+      : db_(std::move(db)), strategy_(std::move(strategy)), fenced_(db_), objects_(db_) {}
+
+  Result<Lease> Acquire(const LockRequest& request) override {
+    ORDO_RETURN_IF_ERROR(ValidateRequest(request));
+    const std::string owner = request.owner.empty() ? DefaultOwner() : request.owner;
+    const auto deadline = SteadyClock::now() + request.wait;
+    milliseconds backoff = kMinBackoff;
+    while (true) {
+      // Read the release count before the try: a release in this process that lands after the
+      // try looked at the table ends the sleep below at once instead of being missed.
+      const std::uint64_t seen = db_->releases();
+      auto attempt = strategy_->TryAcquire(request, owner);
+      if (!attempt.ok()) return attempt.status();
+      if (attempt->lease) return std::move(*attempt->lease);
+      const auto now = SteadyClock::now();
+      if (now >= deadline) {
+        return LockHeldError("lock '" + request.name + "' is held by " + attempt->holders);
+      }
+      // Other processes cannot wake us: look again after the backoff, or as soon as the first
+      // conflicting lease runs out (+1 ms: expiry is "expires_at <= now").
+      const auto nap = std::min(backoff, attempt->retry_in + milliseconds(1));
+      db_->WaitForRelease(seen, std::min(deadline, now + nap));
+      backoff = std::min(backoff * 2, kMaxBackoff);
+    }
+  }
+
+  Result<Lease> Renew(const Lease& lease, milliseconds ttl) override {
+    ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
+    ORDO_RETURN_IF_ERROR(ValidateTtl(ttl));
+    if (lease.token == 0 || lease.token > kMaxToken) return LeaseLost(lease);
+    return strategy_->Renew(lease, ttl);
+  }
+
+  Status Release(const Lease& lease) override {
+    ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
+    if (lease.token == 0 || lease.token > kMaxToken) return LeaseLost(lease);
+    Status s = strategy_->Release(lease);
+    if (s.ok()) db_->NotifyRelease();
+    return s;
+  }
+
+  Result<LockState> Describe(std::string_view name) override {
+    ORDO_RETURN_IF_ERROR(ValidateName(name));
+    return db_->Read([&](Connection& conn) -> Result<LockState> {
+      auto describe = conn.Prepare(kDescribe);
+      if (!describe.ok()) return describe.status();
+      describe->BindText(1, name);
+      LockState state{std::string(name), {}, 0};
+      bool found = false;
+      while (true) {
+        auto row = describe->Step();
+        if (!row.ok()) return row.status();
+        if (!*row) break;
+        found = true;
+        state.last_token = static_cast<std::uint64_t>(describe->Int(0));
+        if (!describe->IsNull(2)) state.holders.push_back(HolderAt(*describe, 1));
+      }
+      if (!found) return NotFoundError("lock '" + std::string(name) + "' was never acquired");
+      return state;
+    });
+  }
+
+  Result<std::vector<LockState>> List(std::string_view prefix, std::size_t limit) override {
+    return db_->Read([&](Connection& conn) -> Result<std::vector<LockState>> {
+      auto list = conn.Prepare(kList);
+      if (!list.ok()) return list.status();
+      list->BindText(1, prefix).Bind(
+          2, static_cast<std::int64_t>(std::min<std::size_t>(limit, kMaxToken)));
+      std::vector<LockState> out;
+      while (true) {
+        auto row = list->Step();
+        if (!row.ok()) return row.status();
+        if (!*row) break;
+        std::string name = list->Bytes(0);
+        if (out.empty() || out.back().name != name) {
+          out.push_back({std::move(name), {}, static_cast<std::uint64_t>(list->Int(1))});
+        }
+        if (!list->IsNull(3)) out.back().holders.push_back(HolderAt(*list, 2));
+      }
+      return out;
+    });
+  }
+
+  Status Ping() override {
+    return db_->Read([&](Connection& conn) -> Status { return conn.QueryInt(kPing).status(); });
+  }
+
+  LockerTraits traits() const override {
+    return {.expires_by_ttl = true, .shared_across_processes = true};
+  }
+  FencedStore& fenced() override { return fenced_; }
+  VersionedStore& objects() override { return objects_; }
+
+ private:
+  // Reads (owner, token, mode, expires_at) starting at `column`.
+  static Holder HolderAt(const Statement& s, int column) {
+    return Holder{s.Bytes(column), static_cast<std::uint64_t>(s.Int(column + 1)),
+                  ModeFromText(s.Bytes(column + 2)), FromEpochMs(s.Int(column + 3))};
+  }
+
+  const std::shared_ptr<Database> db_;
+  const std::unique_ptr<LeaseStrategy> strategy_;
+  SqliteFencedStore fenced_;
+  SqliteVersionedStore objects_;
+};
+
+}  // namespace
+
+std::unique_ptr<Locker> NewSqliteLocker(std::shared_ptr<Database> db, Strategy strategy) {
+  std::unique_ptr<LeaseStrategy> s;
+  if (strategy == Strategy::kVersion) {
+    s = std::make_unique<VersionStrategy>(db);
+  } else {
+    s = std::make_unique<CasStrategy>(db);
+  }
+  return std::make_unique<SqliteLocker>(std::move(db), std::move(s));
+}
+
+}  // namespace ordo::sqlite

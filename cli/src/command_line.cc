@@ -1,0 +1,260 @@
+#include "command_line.h"
+
+#include <CLI/CLI.hpp>
+#include <limits>
+#include <string>
+
+#include "ordo/duration.h"
+#include "ordo/version.h"
+
+namespace ordo::cli {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Adds an option that takes a duration ("500ms", "30s", "5m", "1h", bare seconds) within
+// [min, max]; a bad one is a CLI11 validation error naming the flag.
+CLI::Option* AddDuration(CLI::App* app, const std::string& names, milliseconds* target,
+                         const std::string& help, milliseconds min, milliseconds max) {
+  // Name the flag by its first long form ("-w,--wait,--timeout" → "--wait").
+  const std::size_t dashes = names.find("--");
+  const std::string flag = names.substr(dashes, names.find(',', dashes) - dashes);
+  return app
+      ->add_option_function<std::string>(
+          names,
+          [target, flag, min, max](const std::string& text) {
+            auto d = ParseDuration(text);
+            if (!d.ok()) throw CLI::ValidationError(flag, d.status().message());
+            if (*d < min || *d > max) {
+              throw CLI::ValidationError(flag, "'" + text + "' is outside " +
+                                                   FormatDuration(min) + " .. " +
+                                                   FormatDuration(max));
+            }
+            *target = *d;
+          },
+          help)
+      ->type_name("DUR");
+}
+
+CLI::Option* AddExitCode(CLI::App* app, const std::string& names, int* target,
+                         const std::string& help) {
+  return app->add_option(names, *target, help)->check(CLI::Range(0, 255))->type_name("N");
+}
+
+CLI::Option* AddBackend(CLI::App* app, std::string* target, const std::string& help) {
+  return app->add_option("-b,--backend", *target, help)->envname("ORDO_BACKEND")->type_name("URL");
+}
+
+void AddModeFlags(CLI::App* app, LockMode* mode) {
+  auto* shared = app->add_flag_callback(
+      "-s,--shared", [mode] { *mode = LockMode::kShared; },
+      "Take a shared lock: shared holders run together, an exclusive one waits for all");
+  auto* exclusive = app->add_flag_callback(
+      "-x,-e,--exclusive", [mode] { *mode = LockMode::kExclusive; },
+      "Take an exclusive lock (the default)");
+  shared->excludes(exclusive);
+}
+
+constexpr char kRunHelp[] = R"(Run COMMAND while holding a lock; refuse (exit 1) if someone else holds it.
+
+The lock is taken before COMMAND starts and released after it has exited. COMMAND runs in its
+own process group; SIGTERM, SIGINT, SIGHUP and SIGQUIT sent to ordo are forwarded to it, and if
+ordo dies (even by SIGKILL) the group is killed. Lease backends are renewed every ttl/3; if the
+lease is lost, COMMAND gets SIGTERM, then SIGKILL after --kill-grace, and ordo exits 75.
+COMMAND sees ORDO_LOCK_NAME and ORDO_FENCING_TOKEN in its environment.)";
+
+constexpr char kRunExamples[] = R"(
+Exit codes: COMMAND's own (128+N if killed by signal N); 1 lock held (-E); 75 lease lost
+(--lost-exit-code); 125 ordo's own error; 126 COMMAND cannot be executed; 127 not found.
+
+Examples:
+  # crontab: at most one backup at a time; a second start exits 1 at once
+  */5 * * * * ordo run -- /usr/local/bin/backup --incremental
+  # wait up to 30 s for the lock (flock -w style), exit 3 instead of 1 when still held
+  ordo run -w 30 -E 3 --lock nightly -- ./nightly.sh
+  # coordinate across machines through a shared database; hold the lock for at least 10 min
+  ordo run --backend sqlite:///srv/shared/locks.db --ttl 1m --hold-at-least 10m -- ./report
+  # readers together, a writer alone
+  ordo run -s --lock catalog -- ./read-catalog
+  ordo run -x --lock catalog -- ./rebuild-catalog
+)";
+
+constexpr char kLockExamples[] = R"(
+Output is one JSON object on stdout: a lease {"name","owner","token","mode","expires_at",
+"ttl_ms"} for acquire and renew, {"name","token","released"} for release, the lock state
+{"name","last_token","holders":[…]} for status, {"error","message"} on failure.
+Exit codes: 0 ok; 1 held (acquire, -E); 75 lease lost (renew, release); 125 error.
+Locks of fd-bound backends (flock://, fcntl://, postgresql for-update) die with the process
+that holds them, so acquire and renew need a lease backend (sqlite://, postgresql:// cas or
+version, http://).
+
+Examples:
+  export ORDO_BACKEND=sqlite:///var/lib/myapp/locks.db
+  lease=$(ordo lock acquire deploy --ttl 5m) || exit
+  token=$(printf '%s' "$lease" | jq .token)
+  ordo lock renew deploy --token "$token" --ttl 5m
+  ordo lock release deploy --token "$token"
+  ordo lock status deploy
+)";
+
+constexpr char kMigrateExamples[] = R"(
+Opening a backend applies its schema migrations (those not yet applied, in order); migrate
+does only that and reports. Exit codes: 0 ok, 125 error.
+
+Examples:
+  ordo migrate --backend sqlite:///var/lib/ordo/ordo.db
+  ordo migrate --backend 'postgresql://ordo@db.internal/ordo'
+)";
+
+constexpr char kServeExamples[] = R"(
+The default backend is SQLite: /var/lib/ordo/ordo.db for root, else
+$XDG_STATE_HOME/ordo/ordo.db (~/.local/state/ordo/ordo.db). Stops on SIGTERM or SIGINT.
+Exit codes: 0 clean stop, 125 cannot start.
+
+Examples:
+  ordo serve
+  ordo serve --listen 0.0.0.0:7575 --backend 'postgresql://ordo@db/ordo' --auth-file tokens.json
+  ordo serve --listen 127.0.0.1:0 --max-wait 5m
+)";
+
+void AddRun(CLI::App& app, Command& c) {
+  auto* run = app.add_subcommand("run", kRunHelp);
+  run->callback([&c] { c.kind = Command::Kind::kRun; });
+  run->footer(kRunExamples);
+  RunOptions& o = c.run;
+  AddBackend(run, &o.backend,
+             "Lock backend URL (default: flock:// in $XDG_RUNTIME_DIR/ordo, /run/lock/ordo for "
+             "root, else /tmp/ordo-UID)");
+  run->add_option("-l,--lock", o.lock,
+                  "Lock name (default: run-<hash of COMMAND's argv>, so identical command "
+                  "lines exclude each other)")
+      ->type_name("NAME");
+  AddDuration(run, "--ttl", &o.ttl, "Lease time to live, renewed every ttl/3 (default 30s)",
+              kMinTtl, kMaxTtl);
+  auto* wait = AddDuration(run, "-w,--wait,--timeout", &o.wait,
+                           "Wait up to DUR for the lock (bare number = seconds, may be "
+                           "fractional); default: do not wait",
+                           milliseconds(0), kMaxWait);
+  auto* nowait = run->add_flag_callback(
+      "-n,--nonblock,--no-wait", [&o] { o.wait = milliseconds(0); },
+      "Fail at once if the lock is held (the default)");
+  wait->excludes(nowait);
+  AddModeFlags(run, &o.mode);
+  AddExitCode(run, "-E,--conflict-exit-code", &o.conflict_exit_code,
+              "Exit code when the lock is held (default 1)");
+  AddExitCode(run, "--lost-exit-code", &o.lost_exit_code,
+              "Exit code when the lease is lost while COMMAND runs (default 75)");
+  AddDuration(run, "--kill-grace", &o.kill_grace,
+              "After SIGTERM on a lost lease, SIGKILL this much later (default 10s)",
+              milliseconds(0), kMaxTtl);
+  AddDuration(run, "--hold-at-least", &o.hold_at_least,
+              "Keep the lock at least DUR after the start, even if COMMAND ends sooner "
+              "(lease backends only)",
+              milliseconds(0), kMaxTtl);
+  run->add_option("--owner", o.owner, "Owner id recorded with the lock (default host:pid:random)")
+      ->type_name("ID");
+  run->add_flag("-v,--verbose", o.verbose,
+                "Report on stderr what ordo does (lock taken, held by whom)");
+  run->add_option("command", o.command, "The command and its arguments, after --")
+      ->required()
+      ->type_name("COMMAND…");
+  run->positionals_at_end();
+}
+
+void AddLock(CLI::App& app, Command& c) {
+  auto* lock = app.add_subcommand("lock", "Acquire, renew, release or inspect a lock (JSON out)");
+  lock->require_subcommand(1);
+  lock->footer(kLockExamples);
+  LockOptions& o = c.lock;
+  auto common = [&](CLI::App* sub, LockAction action) {
+    sub->callback([&c, action] {
+      c.kind = Command::Kind::kLock;
+      c.lock.action = action;
+    });
+    sub->footer(kLockExamples);
+    AddBackend(sub, &o.backend, "Backend URL (default: as for ordo run)");
+    sub->add_option("name", o.name, "Lock name")->required()->type_name("NAME");
+  };
+  auto* acquire = lock->add_subcommand("acquire", "Take a lock and print the lease");
+  common(acquire, LockAction::kAcquire);
+  AddDuration(acquire, "--ttl", &o.ttl, "Lease time to live (default 30s)", kMinTtl, kMaxTtl);
+  AddDuration(acquire, "-w,--wait", &o.wait, "Wait up to DUR for the lock (default: no wait)",
+              milliseconds(0), kMaxWait);
+  AddModeFlags(acquire, &o.mode);
+  acquire->add_option("--owner", o.owner, "Owner id (default host:pid:random)")->type_name("ID");
+  AddExitCode(acquire, "-E,--conflict-exit-code", &o.conflict_exit_code,
+              "Exit code when the lock is held (default 1)");
+
+  auto* renew = lock->add_subcommand("renew", "Extend a lease and print it");
+  common(renew, LockAction::kRenew);
+  renew->add_option("-t,--token", o.token, "The lease's fencing token")->required();
+  AddDuration(renew, "--ttl", &o.ttl, "New time to live from now (default 30s)", kMinTtl,
+              kMaxTtl);
+
+  auto* release = lock->add_subcommand("release", "Release a lease");
+  common(release, LockAction::kRelease);
+  release->add_option("-t,--token", o.token, "The lease's fencing token")->required();
+
+  auto* status = lock->add_subcommand("status", "Print the lock's holders and last token");
+  common(status, LockAction::kStatus);
+}
+
+void AddMigrate(CLI::App& app, Command& c) {
+  auto* migrate = app.add_subcommand("migrate", "Create or upgrade a backend's schema");
+  migrate->callback([&c] { c.kind = Command::Kind::kMigrate; });
+  migrate->footer(kMigrateExamples);
+  AddBackend(migrate, &c.migrate.backend, "Backend URL (default: as for ordo serve)");
+}
+
+void AddServe(CLI::App& app, Command& c) {
+  auto* serve = app.add_subcommand("serve", "Run the HTTP API (REST, JSON)");
+  serve->callback([&c] { c.kind = Command::Kind::kServe; });
+  serve->footer(kServeExamples);
+  http::ServeOptions& s = c.serve.serve;
+  AddBackend(serve, &c.serve.backend, "Backend URL (default: SQLite, see below)");
+  serve->add_option("--listen", s.listen, "HOST:PORT to listen on; port 0 picks a free one")
+      ->capture_default_str()
+      ->type_name("HOST:PORT");
+  serve->add_option("--auth-file", s.auth_file, "Bearer tokens and their permissions (JSON)")
+      ->check(CLI::ExistingFile)
+      ->type_name("FILE");
+  serve->add_option("--max-body", s.max_body, "Largest request body in bytes (413 above)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::numeric_limits<std::size_t>::max()))
+      ->type_name("BYTES");
+  serve->add_option("--threads", s.threads, "Request threads (0: a sensible default)")
+      ->check(CLI::Range(0, 1024))
+      ->type_name("N");
+  AddDuration(serve, "--max-wait", &s.max_wait,
+              "Largest wait_ms a client may ask for (default 60s)", milliseconds(0), kMaxWait);
+}
+
+}  // namespace
+
+Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
+                         std::ostream& err) {
+  Command c;
+  CLI::App app(
+      "ordo: locks with fencing tokens for cron jobs, scripts and services.\n"
+      "One lock API over flock, fcntl, SQLite, PostgreSQL and an HTTP server.",
+      "ordo");
+  app.set_version_flag("-V,--version", std::string("ordo ") + ORDO_VERSION_STRING);
+  app.require_subcommand(1);
+  app.footer("\nRun 'ordo SUBCOMMAND --help' for a subcommand's flags and examples; "
+             "'man ordo' for everything.");
+  AddRun(app, c);
+  AddLock(app, c);
+  AddMigrate(app, c);
+  AddServe(app, c);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e, out, err);
+    c.kind = Command::Kind::kDone;
+    c.exit_code = code == 0 ? kExitOk : kExitOrdoError;
+    return c;
+  }
+  return c;
+}
+
+}  // namespace ordo::cli

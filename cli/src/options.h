@@ -1,0 +1,65 @@
+// What the command line asks for, one struct per subcommand. command_line.cc fills them; the
+// *_command.cc files act on them. Nothing here parses or does anything.
+#ifndef ORDO_CLI_OPTIONS_H_
+#define ORDO_CLI_OPTIONS_H_
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ordo/lock.h"
+#include "ordo_http/server.h"
+
+namespace ordo::cli {
+
+// Exit codes shared by every subcommand (the README's table).
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitLockHeld = 1;       // default of -E/--conflict-exit-code
+inline constexpr int kExitLeaseLost = 75;     // default of --lost-exit-code (EX_TEMPFAIL)
+inline constexpr int kExitOrdoError = 125;    // bad flags, backend unreachable, ordo's own faults
+inline constexpr int kExitCannotExecute = 126;
+inline constexpr int kExitNotFound = 127;
+
+struct RunOptions {
+  std::string backend;  // empty: the per-user flock directory
+  std::string lock;     // empty: derived from the command (DefaultLockName)
+  std::chrono::milliseconds ttl = kDefaultTtl;
+  std::chrono::milliseconds wait{0};
+  LockMode mode = LockMode::kExclusive;
+  int conflict_exit_code = kExitLockHeld;
+  int lost_exit_code = kExitLeaseLost;
+  std::chrono::milliseconds kill_grace{10'000};
+  std::chrono::milliseconds hold_at_least{0};
+  std::string owner;
+  bool verbose = false;
+  std::vector<std::string> command;
+};
+
+enum class LockAction { kAcquire, kRenew, kRelease, kStatus };
+
+struct LockOptions {
+  LockAction action = LockAction::kStatus;
+  std::string backend;  // empty: as for run
+  std::string name;
+  std::chrono::milliseconds ttl = kDefaultTtl;
+  std::chrono::milliseconds wait{0};
+  LockMode mode = LockMode::kExclusive;
+  std::string owner;
+  std::uint64_t token = 0;  // renew, release
+  int conflict_exit_code = kExitLockHeld;
+};
+
+struct MigrateOptions {
+  std::string backend;  // empty: the serve default
+};
+
+struct ServeFlags {
+  std::string backend;  // empty: the serve default (SQLite)
+  http::ServeOptions serve;
+};
+
+}  // namespace ordo::cli
+
+#endif  // ORDO_CLI_OPTIONS_H_

@@ -1,0 +1,255 @@
+// `ordo run`: take the lock, run the job under it, keep the lease alive, release after the job.
+#include <fcntl.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "commands.h"
+#include "defaults.h"
+#include "ordo/names.h"
+#include "ordo/registry.h"
+#include "ordo/scoped_lease.h"
+#include "process.h"
+
+extern char** environ;
+
+namespace ordo::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A close-on-exec pipe; the read end polls readable once anything was written.
+class Pipe {
+ public:
+  Pipe() {
+    if (pipe2(fds_, O_CLOEXEC | O_NONBLOCK) != 0) fds_[0] = fds_[1] = -1;
+  }
+  ~Pipe() {
+    for (int fd : fds_) {
+      if (fd >= 0) close(fd);
+    }
+  }
+  Pipe(const Pipe&) = delete;
+  Pipe& operator=(const Pipe&) = delete;
+  bool ok() const { return fds_[0] >= 0; }
+  int read_fd() const { return fds_[0]; }
+  void Notify() const {
+    const char byte = 'x';
+    if (write(fds_[1], &byte, 1) < 0) {
+      // Full (already notified) or closed: either way the reader has its wake-up.
+    }
+  }
+
+ private:
+  int fds_[2] = {-1, -1};
+};
+
+// The acquisition runs on its own thread so that the main thread can keep watching signals:
+// a SIGTERM during `-w 10m` must end the wait now, not when the backend gives up.
+struct AcquireSlot {
+  std::mutex mu;
+  bool abandoned = false;                     // guarded by mu
+  std::optional<Result<ScopedLease>> result;  // guarded by mu
+  Clock::time_point acquired_at;              // guarded by mu
+  Pipe done;
+};
+
+enum class WaitEnd { kDone, kSignal };
+
+// Waits for the acquisition or for a forwarded signal. On a signal the acquiring thread is
+// abandoned; the caller must then leave the process without unwinding (the thread still uses
+// the Locker). A lease granted in that very instant is released by the thread if it gets the
+// time, else lives until its TTL (fd-bound locks end with the process).
+WaitEnd AwaitAcquisition(const std::shared_ptr<AcquireSlot>& slot, SignalWatch& signals,
+                         int* signal_out) {
+  while (true) {
+    pollfd fds[2] = {{signals.fd(), POLLIN, 0}, {slot->done.read_fd(), POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0 && errno != EINTR) return WaitEnd::kDone;
+    if (fds[1].revents != 0) return WaitEnd::kDone;
+    for (int sig = signals.Take(); sig != 0; sig = signals.Take()) {
+      if (sig == SIGCHLD) continue;
+      std::lock_guard<std::mutex> lock(slot->mu);
+      if (slot->result.has_value()) {
+        // Granted just now: release it properly before exiting.
+        *signal_out = sig;
+        return WaitEnd::kSignal;
+      }
+      slot->abandoned = true;
+      *signal_out = sig;
+      return WaitEnd::kSignal;
+    }
+  }
+}
+
+std::vector<std::string> JobEnvironment(const std::string& lock_name, std::uint64_t token) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    if (entry.starts_with("ORDO_LOCK_NAME=") || entry.starts_with("ORDO_FENCING_TOKEN=")) continue;
+    env.emplace_back(entry);
+  }
+  env.push_back("ORDO_LOCK_NAME=" + lock_name);
+  env.push_back("ORDO_FENCING_TOKEN=" + std::to_string(token));
+  return env;
+}
+
+int OrdoError(const std::string& message) {
+  spdlog::error("ordo run: {}", message);
+  return kExitOrdoError;
+}
+
+int ExitCodeForStartFailure(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::kNotFound:
+      return kExitNotFound;
+    case StatusCode::kInvalidArgument:
+      return kExitCannotExecute;
+    default:
+      return kExitOrdoError;
+  }
+}
+
+// --hold-at-least: renew to the time that is left and let the lease expire by itself, as
+// ShedLock's lockAtLeastFor does; ordo need not stay around. Returns the exit code.
+int HoldAndExit(Locker& locker, ScopedLease& scoped, const RunOptions& o,
+                Clock::time_point acquired_at, int job_code) {
+  const auto left = std::chrono::ceil<std::chrono::milliseconds>(
+      acquired_at + o.hold_at_least - Clock::now());
+  auto lease = scoped.Detach();
+  if (!lease.ok()) return o.lost_exit_code;
+  auto held = locker.Renew(*lease, std::max(left, kMinTtl));
+  if (!held.ok()) {
+    spdlog::warn("ordo run: could not keep lock '{}' for --hold-at-least: {}", lease->name,
+                 held.status().ToString());
+    if (held.status().code() == StatusCode::kLeaseLost) return o.lost_exit_code;
+  }
+  return job_code;
+}
+
+}  // namespace
+
+int RunCommand(const RunOptions& o) {
+  auto signals = SignalWatch::Create();
+  if (!signals.ok()) return OrdoError(signals.status().message());
+  if (o.verbose) spdlog::set_level(spdlog::level::debug);
+
+  std::string url = o.backend;
+  if (url.empty()) {
+    auto fallback = DefaultRunBackend();
+    if (!fallback.ok()) return OrdoError(fallback.status().message());
+    url = *fallback;
+  }
+  auto opened = Open(url);
+  if (!opened.ok()) return OrdoError(opened.status().message());
+  Locker& locker = **opened;
+  const LockerTraits traits = locker.traits();
+  if (o.hold_at_least.count() > 0 && !traits.expires_by_ttl) {
+    return OrdoError("--hold-at-least needs a lease backend (sqlite://, postgresql:// cas or "
+                     "version, http://): the locks of '" +
+                     url + "' end when ordo exits");
+  }
+  const std::string name = o.lock.empty() ? DefaultLockName(o.command) : o.lock;
+  if (Status valid = ValidateName(name); !valid.ok()) return OrdoError(valid.message());
+
+  Pipe lost;
+  if (!lost.ok()) return OrdoError(std::string("pipe2: ") + std::strerror(errno));
+  ScopedLease::Options lease_options;
+  // fd-bound locks cannot be lost while ordo lives: nothing to renew, nothing to watch.
+  lease_options.keep_alive = traits.expires_by_ttl;
+  lease_options.fence_early = o.kill_grace;
+  lease_options.on_lost = [&lost](const Status&) { lost.Notify(); };
+  const LockRequest request{name, o.mode, o.ttl, o.wait, o.owner};
+
+  auto slot = std::make_shared<AcquireSlot>();
+  std::thread acquirer([slot, &locker, request, lease_options] {
+    auto result = ScopedLease::Acquire(locker, request, lease_options);
+    std::lock_guard<std::mutex> lock(slot->mu);
+    if (slot->abandoned) return;  // releases the lease, if any, on the way out
+    slot->result.emplace(std::move(result));
+    slot->acquired_at = Clock::now();
+    slot->done.Notify();
+  });
+  int sig = 0;
+  if (AwaitAcquisition(slot, **signals, &sig) == WaitEnd::kSignal) {
+    bool granted = false;
+    {
+      std::lock_guard<std::mutex> lock(slot->mu);
+      granted = slot->result.has_value();
+    }
+    if (!granted) {
+      // The acquiring thread may be inside the backend for as long as the wait: leave without
+      // unwinding what it uses.
+      spdlog::debug("ordo run: signal {} while waiting for lock '{}'", sig, name);
+      std::fflush(nullptr);
+      std::_Exit(128 + sig);
+    }
+    acquirer.join();
+    return 128 + sig;  // the ScopedLease in the slot releases the lock
+  }
+  acquirer.join();
+  std::optional<Result<ScopedLease>> acquired;
+  Clock::time_point acquired_at;
+  {
+    std::lock_guard<std::mutex> lock(slot->mu);
+    acquired = std::move(slot->result);
+    acquired_at = slot->acquired_at;
+  }
+  if (!acquired->ok()) {
+    const Status& s = acquired->status();
+    if (s.code() == StatusCode::kLockHeld) {
+      spdlog::debug("ordo run: {}", s.message());
+      return o.conflict_exit_code;
+    }
+    return OrdoError(s.ToString());
+  }
+  ScopedLease& scoped = **acquired;
+  spdlog::debug("ordo run: lock '{}' taken with token {}", name, scoped.token());
+  if (scoped.lost()) return o.lost_exit_code;
+
+  JobSpec spec;
+  spec.argv = o.command;
+  spec.env = JobEnvironment(name, scoped.token());
+  spec.mask = (*signals)->original_mask();
+  auto job = Job::Start(spec);
+  if (!job.ok()) {
+    spdlog::error("ordo run: {}", job.status().message());
+    return ExitCodeForStartFailure(job.status());
+  }
+  SuperviseOptions supervise;
+  supervise.lost_fd = lost.read_fd();
+  supervise.kill_grace = o.kill_grace;
+  if (lease_options.keep_alive) supervise.kill_by = [&scoped] { return scoped.fence_deadline(); };
+  const JobOutcome outcome = Supervise(**job, **signals, supervise);
+  // The sentinel holds copies of ordo's descriptors, the lock's among them: it must be gone
+  // before the release, or an fd-bound lock would outlive it.
+  job->reset();
+
+  if (outcome.lost || scoped.lost()) {
+    // The job is dead and the lease gone. Leave now: unwinding would join a renewal that may
+    // hang for the backend's own timeout (a frozen server, a locked database).
+    std::fflush(nullptr);
+    std::_Exit(o.lost_exit_code);
+  }
+  const int code = ExitCodeOf(outcome.wait_status);
+  if (o.hold_at_least.count() > 0 && Clock::now() < acquired_at + o.hold_at_least) {
+    return HoldAndExit(locker, scoped, o, acquired_at, code);
+  }
+  Status released = scoped.Release();
+  if (!released.ok()) {
+    spdlog::warn("ordo run: releasing lock '{}': {}", name, released.ToString());
+    if (released.code() == StatusCode::kLeaseLost) return o.lost_exit_code;
+  }
+  return code;
+}
+
+}  // namespace ordo::cli

@@ -1,0 +1,372 @@
+#include "file_locker.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <utility>
+
+#include "file_store.h"
+#include "file_util.h"
+#include "lock_file.h"
+#include "ordo/names.h"
+
+namespace ordo::local {
+namespace {
+
+using SystemClock = std::chrono::system_clock;
+
+// One acquisition held by this Locker. It has its own descriptor, hence its own open file
+// description, so acquisitions exclude each other even inside one process and one thread (locks
+// are not re-entrant), and the kernel frees the lock when the descriptor is closed or the
+// process dies.
+struct Held {
+  std::mutex mu;                        // serialises Renew and Release, which both use fd
+  UniqueFd fd;                          // guarded by mu
+  std::uint32_t slot = 0;               // guarded by mu
+  HolderRecord record;                  // guarded by mu
+  std::chrono::milliseconds ttl{0};     // guarded by mu
+  bool released = false;                // guarded by mu
+};
+
+// Drops every lock `fd`'s open file description holds: the lock itself, the holder slot, the
+// guard. Explicit, rather than left to close(), because a forked child may share the description.
+void DropLocks(const MainLock& main, int fd) {
+  main.unlock(fd);
+  OfdLock(fd, F_UNLCK, 0, 0, /*block=*/false);
+}
+
+class FileLocker final : public Locker {
+ public:
+  FileLocker(const MainLock& main, std::string path, bool durable, UniqueFd dir,
+             UniqueFd fenced_dir, UniqueFd objects_dir)
+      : main_(main),
+        path_(std::move(path)),
+        durable_(durable),
+        dir_(std::move(dir)),
+        fenced_dir_(std::move(fenced_dir)),
+        objects_dir_(std::move(objects_dir)),
+        fenced_(fenced_dir_.get(), path_ + "/.fenced", durable_,
+                [this](std::string_view lock, std::uint64_t token) {
+                  return PinLiveHolder(lock, token);
+                }),
+        objects_(objects_dir_.get(), path_ + "/.objects", durable_) {}
+
+  // Leases still held are released: the locks live as long as their descriptors, which this
+  // Locker owns.
+  ~FileLocker() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [key, held] : held_) {
+      std::lock_guard<std::mutex> held_lock(held->mu);
+      if (!held->released) DropLocks(main_, held->fd.get());
+    }
+  }
+
+  Result<Lease> Acquire(const LockRequest& request) override {
+    ORDO_RETURN_IF_ERROR(ValidateRequest(request));
+    const auto deadline = SteadyClock::now() + request.wait;
+    const std::string& name = request.name;
+    auto opened = OpenLockFile(name, O_RDWR, /*create=*/true);
+    if (!opened.ok()) return opened.status();
+    UniqueFd fd = std::move(*opened);
+    auto got = LockBefore([&](bool block) { return main_.lock(fd.get(), request.mode, block); },
+                          deadline, "lock '" + Shown(name) + "'");
+    if (!got.ok()) return got.status();
+    if (!*got) return LockHeldError("lock '" + name + "' is held" + HolderText(name));
+
+    auto held = std::make_shared<Held>();
+    held->record.mode = request.mode;
+    held->record.owner = request.owner.empty() ? DefaultOwner() : request.owner;
+    held->record.expires_at = SystemClock::now() + request.ttl;
+    held->ttl = request.ttl;
+    if (Status s = Register(fd.get(), name, held.get()); !s.ok()) {
+      DropLocks(main_, fd.get());
+      return s;
+    }
+    held->fd = std::move(fd);
+    Lease lease{name, held->record.owner, held->record.token, request.mode,
+                held->record.expires_at, request.ttl};
+    std::lock_guard<std::mutex> lock(mu_);
+    held_.emplace(std::make_pair(name, lease.token), std::move(held));
+    return lease;
+  }
+
+  // The lock is bound to the descriptor, not to a TTL: Renew only reports (and records, for
+  // Describe in other processes) a new nominal expiry.
+  Result<Lease> Renew(const Lease& lease, std::chrono::milliseconds ttl) override {
+    ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
+    ORDO_RETURN_IF_ERROR(ValidateTtl(ttl));
+    std::shared_ptr<Held> held = Find(lease.name, lease.token, /*erase=*/false);
+    if (held == nullptr) return Lost(lease);
+    std::lock_guard<std::mutex> lock(held->mu);
+    if (held->released) return Lost(lease);
+    held->record.expires_at = SystemClock::now() + ttl;
+    held->ttl = ttl;
+    // Best-effort: the record only informs Describe; failing to rewrite it does not endanger
+    // the lock, so it must not make a keep-alive report the lease lost.
+    if (LockShort(held->fd.get(), F_WRLCK, kGuardStart, kGuardLength, GuardWhat(lease.name))
+            .ok()) {
+      WriteSlot(held->fd.get(), lease.name, held->slot, held->record).IgnoreError();
+      OfdLock(held->fd.get(), F_UNLCK, kGuardStart, kGuardLength, false);
+    }
+    Lease out = lease;
+    out.owner = held->record.owner;
+    out.mode = held->record.mode;
+    out.expires_at = held->record.expires_at;
+    out.ttl = ttl;
+    return out;
+  }
+
+  Status Release(const Lease& lease) override {
+    ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
+    std::shared_ptr<Held> held = Find(lease.name, lease.token, /*erase=*/true);
+    if (held == nullptr) return Lost(lease);
+    std::lock_guard<std::mutex> lock(held->mu);
+    held->released = true;
+    // Taking the guard waits for strict-mode writes that pinned this holder as live, so none is
+    // still in flight once Release returns. If the guard cannot be had, the record stays behind;
+    // it is dead anyway as soon as the slot lock goes with DropLocks.
+    if (LockShort(held->fd.get(), F_WRLCK, kGuardStart, kGuardLength, GuardWhat(lease.name))
+            .ok()) {
+      ClearSlot(held->fd.get(), lease.name, held->slot).IgnoreError();
+    }
+    DropLocks(main_, held->fd.get());
+    held->fd.Reset();
+    return OkStatus();
+  }
+
+  Result<LockState> Describe(std::string_view name) override {
+    ORDO_RETURN_IF_ERROR(ValidateName(name));
+    return DescribeValid(std::string(name));
+  }
+
+  Result<std::vector<LockState>> List(std::string_view prefix, std::size_t limit) override {
+    auto names = LockNames(prefix);
+    if (!names.ok()) return names.status();
+    std::vector<LockState> out;
+    for (const auto& name : *names) {
+      if (out.size() >= limit) break;
+      auto state = DescribeValid(name);
+      if (state.ok()) {
+        out.push_back(std::move(*state));
+      } else if (state.status().code() != StatusCode::kNotFound) {
+        return state.status();  // a file never acquired (counter 0) is not a lock yet
+      }
+    }
+    return out;
+  }
+
+  Status Ping() override {
+    struct stat st{};
+    if (::fstat(dir_.get(), &st) != 0) return FromErrno(errno, "stat lock directory '" + path_ + "'");
+    if (st.st_nlink == 0) return UnavailableError("lock directory '" + path_ + "' was removed");
+    return OkStatus();
+  }
+
+  LockerTraits traits() const override {
+    return {.expires_by_ttl = false, .shared_across_processes = true};
+  }
+
+  FencedStore& fenced() override { return fenced_; }
+  VersionedStore& objects() override { return objects_; }
+
+ private:
+  using Key = std::pair<std::string, std::uint64_t>;
+
+  std::string Shown(std::string_view name) const { return path_ + "/" + std::string(name); }
+  std::string GuardWhat(std::string_view name) const {
+    return "token guard of lock file '" + Shown(name) + "'";
+  }
+
+  static Status Lost(const Lease& lease) {
+    return LeaseLostError("lease on '" + lease.name + "' with token " +
+                          std::to_string(lease.token) +
+                          " is not held by this Locker: it was released or never acquired here");
+  }
+
+  std::shared_ptr<Held> Find(const std::string& name, std::uint64_t token, bool erase) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = held_.find(Key(name, token));
+    if (it == held_.end()) return nullptr;
+    std::shared_ptr<Held> held = it->second;
+    if (erase) held_.erase(it);
+    return held;
+  }
+
+  // Opens the lock file `name` (never through a symbolic link, close-on-exec), creating it with
+  // mode 0600 when `create`. A missing file without `create` is kNotFound.
+  Result<UniqueFd> OpenLockFile(const std::string& name, int flags, bool create) {
+    // O_NONBLOCK: opening a FIFO someone planted under the name must not hang; it is refused
+    // below. It changes nothing for regular files and their locks.
+    flags |= O_NONBLOCK;
+    int fd = OpenAt(dir_.get(), name, flags);
+    if (fd == -ENOENT && create) {
+      fd = OpenAt(dir_.get(), name, flags | O_CREAT);
+      // With durable=1 the new file's directory entry is on disk before its first token is
+      // issued; otherwise a power loss could drop the file and restart the counter.
+      if (fd >= 0 && durable_ && ::fsync(dir_.get()) != 0) {
+        const int err = errno;
+        ::close(fd);
+        return FromErrno(err, "fsync lock directory '" + path_ + "'");
+      }
+      if (fd == -ENOENT) return UnavailableError("lock directory '" + path_ + "' is gone");
+    }
+    if (fd == -ENOENT) return NotFoundError("lock '" + name + "' was never acquired");
+    if (fd == -ELOOP) {
+      return InvalidArgumentError("lock file '" + Shown(name) +
+                                  "' is a symbolic link; ordo never follows one");
+    }
+    if (fd < 0) return FromErrno(-fd, "open lock file '" + Shown(name) + "'");
+    UniqueFd file(fd);
+    struct stat st{};
+    if (::fstat(file.get(), &st) != 0) return FromErrno(errno, "stat lock file '" + Shown(name) + "'");
+    if (!S_ISREG(st.st_mode)) {
+      return InvalidArgumentError("lock file '" + Shown(name) + "' is not a regular file");
+    }
+    return file;
+  }
+
+  // Issues the token and publishes the holder record, under the guard.
+  Status Register(int fd, const std::string& name, Held* held) {
+    ORDO_RETURN_IF_ERROR(LockShort(fd, F_WRLCK, kGuardStart, kGuardLength, GuardWhat(name)));
+    Status status;
+    auto token = IssueToken(fd, name, durable_);
+    if (token.ok()) {
+      held->record.token = *token;
+      auto slot = ClaimSlot(fd, name, held->record);
+      if (slot.ok()) {
+        held->slot = *slot;
+      } else {
+        status = slot.status();
+      }
+    } else {
+      status = token.status();
+    }
+    OfdLock(fd, F_UNLCK, kGuardStart, kGuardLength, false);
+    return status;
+  }
+
+  // Everything the lock file says, read under the guard (shared) so that a token and its record
+  // are seen together. What it cannot see: a holder that has the lock but not yet the guard to
+  // publish its record (a few system calls), and a lock taken by another program such as
+  // flock(1), which writes no record. REQUIRES: `name` valid.
+  Result<LockState> DescribeValid(const std::string& name) {
+    auto file = OpenLockFile(name, O_RDONLY, /*create=*/false);
+    if (!file.ok()) return file.status();
+    ORDO_RETURN_IF_ERROR(LockShort(file->get(), F_RDLCK, kGuardStart, kGuardLength, GuardWhat(name)));
+    auto last = ReadCounter(file->get(), name);
+    if (!last.ok()) return last.status();
+    if (*last == 0) return NotFoundError("lock '" + name + "' was never acquired");
+    auto holders = LiveHolders(file->get(), name);
+    if (!holders.ok()) return holders.status();
+    LockState state{name, {}, *last};
+    for (auto& h : *holders) {
+      state.holders.push_back({std::move(h.owner), h.token, h.mode, h.expires_at});
+    }
+    return state;
+  }
+
+  // " by 'owner' (token 7, exclusive)" for a kLockHeld message; empty if unknown.
+  std::string HolderText(const std::string& name) {
+    auto state = DescribeValid(name);
+    if (!state.ok() || state->holders.empty()) return "";
+    std::string out = " by ";
+    for (std::size_t i = 0; i < state->holders.size(); ++i) {
+      const Holder& h = state->holders[i];
+      if (i > 0) out += ", ";
+      out += "'" + h.owner + "' (token " + std::to_string(h.token) + ", " +
+             std::string(LockModeName(h.mode)) + ")";
+    }
+    return out;
+  }
+
+  // Strict mode (see LiveHolderPin): the returned descriptor holds the guard shared.
+  Result<UniqueFd> PinLiveHolder(std::string_view lock_name, std::uint64_t token) {
+    const std::string name(lock_name);
+    const Status not_live = StaleTokenError(
+        "token " + std::to_string(token) + " is not a live holder of lock '" + name + "'", 0);
+    auto file = OpenLockFile(name, O_RDONLY, /*create=*/false);
+    if (!file.ok()) {
+      return file.status().code() == StatusCode::kNotFound ? not_live : file.status();
+    }
+    ORDO_RETURN_IF_ERROR(LockShort(file->get(), F_RDLCK, kGuardStart, kGuardLength, GuardWhat(name)));
+    auto holders = LiveHolders(file->get(), name);
+    if (!holders.ok()) return holders.status();
+    for (const auto& h : *holders) {
+      if (h.token == token) return std::move(*file);
+    }
+    return not_live;
+  }
+
+  // The valid lock names in the directory that start with `prefix`, sorted.
+  Result<std::vector<std::string>> LockNames(std::string_view prefix) {
+    // A descriptor of its own: readdir position lives in the open file description.
+    const int fd = OpenAt(dir_.get(), ".", O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return FromErrno(-fd, "open lock directory '" + path_ + "'");
+    DIR* dir = ::fdopendir(fd);
+    if (dir == nullptr) {
+      const int err = errno;
+      ::close(fd);
+      return FromErrno(err, "read lock directory '" + path_ + "'");
+    }
+    std::vector<std::string> names;
+    errno = 0;
+    while (const dirent* entry = ::readdir(dir)) {
+      std::string_view name(entry->d_name);
+      if (name.substr(0, prefix.size()) != prefix) continue;
+      if (entry->d_type != DT_REG && entry->d_type != DT_UNKNOWN) continue;
+      if (!ValidateName(name).ok()) continue;  // ".", "..", ".fenced", ".objects", strays
+      names.emplace_back(name);
+    }
+    const int err = errno;
+    ::closedir(dir);
+    if (err != 0) return FromErrno(err, "read lock directory '" + path_ + "'");
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  const MainLock main_;
+  const std::string path_;
+  const bool durable_;
+  const UniqueFd dir_;
+  const UniqueFd fenced_dir_;
+  const UniqueFd objects_dir_;
+  std::mutex mu_;
+  std::map<Key, std::shared_ptr<Held>> held_;  // guarded by mu_
+  FileFencedStore fenced_;
+  FileVersionedStore objects_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Locker>> OpenFileLocker(const BackendUrl& url, const MainLock& main) {
+  const std::string scheme(main.scheme);
+  if (!url.host.empty() || !url.port.empty() || !url.user.empty()) {
+    return InvalidArgumentError("'" + url.Masked() + "': " + scheme +
+                                ": takes a directory, not a host; write " + scheme +
+                                ":///absolute/dir");
+  }
+  ORDO_RETURN_IF_ERROR(url.CheckQuery({"durable"}));
+  const std::string durable = url.QueryOr("durable", "0");
+  if (durable != "0" && durable != "1") {
+    return InvalidArgumentError("'" + url.Masked() + "': durable must be 0 or 1, not '" +
+                                durable + "'");
+  }
+  std::string path = url.path;
+  while (path.size() > 1 && path.back() == '/') path.pop_back();
+  auto dir = OpenLockDirectory(path);
+  if (!dir.ok()) return dir.status();
+  auto fenced = OpenSubdirectory(dir->get(), ".fenced", path);
+  if (!fenced.ok()) return fenced.status();
+  auto objects = OpenSubdirectory(dir->get(), ".objects", path);
+  if (!objects.ok()) return objects.status();
+  return std::unique_ptr<Locker>(new FileLocker(main, std::move(path), durable == "1",
+                                                std::move(*dir), std::move(*fenced),
+                                                std::move(*objects)));
+}
+
+}  // namespace ordo::local

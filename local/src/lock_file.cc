@@ -1,0 +1,140 @@
+#include "lock_file.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <limits>
+
+namespace ordo::local {
+namespace {
+
+// A holder record, inside its 512-byte slot:
+//   [0, 8)    magic "ordohold" (all zero: a free slot)
+//   [8, 16)   token
+//   [16]      mode: 0 exclusive, 1 shared
+//   [24, 32)  expires_at, milliseconds since the Unix epoch (signed)
+//   [32, 34)  owner length
+//   [34, …)   owner (at most kMaxOwnerLength bytes)
+constexpr char kMagic[8] = {'o', 'r', 'd', 'o', 'h', 'o', 'l', 'd'};
+constexpr std::size_t kOwnerOffset = 34;
+static_assert(kOwnerOffset + kMaxOwnerLength <= static_cast<std::size_t>(kSlotSize));
+
+// More live holders than this on one name is a runaway, not a use case.
+constexpr std::uint32_t kMaxSlots = 1u << 16;
+
+off_t SlotOffset(std::uint32_t slot) { return kSlotBase + kSlotSize * static_cast<off_t>(slot); }
+
+std::string What(std::string_view verb, std::string_view name) {
+  return std::string(verb) + " of lock file '" + std::string(name) + "'";
+}
+
+std::array<unsigned char, kSlotSize> Encode(const HolderRecord& r) {
+  std::array<unsigned char, kSlotSize> buf{};
+  std::memcpy(buf.data(), kMagic, sizeof(kMagic));
+  EncodeU64(r.token, buf.data() + 8);
+  buf[16] = r.mode == LockMode::kShared ? 1 : 0;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      r.expires_at.time_since_epoch())
+                      .count();
+  EncodeU64(static_cast<std::uint64_t>(ms), buf.data() + 24);
+  const std::size_t n = std::min(r.owner.size(), kMaxOwnerLength);
+  buf[32] = static_cast<unsigned char>(n & 0xff);
+  buf[33] = static_cast<unsigned char>(n >> 8);
+  std::memcpy(buf.data() + kOwnerOffset, r.owner.data(), n);
+  return buf;
+}
+
+bool Decode(const unsigned char* p, HolderRecord* r) {
+  if (std::memcmp(p, kMagic, sizeof(kMagic)) != 0) return false;
+  r->token = DecodeU64(p + 8);
+  r->mode = p[16] == 1 ? LockMode::kShared : LockMode::kExclusive;
+  const auto ms = static_cast<std::int64_t>(DecodeU64(p + 24));
+  r->expires_at = std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
+  const std::size_t n = std::min<std::size_t>(p[32] | (p[33] << 8), kMaxOwnerLength);
+  r->owner.assign(reinterpret_cast<const char*>(p + kOwnerOffset), n);
+  return r->token != 0;
+}
+
+}  // namespace
+
+Result<std::uint64_t> ReadCounter(int fd, std::string_view name) {
+  unsigned char buf[8] = {};
+  std::size_t got = 0;
+  ORDO_RETURN_IF_ERROR(ReadAt(fd, buf, sizeof(buf), kGuardStart, &got, What("read", name)));
+  // A file shorter than the counter was created by an acquisition that never issued a token.
+  return got == sizeof(buf) ? DecodeU64(buf) : 0;
+}
+
+Result<std::uint64_t> IssueToken(int fd, std::string_view name, bool durable) {
+  auto last = ReadCounter(fd, name);
+  if (!last.ok()) return last.status();
+  if (*last == std::numeric_limits<std::uint64_t>::max()) {
+    return InternalError("the token counter of lock '" + std::string(name) + "' is exhausted");
+  }
+  const std::uint64_t token = *last + 1;
+  unsigned char buf[8];
+  EncodeU64(token, buf);
+  // One 8-byte pwrite lands in the page cache whole or not at all, so a holder killed here
+  // leaves the old or the new counter, never a torn one; the token is written before any lease
+  // carries it, so a crash can burn a token but never reissue one.
+  ORDO_RETURN_IF_ERROR(WriteAt(fd, buf, sizeof(buf), kGuardStart, What("write", name)));
+  if (durable && ::fdatasync(fd) != 0) return FromErrno(errno, What("fdatasync", name));
+  return token;
+}
+
+Result<std::uint32_t> ClaimSlot(int fd, std::string_view name, const HolderRecord& record) {
+  for (std::uint32_t slot = 0; slot < kMaxSlots; ++slot) {
+    const int err = OfdLock(fd, F_WRLCK, SlotOffset(slot), 1, /*block=*/false);
+    if (err == EAGAIN || err == EACCES) continue;  // a live holder's slot
+    if (err != 0) return FromErrno(err, What("lock a holder slot", name));
+    Status written = WriteSlot(fd, name, slot, record);
+    if (!written.ok()) {
+      OfdLock(fd, F_UNLCK, SlotOffset(slot), 1, false);
+      return written;
+    }
+    return slot;
+  }
+  return UnavailableError("lock '" + std::string(name) + "' has more than " +
+                          std::to_string(kMaxSlots) + " live holders");
+}
+
+Status WriteSlot(int fd, std::string_view name, std::uint32_t slot, const HolderRecord& record) {
+  const auto buf = Encode(record);
+  return WriteAt(fd, buf.data(), buf.size(), SlotOffset(slot), What("write a holder record", name));
+}
+
+Status ClearSlot(int fd, std::string_view name, std::uint32_t slot) {
+  const unsigned char zero[sizeof(kMagic)] = {};
+  return WriteAt(fd, zero, sizeof(zero), SlotOffset(slot), What("clear a holder record", name));
+}
+
+Result<std::vector<HolderRecord>> LiveHolders(int fd, std::string_view name) {
+  struct stat st{};
+  if (::fstat(fd, &st) != 0) return FromErrno(errno, What("stat", name));
+  std::vector<HolderRecord> out;
+  if (st.st_size <= kSlotBase) return out;
+  const auto slots = static_cast<std::uint32_t>(
+      std::min<off_t>((st.st_size - kSlotBase + kSlotSize - 1) / kSlotSize, kMaxSlots));
+  std::vector<unsigned char> area(static_cast<std::size_t>(slots) * kSlotSize);
+  std::size_t got = 0;
+  ORDO_RETURN_IF_ERROR(ReadAt(fd, area.data(), area.size(), kSlotBase, &got,
+                              What("read holder records", name)));
+  for (std::uint32_t slot = 0; slot < slots; ++slot) {
+    const std::size_t at = static_cast<std::size_t>(slot) * kSlotSize;
+    if (at + kSlotSize > got) break;
+    HolderRecord r;
+    if (!Decode(area.data() + at, &r)) continue;
+    auto live = OfdRangeHeldByOther(fd, SlotOffset(slot), 1, What("probe a holder", name));
+    if (!live.ok()) return live.status();
+    if (*live) out.push_back(std::move(r));  // else: left behind by a holder that died
+  }
+  std::sort(out.begin(), out.end(),
+            [](const HolderRecord& a, const HolderRecord& b) { return a.token < b.token; });
+  return out;
+}
+
+}  // namespace ordo::local

@@ -1,0 +1,79 @@
+// The lock file shared by flock:// and fcntl://: one regular file per lock name holding the
+// name's token counter and one record per live holder, so that any process can tell the last
+// token and the holders.
+//
+// Layout (all integers little-endian) and the OFD byte-range locks that protect it:
+//
+//   bytes            content                              OFD lock on those bytes
+//   [0, 8)           token counter: the last token issued  the *guard*: exclusive while the
+//                                                          counter is bumped or a holder record
+//                                                          is claimed or cleared; shared while
+//                                                          records are read
+//   [8, 9)           —                                     fcntl:// only: the lock itself
+//                                                          (read lock = shared, write = exclusive)
+//   [4096 + 512*i,   holder record i (see lock_file.cc)    on its first byte: held by the
+//    +512)                                                 holder's own descriptor for as long as
+//                                                          the holder lives
+//
+// flock:// takes the lock itself with flock(2) on the whole file; flock(2) and OFD record locks
+// do not interact on Linux local file systems, so the guard and record locks work the same way
+// under both backends.
+//
+// Liveness: a holder record counts only while its first byte is locked. That lock belongs to
+// the holder's descriptor, so the kernel drops it when the holder releases, closes, or dies —
+// even by SIGKILL — and a record left behind by a dead process is recognised as dead without
+// any cleanup. Clearing a record at release is tidiness, not correctness.
+//
+// The functions keep no state and are thread-safe; callers serialise through the guard.
+#ifndef ORDO_LOCAL_LOCK_FILE_H_
+#define ORDO_LOCAL_LOCK_FILE_H_
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "file_util.h"
+#include "ordo/lock.h"
+
+namespace ordo::local {
+
+inline constexpr off_t kGuardStart = 0;
+inline constexpr off_t kGuardLength = 8;
+inline constexpr off_t kLockByte = 8;
+inline constexpr off_t kSlotBase = 4096;
+inline constexpr off_t kSlotSize = 512;
+
+struct HolderRecord {
+  std::uint64_t token = 0;
+  LockMode mode = LockMode::kExclusive;
+  std::string owner;
+  std::chrono::system_clock::time_point expires_at;
+};
+
+// The counter. REQUIRES: the guard held (shared is enough to read).
+Result<std::uint64_t> ReadCounter(int fd, std::string_view name);
+
+// Bumps the counter and returns the new token; with `durable` the file data is on disk before
+// this returns. REQUIRES: the guard held exclusively, through `fd`.
+Result<std::uint64_t> IssueToken(int fd, std::string_view name, bool durable);
+
+// Finds a slot no live holder uses, locks its liveness byte through `fd` (for as long as `fd`
+// stays open) and writes `record` there. REQUIRES: the guard held exclusively, through `fd`.
+Result<std::uint32_t> ClaimSlot(int fd, std::string_view name, const HolderRecord& record);
+
+// Overwrites the record in `slot` (Renew) or clears it (Release). REQUIRES: the guard held
+// exclusively, and `fd` the descriptor that claimed the slot.
+Status WriteSlot(int fd, std::string_view name, std::uint32_t slot, const HolderRecord& record);
+Status ClearSlot(int fd, std::string_view name, std::uint32_t slot);
+
+// The records whose liveness byte is locked by another open file description: the live holders
+// (sorted by token). REQUIRES: the guard held (shared is enough).
+Result<std::vector<HolderRecord>> LiveHolders(int fd, std::string_view name);
+
+}  // namespace ordo::local
+
+#endif  // ORDO_LOCAL_LOCK_FILE_H_

@@ -1,0 +1,116 @@
+#include "http_test_util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+namespace ordo::testing {
+
+FlakyLocker::FlakyLocker() {
+  auto opened = Open("inproc:");
+  EXPECT_TRUE(opened.ok());
+  inner_ = std::move(*opened);
+}
+
+std::unique_ptr<http::Server> StartServer(http::ServeOptions options,
+                                          std::unique_ptr<Locker> backend) {
+  if (options.backend_url.empty()) options.backend_url = "inproc:";
+  options.listen = "127.0.0.1:0";
+  auto started = http::Server::Start(options, std::move(backend));
+  EXPECT_TRUE(started.ok()) << started.status().ToString();
+  return started.ok() ? std::move(*started) : nullptr;
+}
+
+std::unique_ptr<httplib::Client> ClientFor(const http::Server& server) {
+  auto client = std::make_unique<httplib::Client>("127.0.0.1", server.port());
+  client->set_connection_timeout(std::chrono::seconds(5));
+  client->set_read_timeout(std::chrono::seconds(30));
+  client->set_tcp_nodelay(true);
+  return client;
+}
+
+json BodyOf(const httplib::Result& r) {
+  if (!r) return json();
+  return json::parse(r->body, nullptr, false);
+}
+
+RawReply ParseReply(const std::string& bytes) {
+  RawReply reply;
+  const auto end = bytes.find("\r\n\r\n");
+  if (end == std::string::npos || bytes.compare(0, 5, "HTTP/") != 0) return reply;
+  std::size_t line_end = bytes.find("\r\n");
+  const auto space = bytes.find(' ');
+  const int status = std::atoi(bytes.c_str() + space + 1);
+  std::size_t pos = line_end + 2;
+  while (pos < end) {
+    const auto eol = bytes.find("\r\n", pos);
+    const std::string line = bytes.substr(pos, eol - pos);
+    const auto colon = line.find(':');
+    if (colon != std::string::npos) {
+      std::string key = line.substr(0, colon);
+      for (auto& c : key) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      std::string value = line.substr(colon + 1);
+      while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+      reply.headers[key] = value;
+    }
+    pos = eol + 2;
+  }
+  const std::string body = bytes.substr(end + 4);
+  auto cl = reply.headers.find("content-length");
+  if (cl != reply.headers.end() && body.size() < std::stoul(cl->second)) return reply;
+  reply.status = status;
+  reply.body = cl != reply.headers.end() ? body.substr(0, std::stoul(cl->second)) : body;
+  return reply;
+}
+
+RawReply RawRequest(int port, const std::string& request, std::chrono::milliseconds timeout) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return {};
+  }
+  std::size_t sent = 0;
+  while (sent < request.size()) {
+    const ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the server may answer (413) and close before reading everything
+    sent += static_cast<std::size_t>(n);
+  }
+  std::string bytes;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    RawReply parsed = ParseReply(bytes);
+    if (parsed.status != 0) {
+      close(fd);
+      return parsed;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(left.count())) <= 0) break;
+    char buf[65536];
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;
+    bytes.append(buf, static_cast<std::size_t>(n));
+  }
+  close(fd);
+  return ParseReply(bytes);
+}
+
+void RaiseFdLimit() {
+  rlimit lim{};
+  getrlimit(RLIMIT_NOFILE, &lim);
+  lim.rlim_cur = lim.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &lim);
+}
+
+}  // namespace ordo::testing

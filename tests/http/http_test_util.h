@@ -1,0 +1,82 @@
+// Helpers for the REST server tests: an in-process server on a free loopback port, a raw
+// socket client for requests httplib::Client would refuse to send, and a backend wrapper whose
+// Ping can be made to fail.
+#ifndef ORDO_TESTS_HTTP_HTTP_TEST_UTIL_H_
+#define ORDO_TESTS_HTTP_HTTP_TEST_UTIL_H_
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <string>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "ordo/ordo.h"
+#include "ordo_http/server.h"
+
+namespace ordo::testing {
+
+using json = nlohmann::json;
+
+// inproc: with a switch that makes Ping fail (a backend outage, as /readyz sees it) and
+// configurable traits.
+class FlakyLocker final : public Locker {
+ public:
+  FlakyLocker();
+  Result<Lease> Acquire(const LockRequest& r) override { return inner_->Acquire(r); }
+  Result<Lease> Renew(const Lease& l, std::chrono::milliseconds ttl) override {
+    return inner_->Renew(l, ttl);
+  }
+  Status Release(const Lease& l) override { return inner_->Release(l); }
+  Result<LockState> Describe(std::string_view n) override { return inner_->Describe(n); }
+  Result<std::vector<LockState>> List(std::string_view p, std::size_t limit) override {
+    return inner_->List(p, limit);
+  }
+  Status Ping() override {
+    return down->load() ? UnavailableError("backend is down (test)") : OkStatus();
+  }
+  LockerTraits traits() const override { return {.expires_by_ttl = expires_by_ttl->load()}; }
+  FencedStore& fenced() override { return inner_->fenced(); }
+  VersionedStore& objects() override { return inner_->objects(); }
+
+  // Shared so the test can flip them after handing the locker to the server.
+  std::shared_ptr<std::atomic<bool>> down = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<std::atomic<bool>> expires_by_ttl = std::make_shared<std::atomic<bool>>(true);
+
+ private:
+  std::unique_ptr<Locker> inner_;
+};
+
+// Starts a server on 127.0.0.1:0 (inproc: unless `backend` is given); fails the test if it
+// cannot.
+std::unique_ptr<http::Server> StartServer(http::ServeOptions options = {},
+                                          std::unique_ptr<Locker> backend = nullptr);
+
+// A client for `server`, with short timeouts.
+std::unique_ptr<httplib::Client> ClientFor(const http::Server& server);
+
+// The body of a reply as JSON (discarded when it is not JSON).
+json BodyOf(const httplib::Result& r);
+
+struct RawReply {
+  int status = 0;  // 0: no reply
+  std::map<std::string, std::string> headers;  // keys lower-cased
+  std::string body;
+};
+
+// Sends `request` (the exact bytes) on a new connection and reads the reply until the server
+// closes the connection or the reply's Content-Length is complete.
+RawReply RawRequest(int port, const std::string& request,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// Parses one HTTP reply from `bytes`; status 0 if incomplete.
+RawReply ParseReply(const std::string& bytes);
+
+// Raises the soft descriptor limit to the hard one.
+void RaiseFdLimit();
+
+}  // namespace ordo::testing
+
+#endif  // ORDO_TESTS_HTTP_HTTP_TEST_UTIL_H_

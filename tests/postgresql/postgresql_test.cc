@@ -1,0 +1,433 @@
+// What the conformance suite cannot say about the PostgreSQL backend: crashes of holders, a
+// database crash and restart, NOTIFY wake-ups, migrations, URL and connection errors, timeouts.
+// Real server (tests/support/pg_cluster.h), real processes (ordo-test-worker).
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <atomic>
+#include <chrono>
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <pqxx/pqxx>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "ordo/ordo.h"
+#include "pg_cluster.h"
+#include "test_support.h"
+
+namespace ordo::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using SteadyClock = std::chrono::steady_clock;
+
+std::string WorkerPath() { return ORDO_TEST_WORKER; }
+
+std::unique_ptr<Locker> MustOpen(const std::string& url) {
+  auto opened = Open(url);
+  EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+  return opened.ok() ? std::move(*opened) : nullptr;
+}
+
+LockRequest Exclusive(const std::string& name, std::chrono::milliseconds wait = 0ms,
+                      std::chrono::milliseconds ttl = 30s) {
+  return {.name = name, .mode = LockMode::kExclusive, .ttl = ttl, .wait = wait};
+}
+
+std::uint64_t ParseToken(const std::string& line) {
+  EXPECT_EQ(line.rfind("token ", 0), 0u) << "worker said '" << line << "'";
+  return line.rfind("token ", 0) == 0 ? std::stoull(line.substr(6)) : 0;
+}
+
+std::chrono::milliseconds Since(SteadyClock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Holder crashes.
+
+TEST(PostgresqlTest, KilledForUpdateHolderFreesTheLockAtOnce) {
+  const std::string url = SharedPgCluster().Url("for-update");
+  const std::string name = UniqueName("fu-kill");
+  // A 60 s ttl: if the lock came free within seconds, it was not by expiry.
+  Child holder({WorkerPath(), "hold", url, name, "exclusive", "60000"});
+  const std::uint64_t child_token = ParseToken(holder.ReadLine());
+  auto locker = MustOpen(url);
+  ASSERT_NE(locker, nullptr);
+  EXPECT_EQ(locker->Acquire(Exclusive(name)).status().code(), StatusCode::kLockHeld);
+  holder.Kill(SIGKILL);
+  holder.Wait();
+  const auto start = SteadyClock::now();
+  auto lease = locker->Acquire(Exclusive(name, 20s));
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  EXPECT_LT(Since(start), 5s) << "the dead holder's connection must free the row lock at once";
+  EXPECT_GT(lease->token, child_token);
+  // The crashed holder's row is still in the table, but it is not live: strict mode refuses it.
+  const std::string key = UniqueName("fu-kill-key");
+  auto late = locker->fenced().Write(key, "late", child_token, name);
+  EXPECT_EQ(late.status().code(), StatusCode::kStaleToken) << late.status().ToString();
+  ASSERT_TRUE(locker->fenced().Write(key, "mine", lease->token, name).ok());
+  auto state = locker->Describe(name);
+  ASSERT_TRUE(state.ok());
+  ASSERT_EQ(state->holders.size(), 1u);
+  EXPECT_EQ(state->holders[0].token, lease->token);
+  ASSERT_TRUE(locker->Release(*lease).ok());
+}
+
+TEST(PostgresqlTest, ForUpdateHolderInAnotherProcessIsLiveForStrictMode) {
+  const std::string url = SharedPgCluster().Url("for-update");
+  const std::string name = UniqueName("fu-strict");
+  Child holder({WorkerPath(), "hold", url, name, "exclusive", "60000"});
+  const std::uint64_t token = ParseToken(holder.ReadLine());
+  auto locker = MustOpen(url);
+  ASSERT_NE(locker, nullptr);
+  auto w = locker->fenced().Write(UniqueName("fu-strict-key"), "x", token, name);
+  EXPECT_TRUE(w.ok()) << w.status().ToString();
+  holder.WriteLine("release");
+  EXPECT_EQ(holder.ReadLine(), "released");
+  EXPECT_EQ(locker->fenced().Write(UniqueName("fu-strict-key"), "x", token, name).status().code(),
+            StatusCode::kStaleToken);
+}
+
+TEST(PostgresqlTest, KilledCasHolderIsFreedOnlyWhenItsTtlRunsOut) {
+  const std::string url = SharedPgCluster().Url("cas");
+  const std::string name = UniqueName("cas-kill");
+  constexpr auto kTtl = 2000ms;
+  Child holder({WorkerPath(), "hold", url, name, "exclusive", std::to_string(kTtl.count())});
+  const std::uint64_t child_token = ParseToken(holder.ReadLine());
+  const auto acquired = SteadyClock::now();
+  holder.Kill(SIGKILL);
+  holder.Wait();
+  auto locker = MustOpen(url);
+  ASSERT_NE(locker, nullptr);
+  EXPECT_EQ(locker->Acquire(Exclusive(name)).status().code(), StatusCode::kLockHeld)
+      << "a lease outlives its holder's process until the TTL";
+  auto lease = locker->Acquire(Exclusive(name, 20s));
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  const auto took = Since(acquired);
+  EXPECT_GE(took, kTtl - 500ms);
+  // The waiter sleeps until the lease's expiry (database clock), not in coarse polling steps.
+  EXPECT_LT(took, kTtl + 2s);
+  EXPECT_GT(lease->token, child_token);
+  ASSERT_TRUE(locker->Release(*lease).ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Database crash and restart (a private cluster: the others keep running undisturbed).
+
+TEST(PostgresqlTest, DatabaseCrashGivesUnavailableThenTokensKeepGrowing) {
+  PgCluster pg;
+  auto cas = MustOpen(pg.Url("cas"));
+  auto fu = MustOpen(pg.Url("for-update"));
+  ASSERT_NE(cas, nullptr);
+  ASSERT_NE(fu, nullptr);
+
+  // A writer hammers one lock through the crash; it must only ever see success or
+  // kUnavailable-like outcomes, and tokens that grow.
+  std::atomic<bool> stop{false};
+  std::atomic<int> phase{0};  // 0 before the crash, 1 down, 2 restarted
+  std::mutex mu;
+  std::vector<std::pair<std::uint64_t, int>> issued;  // token, phase its acquire started in
+  std::map<StatusCode, int> codes;
+  auto issued_count = [&](int in_phase) {
+    std::lock_guard<std::mutex> lock(mu);
+    return std::count_if(issued.begin(), issued.end(),
+                         [&](const auto& p) { return p.second == in_phase; });
+  };
+  std::thread hammer([&] {
+    while (!stop) {
+      const int started = phase.load();
+      auto lease = cas->Acquire(Exclusive("hammer", 0ms, 300ms));
+      std::lock_guard<std::mutex> lock(mu);
+      ++codes[lease.status().code()];
+      if (!lease.ok()) continue;
+      issued.emplace_back(lease->token, started);
+      ++codes[cas->Release(*lease).code()];
+    }
+  });
+
+  auto held = cas->Acquire(Exclusive("held-across", 0ms, 60s));
+  ASSERT_TRUE(held.ok()) << held.status().ToString();
+  auto fu_held = fu->Acquire(Exclusive("fu-across"));
+  ASSERT_TRUE(fu_held.ok()) << fu_held.status().ToString();
+  for (auto until = SteadyClock::now() + 20s; issued_count(0) < 5 && SteadyClock::now() < until;) {
+    std::this_thread::sleep_for(10ms);
+  }
+
+  phase = 1;
+  pg.StopImmediate();
+  EXPECT_EQ(cas->Ping().code(), StatusCode::kUnavailable);
+  auto refused = cas->Acquire(Exclusive(UniqueName("while-down")));
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+  EXPECT_THAT(refused.status().message(), AllOf(HasSubstr("****"), Not(HasSubstr(pg.password()))));
+  EXPECT_EQ(cas->Describe("held-across").status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(cas->fenced().Write("k", "v", 1).status().code(), StatusCode::kUnavailable);
+  EXPECT_EQ(fu->Acquire(Exclusive("fu-other")).status().code(), StatusCode::kUnavailable);
+
+  pg.Start();
+  phase = 2;
+  // Connections the crash killed are replaced transparently: the first call after the restart
+  // already succeeds.
+  ASSERT_TRUE(cas->Ping().ok()) << cas->Ping().ToString();
+  // The lease committed before the crash is still there (durable), and still excludes.
+  EXPECT_EQ(cas->Acquire(Exclusive("held-across")).status().code(), StatusCode::kLockHeld);
+  ASSERT_TRUE(cas->Release(*held).ok());
+  // The for-update holder's transaction died with the server: its lock is gone.
+  EXPECT_EQ(fu->Renew(*fu_held, 10s).status().code(), StatusCode::kLeaseLost);
+  EXPECT_EQ(fu->Release(*fu_held).code(), StatusCode::kLeaseLost);
+  auto fu_again = fu->Acquire(Exclusive("fu-across"));
+  ASSERT_TRUE(fu_again.ok()) << fu_again.status().ToString();
+  EXPECT_GT(fu_again->token, fu_held->token);
+  ASSERT_TRUE(fu->Release(*fu_again).ok());
+
+  for (auto until = SteadyClock::now() + 20s; issued_count(2) < 5 && SteadyClock::now() < until;) {
+    std::this_thread::sleep_for(10ms);
+  }
+  stop = true;
+  hammer.join();
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_GE(std::count_if(issued.begin(), issued.end(), [](const auto& p) { return p.second == 2; }),
+            5)
+      << "the hammer never recovered after the restart";
+  std::uint64_t before_max = std::max(held->token, fu_held->token);
+  for (const auto& [token, started] : issued) {
+    if (started != 2) before_max = std::max(before_max, token);
+  }
+  std::uint64_t prev = 0;
+  for (const auto& [token, started] : issued) {
+    EXPECT_GT(token, prev) << "tokens of one lock only grow";
+    prev = token;
+    if (started == 2) {
+      EXPECT_GT(token, before_max) << "a token issued after the restart must be larger";
+    }
+  }
+  for (const auto& [code, n] : codes) {
+    EXPECT_TRUE(code == StatusCode::kOk || code == StatusCode::kUnavailable ||
+                code == StatusCode::kLockHeld || code == StatusCode::kLeaseLost)
+        << StatusCodeName(code) << " x" << n;
+  }
+  EXPECT_GT(codes[StatusCode::kUnavailable], 0) << "the hammer never saw the outage";
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiters are woken by NOTIFY.
+
+class NotifyTest : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(NotifyTest, WaiterIsGrantedPromptlyAfterReleaseFromAnotherLocker) {
+  PgCluster& pg = SharedPgCluster();
+  const std::string app = UniqueName("ordo-waiter");
+  auto holder = MustOpen(pg.Url(GetParam()));
+  auto waiter = MustOpen(pg.UrlFor("ordo_test", "strategy=" + GetParam() +
+                                                    "&application_name=" + app));
+  ASSERT_NE(holder, nullptr);
+  ASSERT_NE(waiter, nullptr);
+  const std::string name = UniqueName("notify");
+  // 60 s ttl and a 30 s wait: no expiry is involved, and a waiter that only re-checked on a
+  // timer would wait until the ttl.
+  auto held = holder->Acquire(Exclusive(name, 0ms, 60s));
+  ASSERT_TRUE(held.ok()) << held.status().ToString();
+
+  Result<Lease> granted = InternalError("not run");
+  SteadyClock::time_point granted_at;
+  std::thread t([&] {
+    granted = waiter->Acquire(Exclusive(name, 30s));
+    granted_at = SteadyClock::now();
+  });
+  // Wait (bounded) until the waiter is LISTENing and has been refused once: then it is asleep.
+  pqxx::connection admin(pg.ConnInfo());
+  bool waiting = false;
+  for (auto until = SteadyClock::now() + 15s; !waiting && SteadyClock::now() < until;) {
+    pqxx::nontransaction tx(admin);
+    auto r = tx.exec_params(
+        "SELECT count(*) FILTER (WHERE query LIKE 'LISTEN%'),"
+        "       count(*) FILTER (WHERE state = 'idle' AND query LIKE '%ordo.holders%')"
+        " FROM pg_stat_activity WHERE application_name = $1",
+        app);
+    waiting = r[0][0].as<int>() > 0 && r[0][1].as<int>() > 0;
+    if (!waiting) std::this_thread::sleep_for(20ms);
+  }
+  // Refused once and listening: from here on only a notification (or its 30 s deadline) can
+  // wake it; a notification that beats it to sleep is not lost (Listener's ticket protocol).
+  ASSERT_TRUE(waiting) << "the waiter never started waiting";
+  const auto released_at = SteadyClock::now();
+  ASSERT_TRUE(holder->Release(*held).ok());
+  t.join();
+  ASSERT_TRUE(granted.ok()) << granted.status().ToString();
+  EXPECT_LT(granted_at - released_at, 1s) << "the release's NOTIFY must wake the waiter";
+  EXPECT_GT(granted->token, held->token);
+  ASSERT_TRUE(waiter->Release(*granted).ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Strategies, NotifyTest, ::testing::Values("cas", "version"),
+                         [](const ::testing::TestParamInfo<std::string>& param) { return param.param; });
+
+// ---------------------------------------------------------------------------------------------
+// Migrations.
+
+TEST(PostgresqlTest, ConcurrentMigrationsFromSeveralProcesses) {
+  PgCluster& pg = SharedPgCluster();
+  const std::string db = "migr_" + std::to_string(getpid()) + "_" +
+                         std::to_string(FreeLoopbackPort());
+  pg.CreateDatabase(db);
+  const std::string url = pg.UrlFor(db, "strategy=cas");
+  // Every worker opens the brand-new database at once (each Open migrates), then races one CAS.
+  std::vector<std::unique_ptr<Child>> workers;
+  for (int i = 0; i < 6; ++i) {
+    workers.push_back(std::make_unique<Child>(std::vector<std::string>{
+        WorkerPath(), "cas", url, "first", "0", "\"w" + std::to_string(i) + "\""}));
+  }
+  int won = 0;
+  int lost = 0;
+  for (auto& w : workers) {
+    const std::string line = w->ReadLine();
+    won += line.rfind("won", 0) == 0;
+    lost += line == "lost version_mismatch";
+    const int status = w->Wait();
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "worker status " << status;
+  }
+  EXPECT_EQ(won, 1);
+  EXPECT_EQ(lost, 5);
+  EXPECT_EQ(pg.Psql("SELECT count(*) = max(version) FROM ordo.schema_migrations", db), "t");
+}
+
+TEST(PostgresqlTest, NewerSchemaIsRefusedNeverDowngraded) {
+  PgCluster& pg = SharedPgCluster();
+  const std::string db = "newer_" + std::to_string(getpid());
+  pg.CreateDatabase(db);
+  const std::string url = pg.UrlFor(db, "");
+  ASSERT_NE(MustOpen(url), nullptr);
+  pg.Psql("INSERT INTO ordo.schema_migrations (version, name) VALUES (999, '0999_future.sql')",
+          db);
+  auto opened = Open(url);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_THAT(opened.status().message(), AllOf(HasSubstr("999"), HasSubstr("newer"),
+                                               HasSubstr("****"), Not(HasSubstr(pg.password()))));
+  EXPECT_EQ(pg.Psql("SELECT max(version) FROM ordo.schema_migrations", db), "999");
+  EXPECT_EQ(pg.Psql("SELECT count(*) FROM ordo.locks", db), "0") << "the tables are intact";
+}
+
+// ---------------------------------------------------------------------------------------------
+// URLs and connection errors.
+
+TEST(PostgresqlTest, WrongPasswordIsAClearMaskedError) {
+  PgCluster& pg = SharedPgCluster();
+  const std::string url = "postgresql://ordo:wrong-secret-pw@127.0.0.1:" +
+                          std::to_string(pg.port()) + "/ordo_test";
+  auto opened = Open(url);
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), StatusCode::kInvalidArgument) << opened.status().ToString();
+  EXPECT_THAT(opened.status().message(),
+              AllOf(HasSubstr("password authentication failed"), HasSubstr("ordo:****@"),
+                    Not(HasSubstr("wrong-secret-pw"))));
+}
+
+TEST(PostgresqlTest, UnreachablePortIsUnavailableAndMasked) {
+  const int port = FreeLoopbackPort();  // nothing listens there
+  const auto start = SteadyClock::now();
+  auto opened = Open("postgresql://ordo:hush-hush-pw@127.0.0.1:" + std::to_string(port) + "/db");
+  ASSERT_FALSE(opened.ok());
+  EXPECT_LT(Since(start), 5s);
+  EXPECT_EQ(opened.status().code(), StatusCode::kUnavailable) << opened.status().ToString();
+  EXPECT_THAT(opened.status().message(),
+              AllOf(HasSubstr(std::to_string(port)), HasSubstr("****"),
+                    Not(HasSubstr("hush-hush-pw"))));
+}
+
+TEST(PostgresqlTest, BadUrlsAreInvalidArgumentWithMaskedMessages) {
+  const std::string base = "postgresql://u:sekrit-pw@127.0.0.1:5432";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"postgresql:ordo", "//"},
+      {base, "no database"},
+      {base + "/", "no database"},
+      {base + "/a/b", "contains '/'"},
+      {base + "/db?strategy=optimistic", "unknown strategy 'optimistic'"},
+      {base + "/db?bogus=1", "unknown query parameter 'bogus'"},
+      {base + "/db?pool_size=0", "pool_size"},
+      {base + "/db?pool_size=lots", "pool_size"},
+      {base + "/db?statement_timeout=soon", "statement_timeout"},
+      {base + "/db?sslmode=sometimes", "sslmode"},
+      {base + "/db?connect_timeout=5s", "connect_timeout"},
+  };
+  for (const auto& [url, says] : cases) {
+    auto opened = Open(url);
+    ASSERT_FALSE(opened.ok()) << url;
+    EXPECT_EQ(opened.status().code(), StatusCode::kInvalidArgument) << url;
+    EXPECT_THAT(opened.status().message(), AllOf(HasSubstr(says), Not(HasSubstr("sekrit-pw"))))
+        << url;
+  }
+}
+
+TEST(PostgresqlTest, PostgresSchemeAliasAndLibpqParametersWork) {
+  PgCluster& pg = SharedPgCluster();
+  std::string url = pg.UrlFor("ordo_test",
+                              "strategy=version&sslmode=disable&connect_timeout=3&"
+                              "application_name=ordo-alias&pool_size=2&statement_timeout=5s");
+  url.replace(0, std::string("postgresql").size(), "postgres");
+  auto locker = MustOpen(url);
+  ASSERT_NE(locker, nullptr);
+  auto lease = locker->Acquire(Exclusive(UniqueName("alias")));
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  ASSERT_TRUE(locker->Release(*lease).ok());
+  EXPECT_TRUE(locker->traits().expires_by_ttl);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timeouts.
+
+TEST(PostgresqlTest, StatementTimeoutIsInEffect) {
+  PgCluster& pg = SharedPgCluster();
+  auto locker = MustOpen(pg.UrlFor("ordo_test", "strategy=cas&statement_timeout=300ms"));
+  ASSERT_NE(locker, nullptr);
+  const std::string name = UniqueName("stmt-timeout");
+  auto first = locker->Acquire(Exclusive(name));
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(locker->Release(*first).ok());
+  // Another session sits on the lock row: the acquire's statement queues behind its row lock
+  // until statement_timeout cancels it.
+  pqxx::connection admin(pg.ConnInfo());
+  pqxx::work blocker(admin);
+  blocker.exec_params("SELECT 1 FROM ordo.locks WHERE name = $1 FOR UPDATE", name);
+  const auto start = SteadyClock::now();
+  auto blocked = locker->Acquire(Exclusive(name));
+  const auto took = Since(start);
+  EXPECT_EQ(blocked.status().code(), StatusCode::kUnavailable) << blocked.status().ToString();
+  EXPECT_THAT(blocked.status().message(), HasSubstr("statement timeout"));
+  EXPECT_GE(took, 250ms);
+  EXPECT_LT(took, 5s);
+  blocker.abort();
+  auto after = locker->Acquire(Exclusive(name));
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  ASSERT_TRUE(locker->Release(*after).ok());
+}
+
+TEST(PostgresqlTest, ForUpdateWaitIsBoundedByLockTimeout) {
+  const std::string url = SharedPgCluster().Url("for-update");
+  auto a = MustOpen(url);
+  auto b = MustOpen(url);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  const std::string name = UniqueName("fu-wait");
+  auto held = a->Acquire(Exclusive(name));
+  ASSERT_TRUE(held.ok());
+  const auto start = SteadyClock::now();
+  auto waited = b->Acquire(Exclusive(name, 500ms));
+  EXPECT_EQ(waited.status().code(), StatusCode::kLockHeld) << waited.status().ToString();
+  EXPECT_THAT(waited.status().message(), HasSubstr(held->owner));
+  EXPECT_GE(Since(start), 450ms);
+  EXPECT_LT(Since(start), 5s);
+  ASSERT_TRUE(a->Release(*held).ok());
+}
+
+}  // namespace
+}  // namespace ordo::testing

@@ -1,0 +1,304 @@
+#include "pg_cluster.h"
+
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <sstream>
+#include <stdexcept>
+
+#include "test_support.h"
+
+namespace ordo::testing {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kUser = "ordo";
+constexpr const char* kDatabase = "ordo_test";
+
+// The highest-versioned /usr/lib/postgresql/<N>/bin that has initdb, or $ORDO_PG_BINDIR.
+std::string FindBinDir() {
+  if (const char* env = std::getenv("ORDO_PG_BINDIR"); env != nullptr && *env != '\0') {
+    if (access((std::string(env) + "/initdb").c_str(), X_OK) == 0) return env;
+    throw std::runtime_error(std::string("ORDO_PG_BINDIR=") + env + " has no executable initdb");
+  }
+  std::string best;
+  int best_version = -1;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/usr/lib/postgresql", ec)) {
+    const std::string bin = entry.path().string() + "/bin";
+    if (access((bin + "/initdb").c_str(), X_OK) != 0 || access((bin + "/pg_ctl").c_str(), X_OK) != 0) {
+      continue;
+    }
+    const int version = std::atoi(entry.path().filename().c_str());
+    if (version > best_version) {
+      best_version = version;
+      best = bin;
+    }
+  }
+  if (best.empty()) {
+    throw std::runtime_error(
+        "PostgreSQL server binaries not found: no /usr/lib/postgresql/*/bin/initdb. The "
+        "PostgreSQL tests need a real server; install the Debian package 'postgresql' (./dev "
+        "does) or set ORDO_PG_BINDIR");
+  }
+  return best;
+}
+
+std::string RandomPassword() {
+  static const char kChars[] = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+  std::random_device rd;
+  std::string out = "pw-";
+  for (int i = 0; i < 20; ++i) out.push_back(kChars[rd() % (sizeof(kChars) - 1)]);
+  return out;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string Tail(const std::string& text, std::size_t bytes = 3000) {
+  return text.size() <= bytes ? text : "…" + text.substr(text.size() - bytes);
+}
+
+// Single-quoted for /bin/sh.
+std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+}  // namespace
+
+PgCluster::PgCluster() : owner_pid_(getpid()) {
+  bin_dir_ = FindBinDir();
+  if (geteuid() == 0) {
+    // initdb and postgres refuse to run as root.
+    const passwd* pw = getpwnam("postgres");
+    if (pw == nullptr) {
+      throw std::runtime_error(
+          "running as root, but there is no 'postgres' system user to run the PostgreSQL "
+          "server as; install the Debian package 'postgresql'");
+    }
+    as_postgres_ = true;
+    uid_ = pw->pw_uid;
+    gid_ = pw->pw_gid;
+  }
+  // /tmp, not $TMPDIR: the postgres user must be able to reach it when we are root.
+  std::string tmpl = as_postgres_ ? "/tmp/ordo-pg-XXXXXX"
+                                  : (std::getenv("TMPDIR") != nullptr && *std::getenv("TMPDIR")
+                                         ? std::string(std::getenv("TMPDIR"))
+                                         : std::string("/tmp")) +
+                                        "/ordo-pg-XXXXXX";
+  if (mkdtemp(tmpl.data()) == nullptr) {
+    throw std::runtime_error(std::string("mkdtemp for the PostgreSQL cluster: ") +
+                             std::strerror(errno));
+  }
+  dir_ = tmpl;
+  data_dir_ = dir_ + "/data";
+  if (as_postgres_ && chown(dir_.c_str(), uid_, gid_) != 0) {
+    Fail(std::string("chown to postgres: ") + std::strerror(errno));
+  }
+  StartWatchdog();
+  password_ = RandomPassword();
+  const std::string pwfile = dir_ + "/pwfile";
+  {
+    std::ofstream out(pwfile);
+    out << password_ << "\n";
+  }
+  if (as_postgres_ && chown(pwfile.c_str(), uid_, gid_) != 0) Fail("chown pwfile");
+  // --no-sync only skips flushing initdb's own files; the server itself runs with fsync on.
+  if (RunPg({bin_dir_ + "/initdb", "-D", data_dir_, "-U", kUser, "--pwfile=" + pwfile,
+             "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8", "--no-locale",
+             "--no-sync"}) != 0) {
+    Fail("initdb failed");
+  }
+  {
+    std::ofstream conf(data_dir_ + "/postgresql.conf", std::ios::app);
+    conf << "\n# ordo tests\n"
+         << "listen_addresses = '127.0.0.1'\n"
+         << "unix_socket_directories = '" << dir_ << "'\n"
+         << "fsync = on\n"
+         << "synchronous_commit = on\n"
+         << "shared_buffers = 16MB\n"
+         << "max_connections = 300\n"
+         << "logging_collector = off\n";
+  }
+  // The port was free a moment ago; another process may take it first, so try a few.
+  for (int attempt = 0;; ++attempt) {
+    port_ = FreeLoopbackPort();
+    try {
+      Start();
+      break;
+    } catch (const std::runtime_error&) {
+      if (attempt >= 4) throw;
+    }
+  }
+  CreateDatabase(kDatabase);
+}
+
+PgCluster::~PgCluster() {
+  if (getpid() != owner_pid_) return;  // a forked child: the cluster is its parent's
+  if (running_) StopFast();
+  if (watchdog_fd_ >= 0) {
+    close(watchdog_fd_);  // the watchdog sees EOF, stops whatever is left and removes dir_
+    int status = 0;
+    while (waitpid(watchdog_pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+  } else if (!dir_.empty()) {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+}
+
+void PgCluster::StartWatchdog() {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) Fail("pipe2 for the watchdog");
+  const std::string run_as = as_postgres_ ? "runuser -u postgres -- " : "";
+  const std::string script =
+      "cat >/dev/null; " + run_as + ShellQuote(bin_dir_ + "/pg_ctl") + " -D " +
+      ShellQuote(data_dir_) + " stop -m immediate -w >/dev/null 2>&1; rm -rf " + ShellQuote(dir_);
+  const pid_t pid = fork();
+  if (pid < 0) Fail("fork for the watchdog");
+  if (pid == 0) {
+    setsid();  // a Ctrl-C or a kill of the test's process group must not kill the cleanup
+    dup2(fds[0], STDIN_FILENO);
+    const int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, STDOUT_FILENO);
+    dup2(devnull, STDERR_FILENO);
+    execl("/bin/sh", "sh", "-c", script.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  close(fds[0]);
+  watchdog_pid_ = pid;
+  watchdog_fd_ = fds[1];
+}
+
+int PgCluster::RunPg(const std::vector<std::string>& argv, std::string* output) {
+  const std::string log = dir_ + "/commands.log";
+  const std::string out_file = dir_ + "/last-output";
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    // Only async-signal-safe calls until exec: the test process may have threads.
+    const int out = open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    if (out >= 0) {
+      if (as_postgres_ && fchown(out, uid_, gid_) != 0) _exit(126);
+      dup2(out, STDOUT_FILENO);
+      dup2(out, STDERR_FILENO);
+    }
+    const int devnull = open("/dev/null", O_RDONLY);
+    dup2(devnull, STDIN_FILENO);
+    if (chdir(dir_.c_str()) != 0) _exit(126);
+    if (as_postgres_ && (setgroups(0, nullptr) != 0 || setgid(gid_) != 0 || setuid(uid_) != 0)) {
+      _exit(126);
+    }
+    execv(args[0], args.data());
+    _exit(127);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  const std::string text = ReadFile(out_file);
+  if (output != nullptr) *output = text;
+  std::ofstream(log, std::ios::app) << "$ " << argv[0] << " … (status " << status << ")\n"
+                                    << text;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void PgCluster::Fail(const std::string& what) {
+  throw std::runtime_error("PostgreSQL test cluster in " + dir_ + ": " + what +
+                           "\n--- commands ---\n" + Tail(ReadFile(dir_ + "/commands.log")) +
+                           "\n--- server log ---\n" + Tail(ReadFile(dir_ + "/server.log")));
+}
+
+void PgCluster::Start() {
+  if (running_) return;
+  if (RunPg({bin_dir_ + "/pg_ctl", "-D", data_dir_, "-l", dir_ + "/server.log", "-w", "-t", "60",
+             "-o", "-p " + std::to_string(port_), "start"}) != 0) {
+    Fail("pg_ctl start on port " + std::to_string(port_) + " failed");
+  }
+  running_ = true;
+}
+
+void PgCluster::StopImmediate() {
+  if (!running_) return;
+  if (RunPg({bin_dir_ + "/pg_ctl", "-D", data_dir_, "-w", "stop", "-m", "immediate"}) != 0) {
+    Fail("pg_ctl stop -m immediate failed");
+  }
+  running_ = false;
+}
+
+void PgCluster::StopFast() {
+  RunPg({bin_dir_ + "/pg_ctl", "-D", data_dir_, "-w", "stop", "-m", "fast"});
+  running_ = false;
+}
+
+void PgCluster::Restart() {
+  StopImmediate();
+  Start();
+}
+
+void PgCluster::CreateDatabase(const std::string& name) {
+  if (RunPg({bin_dir_ + "/createdb", "-h", dir_, "-p", std::to_string(port_), "-U", kUser,
+             name}) != 0) {
+    Fail("createdb " + name + " failed");
+  }
+}
+
+std::string PgCluster::Psql(const std::string& sql, std::string_view database) {
+  std::string out;
+  if (RunPg({bin_dir_ + "/psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", dir_,
+             "-p", std::to_string(port_), "-U", kUser, "-d", std::string(database), "-c", sql},
+            &out) != 0) {
+    Fail("psql -c '" + sql + "' failed: " + out);
+  }
+  while (!out.empty() && out.back() == '\n') out.pop_back();
+  return out;
+}
+
+std::string PgCluster::Url(std::string_view strategy) const {
+  return UrlFor(kDatabase, "strategy=" + std::string(strategy));
+}
+
+std::string PgCluster::UrlFor(std::string_view database, std::string_view query) const {
+  std::string url = std::string("postgresql://") + kUser + ":" + password_ + "@127.0.0.1:" +
+                    std::to_string(port_) + "/" + std::string(database);
+  if (!query.empty()) url += "?" + std::string(query);
+  return url;
+}
+
+std::string PgCluster::ConnInfo(std::string_view database) const {
+  return "host=127.0.0.1 port=" + std::to_string(port_) + " user=" + kUser +
+         " password=" + password_ + " dbname=" + std::string(database);
+}
+
+PgCluster& SharedPgCluster() {
+  static std::mutex mu;
+  static std::unique_ptr<PgCluster> cluster;  // destroyed at exit: stops the server
+  std::lock_guard<std::mutex> lock(mu);
+  if (cluster == nullptr) cluster = std::make_unique<PgCluster>();
+  return *cluster;
+}
+
+}  // namespace ordo::testing
