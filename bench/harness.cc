@@ -62,6 +62,7 @@ void Percentiles(std::vector<double>& us, Sample* out) {
 Sample RunClosedLoop(const Config& cfg, int clients, const Op& op, bool time_ops) {
   std::atomic<int> phase{kWarmup};
   std::atomic<int> ready{0};
+  std::atomic<std::uint64_t> completed{0};  // operations finished in the measured phase
   struct PerClient {
     std::uint64_t ok = 0;
     std::uint64_t failed = 0;
@@ -84,6 +85,7 @@ Sample RunClosedLoop(const Config& cfg, int clients, const Op& op, bool time_ops
         std::string error;
         const bool ok = op(c, &error);
         if (p != kMeasure) continue;
+        completed.fetch_add(1, std::memory_order_relaxed);
         if (ok) {
           ++r.ok;
           if (timed) {
@@ -102,6 +104,11 @@ Sample RunClosedLoop(const Config& cfg, int clients, const Op& op, bool time_ops
   const auto start = Clock::now();
   phase.store(kMeasure);
   std::this_thread::sleep_for(std::chrono::duration<double>(cfg.seconds));
+  // A window shorter than one operation (--smoke on a slow disk) is extended until one
+  // finishes, for at most 10 s.
+  for (int i = 0; i < 1000 && completed.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   phase.store(kStop);
   const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
   for (auto& t : threads) t.join();
