@@ -233,7 +233,8 @@ class FileLockBench final : public BackendBench {
         // OFD-lock it, read the header, write the new record to a temporary file and rename it
         // over the key. The key must be reopened every time: the rename replaces its inode.
         const std::string dir = dir_.path();
-        const std::string key = dir + "/" + BenchName(scenario == Scenario::kFenced ? "raw-fenced" : "raw-cas");
+        static int store_call = 0;  // a fresh key per call: each round starts from version 0
+        const std::string key = dir + "/" + BenchName((scenario == Scenario::kFenced ? "raw-fenced-" : "raw-cas-") + std::to_string(++store_call));
         const std::string temp = dir + "/.tmp-raw";
         std::string record(32 + 64, 'x');
         std::uint64_t expected = 0;

@@ -161,7 +161,7 @@ class PostgresBench final : public BackendBench {
   }
 
  private:
-  std::string Script(Scenario scenario, int clients) const {
+  std::string Script(Scenario scenario, int clients) {
     const std::string name = scenario == Scenario::kContended ? "'pgb-contended'" : kName;
     (void)clients;
     switch (scenario) {
@@ -170,8 +170,9 @@ class PostgresBench final : public BackendBench {
       case Scenario::kCas:
         // -D obj_version=0: the first transaction creates, each later one updates; every
         // client has its own key, so each CAS moves the version by exactly one.
-        return Bind(sql::kObjectCas,
-                    {"('pgb-o-" + strategy_ + "-' || :client_id)", kValue, ":obj_version"}) +
+        return Bind(sql::kObjectCas, {"('pgb-o-" + strategy_ + "-" + std::to_string(++cas_runs_) +
+                                          "-' || :client_id)",
+                                      kValue, ":obj_version"}) +
                ";\n\\set obj_version :obj_version + 1\n";
       default:
         break;
@@ -260,6 +261,7 @@ class PostgresBench final : public BackendBench {
   std::string strategy_;
   std::string url_;
   double last_ordo_rate_ = 100;
+  int cas_runs_ = 0;  // a fresh key per pgbench run: each starts from version 0
 };
 
 }  // namespace

@@ -262,7 +262,10 @@ class SqliteBench final : public BackendBench {
       db.push_back(std::make_unique<RawSqlite>(path()));
       if (!db.back()->error().empty()) return {"raw sqlite3", Sample::Error(db.back()->error()), ""};
       Vars& v = vars[static_cast<std::size_t>(c)];
-      const std::string tag = std::to_string(static_cast<int>(scenario)) + "-" + std::to_string(c);
+      // A fresh key per call: each round of a full run starts from version 0.
+      static int call = 0;
+      const std::string tag = std::to_string(static_cast<int>(scenario)) + "-" +
+                              std::to_string(c == 0 ? ++call : call) + "-" + std::to_string(c);
       v["name"] = scenario == Scenario::kContended ? BenchName("raw-contended")
                   : scenario == Scenario::kWake    ? BenchName("raw-wake")
                                                    : BenchName("raw-" + tag);
