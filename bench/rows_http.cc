@@ -84,7 +84,9 @@ class HttpBench final : public BackendBench {
       if (!conn) return {"redis", Sample::Error(error), ""};
       conns.push_back(std::move(conn));
     }
-    const std::string key = BenchName("redis-" + std::to_string(static_cast<int>(scenario)));
+    static int call = 0;  // a fresh key per call: each round's CAS starts from version 0
+    const std::string key = BenchName("redis-" + std::to_string(static_cast<int>(scenario)) + "-" +
+                                      std::to_string(++call));
     auto conn = [&](int c) -> RedisClient& { return *conns[static_cast<std::size_t>(c)]; };
     switch (scenario) {
       case Scenario::kPair:
