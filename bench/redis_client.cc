@@ -46,17 +46,25 @@ bool RedisClient::Send(const std::vector<std::string>& args, std::string* error)
   return true;
 }
 
+// Appends what the socket has to the buffer (dropping what was consumed). False on EOF/error.
+bool RedisClient::Fill() {
+  if (pos_ > 0) {
+    buf_.erase(0, pos_);
+    pos_ = 0;
+  }
+  char chunk[16384];
+  ssize_t r;
+  do {
+    r = recv(fd_, chunk, sizeof(chunk), 0);
+  } while (r < 0 && errno == EINTR);
+  if (r <= 0) return false;
+  buf_.append(chunk, static_cast<std::size_t>(r));
+  return true;
+}
+
 bool RedisClient::ReadN(std::size_t n, std::string* out) {
   while (buf_.size() - pos_ < n) {
-    if (pos_ > 0) {
-      buf_.erase(0, pos_);
-      pos_ = 0;
-    }
-    char chunk[16384];
-    const ssize_t r = recv(fd_, chunk, sizeof(chunk), 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    buf_.append(chunk, static_cast<std::size_t>(r));
+    if (!Fill()) return false;
   }
   out->assign(buf_, pos_, n);
   pos_ += n;
@@ -71,15 +79,7 @@ bool RedisClient::ReadLine(std::string* line) {
       pos_ = nl + 2;
       return true;
     }
-    if (pos_ > 0) {
-      buf_.erase(0, pos_);
-      pos_ = 0;
-    }
-    char chunk[16384];
-    const ssize_t r = recv(fd_, chunk, sizeof(chunk), 0);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) return false;
-    buf_.append(chunk, static_cast<std::size_t>(r));
+    if (!Fill()) return false;
   }
 }
 

@@ -37,6 +37,7 @@ class RedisClient {
 
  private:
   explicit RedisClient(int fd) : fd_(fd) {}
+  bool Fill();
   bool ReadLine(std::string* line);
   bool ReadN(std::size_t n, std::string* out);
   int fd_;

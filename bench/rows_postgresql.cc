@@ -23,6 +23,18 @@
 #endif
 
 namespace ordo::bench {
+namespace {
+
+// The scale row's labels; its figures are filled in below when PostgreSQL is built.
+Row ScaleRow(const Config& cfg) {
+  return Row{.backend = "scale: postgresql:// cas",
+             .scenario = "acquire latency, " + std::to_string(cfg.scale_rows) + " lock rows vs 1,000",
+             .clients = 1,
+             .kind = RowKind::kLatency,
+             .baseline_name = "the same acquire with 1,000 lock rows"};
+}
+
+}  // namespace
 
 #ifdef ORDO_BENCH_HAVE_PG
 namespace {
@@ -338,11 +350,7 @@ void ScaleSamples(const Config& cfg, Sample* small, Sample* large) {
 
 void RunScaleRow(const Config& cfg, Table& table) {
   std::fprintf(stderr, "scale\n");
-  Row row{.backend = "scale: postgresql:// cas",
-          .scenario = "acquire latency, " + std::to_string(cfg.scale_rows) + " lock rows vs 1,000",
-          .clients = 1,
-          .kind = RowKind::kLatency,
-          .baseline_name = "the same acquire with 1,000 lock rows"};
+  Row row = ScaleRow(cfg);
   if (!SchemeRegistered("postgresql")) {
     row.ordo = Sample::NotAvailable("n/a (backend not built)");
     row.baseline = Sample::NotAvailable("—");
@@ -383,11 +391,7 @@ std::vector<std::unique_ptr<BackendBench>> PostgresBackends() {
 }
 
 void RunScaleRow(const Config& cfg, Table& table) {
-  Row row{.backend = "scale: postgresql:// cas",
-          .scenario = "acquire latency, " + std::to_string(cfg.scale_rows) + " lock rows vs 1,000",
-          .clients = 1,
-          .kind = RowKind::kLatency,
-          .baseline_name = "the same acquire with 1,000 lock rows"};
+  Row row = ScaleRow(cfg);
   row.ordo = Sample::NotAvailable("n/a (backend not built)");
   row.baseline = Sample::NotAvailable("—");
   table.Add(std::move(row));
