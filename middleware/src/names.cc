@@ -19,6 +19,13 @@ std::string Describe(unsigned char c) {
 }  // namespace
 
 Status ValidateName(std::string_view name, std::string_view what) {
+  // Every acquire, renew, release and store call validates its names: the common, valid case
+  // allocates nothing; messages are built only for a refusal.
+  if (!name.empty() && name.size() <= kMaxNameLength && name.front() != '.') {
+    bool valid = true;
+    for (char c : name) valid &= AllowedChar(static_cast<unsigned char>(c));
+    if (valid) return OkStatus();
+  }
   const std::string w(what);
   if (name.empty()) return InvalidArgumentError(w + " is empty");
   if (name.size() > kMaxNameLength) {
