@@ -252,11 +252,26 @@ Status Connection::Configure() {
   sqlite3_busy_handler(db_, &BusyWait, nullptr);
   // journal_mode=WAL is stored in the file; the first connection switches it, later ones find
   // it set. It answers with the mode in force, which is not "wal" where WAL cannot work.
-  auto mode = Prepare("PRAGMA journal_mode = WAL");
-  if (!mode.ok()) return mode.status();
-  auto row = mode->Step();
-  if (!row.ok()) return row.status();
-  const std::string got = *row ? mode->Bytes(0) : "";
+  // Switching a new file to WAL while another process opens it can fail with SQLITE_BUSY at
+  // once, without the busy handler (a rollback-journal lock upgrade that would deadlock): retry
+  // it under the same timeout.
+  const auto deadline = std::chrono::steady_clock::now() + kBusyTimeout;
+  std::string got;
+  while (true) {
+    auto mode = Prepare("PRAGMA journal_mode = WAL");
+    if (!mode.ok()) return mode.status();
+    auto row = mode->Step();
+    if (row.ok()) {
+      got = *row ? mode->Bytes(0) : "";
+      break;
+    }
+    const int code = sqlite3_extended_errcode(db_) & 0xff;
+    if ((code != SQLITE_BUSY && code != SQLITE_LOCKED) ||
+        std::chrono::steady_clock::now() >= deadline) {
+      return row.status();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   if (got != "wal") {
     return InvalidArgumentError("sqlite database " + Quoted(path_) +
                                 " cannot use write-ahead logging (journal_mode is '" + got +

@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <thread>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -201,22 +202,47 @@ class Database {
     return r.status();
   }
 
+  // SQLite returns SQLITE_BUSY without calling the busy handler where waiting could deadlock or
+  // cannot help: a read snapshot that went stale before its write (BUSY_SNAPSHOT), WAL recovery
+  // by another process, the switch of a new file to WAL mode. The transaction was rolled back,
+  // so it is simply run again, until the same kBusyTimeout the busy handler honours.
   template <typename Fn>
   auto InTransaction(bool write, Fn&& fn) -> std::invoke_result_t<Fn, Connection&> {
+    const auto deadline = std::chrono::steady_clock::now() + kBusyTimeout;
+    while (true) {
+      bool busy = false;
+      auto out = TryTransaction(write, fn, busy);
+      if (StatusOf(out).ok() || !busy || std::chrono::steady_clock::now() >= deadline) return out;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+
+  static bool Busy(const Status& s, Connection& conn) {
+    const int code = sqlite3_extended_errcode(conn.handle()) & 0xff;
+    return s.code() == StatusCode::kUnavailable && (code == SQLITE_BUSY || code == SQLITE_LOCKED);
+  }
+
+  template <typename Fn>
+  auto TryTransaction(bool write, Fn& fn, bool& busy) -> std::invoke_result_t<Fn, Connection&> {
     auto conn = Borrow();
     if (!conn.ok()) return conn.status();
     std::unique_lock<std::mutex> writer(shared_->writer, std::defer_lock);
     if (write) writer.lock();
     Status begin = (*conn)->Exec(write ? "BEGIN IMMEDIATE" : "BEGIN", "begin a transaction");
-    if (!begin.ok()) return begin;
+    if (!begin.ok()) {
+      busy = Busy(begin, **conn);
+      return begin;
+    }
     auto out = fn(**conn);
     if (StatusOf(out).ok()) {
       Status commit = (*conn)->Exec("COMMIT", "commit");
       if (!commit.ok()) {
+        busy = Busy(commit, **conn);
         (*conn)->Exec("ROLLBACK", "roll back").IgnoreError();
         return commit;
       }
     } else {
+      busy = Busy(StatusOf(out), **conn);
       (*conn)->Exec("ROLLBACK", "roll back").IgnoreError();
     }
     return out;
