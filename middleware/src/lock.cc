@@ -42,7 +42,24 @@ Status ValidateRequest(const LockRequest& request) {
       return InvalidArgumentError("owner contains a control character");
     }
   }
+  if (request.limit < 1 || request.limit > kMaxLimit) {
+    return InvalidArgumentError("limit " + std::to_string(request.limit) +
+                                " is out of range: it must be 1 to " + std::to_string(kMaxLimit));
+  }
+  if (request.limit > 1 && request.mode == LockMode::kShared) {
+    return InvalidArgumentError("limit " + std::to_string(request.limit) +
+                                " needs exclusive mode: a semaphore's permits are exclusive");
+  }
+  if (request.limit > 1) {  // until every backend implements permits
+    return InvalidArgumentError("limit " + std::to_string(request.limit) +
+                                ": semaphores are not supported by this version");
+  }
   return OkStatus();
+}
+
+std::unique_ptr<Subscription> Locker::Watch(std::string_view /*name*/,
+                                            std::function<void()> /*changed*/) {
+  return nullptr;
 }
 
 namespace {

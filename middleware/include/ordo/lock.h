@@ -36,6 +36,8 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,6 +59,8 @@ inline constexpr std::chrono::milliseconds kMinTtl{100};
 inline constexpr std::chrono::milliseconds kMaxTtl{24 * 3600 * 1000};
 inline constexpr std::chrono::milliseconds kMaxWait{24 * 3600 * 1000};
 inline constexpr std::size_t kMaxOwnerLength = 256;
+// The largest semaphore limit (LockRequest::limit).
+inline constexpr std::uint32_t kMaxLimit = 10'000;
 
 struct LockRequest {
   std::string name;                                // see ValidateName (ordo/names.h)
@@ -64,6 +68,10 @@ struct LockRequest {
   std::chrono::milliseconds ttl = kDefaultTtl;     // 100 ms .. 24 h
   std::chrono::milliseconds wait{0};               // 0 = try once; up to 24 h
   std::string owner;                               // empty: a fresh "host:pid:random" per acquisition
+  // Semaphore limit: up to `limit` exclusive holders at once, each with its own token and slot.
+  // 1 (the default) is a plain lock; at most kMaxLimit; > 1 requires kExclusive. A request
+  // whose limit differs from the live holders' is kInvalidArgument and changes nothing.
+  std::uint32_t limit = 1;
 };
 
 struct Lease {
@@ -75,6 +83,9 @@ struct Lease {
   // decide nothing on the client's clock; renew at ttl/3 (ScopedLease does).
   std::chrono::system_clock::time_point expires_at;
   std::chrono::milliseconds ttl = kDefaultTtl;
+  // The semaphore slot this holder occupies: the lowest free one in 0 .. limit-1 when it was
+  // acquired; 0 for a plain lock.
+  std::uint32_t slot = 0;
 };
 
 struct Holder {
@@ -82,12 +93,21 @@ struct Holder {
   std::uint64_t token = 0;
   LockMode mode = LockMode::kExclusive;
   std::chrono::system_clock::time_point expires_at;
+  std::uint32_t slot = 0;
 };
 
 struct LockState {
   std::string name;
   std::vector<Holder> holders;  // live holders; empty when free
   std::uint64_t last_token = 0;  // the largest token ever issued for the name
+  std::uint32_t limit = 1;       // the live holders' limit; 1 when free
+};
+
+// A registration made by Locker::Watch. Destroying it unsubscribes: after the destructor
+// returns, the callback is not running and will not be called again.
+class Subscription {
+ public:
+  virtual ~Subscription() = default;
 };
 
 // What a backend's locks are bound to.
@@ -134,6 +154,16 @@ class Locker {
 
   virtual LockerTraits traits() const = 0;
 
+  // Asks to be told when lock `name` may have changed hands (a release, a holder's death, a
+  // revocation, an acquisition), so that a caller can wait without a thread or a connection of
+  // its own: `changed` is called on a backend thread, must not block, and may be called
+  // spuriously; a change after Watch returned is never missed. Expiry by TTL is not signalled:
+  // wait for the first holder's expires_at as well.
+  // Returns nullptr when the backend has no notification source; the caller must then re-check
+  // on a bounded period of its own.
+  virtual std::unique_ptr<Subscription> Watch(std::string_view name,
+                                              std::function<void()> changed);
+
   // The stores that share this backend's storage. They live as long as this Locker. Strict-mode
   // fenced operations consult this Locker's lock table.
   virtual FencedStore& fenced() = 0;
@@ -143,7 +173,7 @@ class Locker {
   Locker() = default;
 };
 
-// Checks every field of a request (name, ttl, wait, owner). Backends call it first.
+// Checks every field of a request (name, ttl, wait, owner, limit). Backends call it first.
 Status ValidateRequest(const LockRequest& request);
 // Checks a renewal ttl.
 Status ValidateTtl(std::chrono::milliseconds ttl);
