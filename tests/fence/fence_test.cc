@@ -54,13 +54,12 @@ std::string ReadFile(const std::string& path) {
   return out;
 }
 
-// Runs the real `ordo args…` to completion; stdout and stderr apart.
-Ran Ordo(const std::vector<std::string>& args) {
+// Runs a shell command line to completion; stdout and stderr apart.
+Ran Shell(const std::string& command_line) {
   static TempDir dir;
   const std::string err_file = dir.path() + "/" + UniqueName("stderr");
-  std::string command = ShellQuote(ORDO_BINARY);
-  for (const auto& a : args) command += " " + ShellQuote(a);
-  command += " 2>" + ShellQuote(err_file) + " </dev/null";
+  const std::string command =
+      command_line + " 2>" + ShellQuote(err_file) + " </dev/null";
   Ran ran;
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return ran;
@@ -70,6 +69,13 @@ Ran Ordo(const std::vector<std::string>& args) {
   ran.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   ran.err = ReadFile(err_file);
   return ran;
+}
+
+// Runs the real `ordo args…` to completion.
+Ran Ordo(const std::vector<std::string>& args) {
+  std::string command = ShellQuote(ORDO_BINARY);
+  for (const auto& a : args) command += " " + ShellQuote(a);
+  return Shell(command);
 }
 
 // A fresh database of the shared cluster, standing for the user's own.
@@ -413,6 +419,45 @@ TEST(PgFenceInstallTest, BadInputIsAClearErrorAndChangesNothing) {
     }
   }
   EXPECT_EQ(db.Catalog(), before);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The worked examples of examples/fence/, run as a user would: `ordo` and psql on PATH.
+
+TEST(FenceExamplesTest, ShellAndPythonExamplesFenceTheirTransactions) {
+  UserDb db;
+  TempDir dir;
+  ASSERT_EQ(Ordo({"fence", "install", "--database", db.Url()}).code, 0);
+  db.Psql("CREATE TABLE orders (id int PRIMARY KEY, qty int NOT NULL);"
+          "INSERT INTO orders VALUES (42, 0)");
+  const std::string bin = ORDO_BINARY;
+  const std::string env = "PATH=" + ShellQuote(bin.substr(0, bin.rfind('/'))) +
+                          ":/usr/bin:/bin DATABASE_URL=" +
+                          ShellQuote(SharedPgCluster().UrlFor(db.name, "")) +
+                          " ORDO_BACKEND=" + ShellQuote("sqlite://" + dir.path() + "/locks.db");
+  const std::string examples = std::string(ORDO_SOURCE_DIR) + "/examples/fence/";
+  const std::string shell = env + " sh " + ShellQuote(examples + "add_to_order.sh") + " 42 3";
+  const std::string python =
+      env + " /usr/bin/python3 " + ShellQuote(examples + "add_to_order.py") + " 42 2";
+
+  Ran sh = Shell(shell);
+  EXPECT_EQ(sh.code, 0) << sh.err;
+  EXPECT_THAT(sh.out, HasSubstr("order 42 updated under token 1"));
+  Ran py = Shell(python);
+  EXPECT_EQ(py.code, 0) << py.err;
+  EXPECT_THAT(py.out, HasSubstr("qty 3 -> 5 under token 2"));
+  EXPECT_EQ(db.Psql("SELECT qty FROM orders"), "5");
+
+  // A newer holder (another lock service, or a lock store that was reset) has fenced at 1000:
+  // both examples are refused and change nothing.
+  db.Psql("SELECT ordo_fence('orders:42', 1000)");
+  Ran late_sh = Shell(shell);
+  EXPECT_NE(late_sh.code, 0);
+  EXPECT_THAT(late_sh.err, HasSubstr("stale fencing token 3 for resource 'orders:42'"));
+  Ran late_py = Shell(python);
+  EXPECT_EQ(late_py.code, 2) << late_py.err;
+  EXPECT_THAT(late_py.err, HasSubstr("stale fencing token 4"));
+  EXPECT_EQ(db.Psql("SELECT qty FROM orders"), "5");
 }
 
 // ---------------------------------------------------------------------------------------------
