@@ -74,6 +74,8 @@ std::vector<std::unique_ptr<BackendBench>> HttpBackends();
 void RunCliRows(const Config& cfg, Table& table);
 void RunMemoryRow(const Config& cfg, Table& table);
 void RunScaleRow(const Config& cfg, Table& table);
+// ordo_fence in the user's own PostgreSQL transaction vs the same transaction (rows_fence.cc).
+void RunFenceRows(const Config& cfg, Table& table);
 
 // `ordo serve --backend URL` on a free loopback port (stderr to a log file), or an error.
 class OrdoServe {
