@@ -145,6 +145,7 @@ class Worker {
 }  // namespace
 
 int RunWorker(const WorkerOptions& options) {
+  if (IsUserTable(options.mode)) return RunUserTableWorker(options);
   struct sigaction sa {};
   sa.sa_handler = OnTerm;
   sigemptyset(&sa.sa_mask);
