@@ -2,15 +2,13 @@
 // by `ordo fence install`) against the same transaction without it. Both sides are pgbench on
 // the same throwaway cluster in the same run, at 1 and 8 clients (each client its own row and
 // resource), with durable commits; the rounds alternate so that drift hits both sides alike.
-#include <cstdio>
-#include <fstream>
-#include <regex>
+#include <algorithm>
 #include <string>
 
 #include "backends.h"
 #include "test_support.h"
 
-#if __has_include("pg_cluster.h")
+#if __has_include("statements.h") && __has_include("pg_cluster.h")
 #define ORDO_BENCH_HAVE_FENCE 1
 #include "pg_cluster.h"
 #endif
@@ -27,44 +25,9 @@ constexpr char kDatabase[] = "ordo_fence_bench";
 constexpr char kUpdate[] = "UPDATE accounts SET balance = balance + 1 WHERE id = :client_id + 1;\n";
 constexpr char kFence[] = "SELECT ordo_fence('accounts:' || :client_id, 7);\n";
 
-// pgbench -f script at `clients` clients for `secs` seconds (or -t 20 when secs is 0); tps.
 Sample Pgbench(const std::string& script, int clients, int secs, std::string* printed) {
-  const std::string pgbench = FindProgram("pgbench");
-  if (pgbench.empty()) return Sample::Error("pgbench not installed");
-  testing::TempDir dir;
-  const std::string path = dir.path() + "/script.sql";
-  std::ofstream(path) << script;
-  const std::string out = dir.path() + "/out.txt";
-  std::vector<std::string> argv = {"/bin/sh", "-c", "exec \"$0\" \"$@\" >'" + out + "' 2>&1",
-                                   pgbench, "-n", "-M", "prepared", "-f", path, "-c",
-                                   std::to_string(clients), "-j", std::to_string(clients)};
-  if (secs > 0) {
-    argv.insert(argv.end(), {"-T", std::to_string(secs)});
-  } else {
-    argv.insert(argv.end(), {"-t", "20"});
-  }
-  argv.push_back(testing::SharedPgCluster().ConnInfo(kDatabase));
-  double wall = 0;
-  const int status = RunCommand(argv, &wall);
-  std::string text;
-  if (FILE* f = std::fopen(out.c_str(), "r")) {
-    char buf[4096];
-    for (std::size_t n; (n = std::fread(buf, 1, sizeof(buf), f)) > 0;) text.append(buf, n);
-    std::fclose(f);
-  }
-  *printed = "pgbench -n -M prepared -c " + std::to_string(clients) + " -j " +
-             std::to_string(clients) + " -T " + std::to_string(secs) + " -f script.sql\n\n" +
-             script;
-  std::smatch m;
-  static const std::regex tps(R"(tps = ([0-9.]+) \(without initial connection time\))");
-  if (status != 0 || !std::regex_search(text, m, tps)) {
-    return Sample::Error("pgbench failed: " + text.substr(0, 300));
-  }
-  Sample s;
-  s.ops_per_sec = std::stod(m[1]);
-  s.elapsed = wall / 1e6;
-  s.count = s.ops_per_sec * s.elapsed;
-  return s;
+  return RunPgbenchIn(testing::SharedPgCluster().ConnInfo(kDatabase), script, clients, secs, 20,
+                      printed);
 }
 
 // Creates the user's database and installs the fence with the real `ordo fence install`.

@@ -75,8 +75,13 @@ struct WorkerOptions {
 
 // Loops until SIGTERM. Returns the process exit code.
 int RunWorker(const WorkerOptions& options);
-// The worker of the user-table modes (user_table.cc); RunWorker hands over to it.
+// The worker of the user-table modes (user_table.cc); RunWorker hands over to it after
+// installing the SIGTERM handler.
 int RunUserTableWorker(const WorkerOptions& options);
+// In a worker: whether SIGTERM has asked it to stop.
+bool StopRequested();
+// Sleeps; a SIGTERM cuts it short (nanosleep returns EINTR).
+void SleepFor(std::chrono::milliseconds d);
 
 struct NemesisOptions {
   // SOCK_SEQPACKET to the orchestrator. In: "worker <name>" / "server <name>", each with a

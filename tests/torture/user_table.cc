@@ -3,10 +3,6 @@
 // mode the transaction starts with ordo_fence(key, token) (sql/fence/postgresql_resource.sql),
 // so a holder whose lease expired while it was paused cannot commit over a newer holder; the
 // control mode runs the same transaction without it and must lose updates.
-#include <signal.h>
-#include <time.h>
-
-#include <csignal>
 #include <memory>
 #include <pqxx/pqxx>
 #include <random>
@@ -19,16 +15,6 @@
 
 namespace ordo::torture {
 namespace {
-
-volatile std::sig_atomic_t g_stop = 0;
-
-void OnTerm(int) { g_stop = 1; }
-
-void Pause(std::chrono::milliseconds d) {
-  timespec ts{.tv_sec = static_cast<time_t>(d.count() / 1000),
-              .tv_nsec = static_cast<long>(d.count() % 1000) * 1'000'000};
-  nanosleep(&ts, nullptr);
-}
 
 // How a failed call into the user's database enters the history: a stale token is a refusal;
 // a lost connection may have committed (unknown); any other error rolled the transaction back.
@@ -56,9 +42,9 @@ class UserTableWorker {
       : o_(o), history_(o.history, o.name), rng_(o.seed) {}
 
   int Run() {
-    while (!g_stop) {
+    while (!StopRequested()) {
       if (!Connect()) {
-        Pause(std::chrono::milliseconds(100));  // a database restart: try again shortly
+        SleepFor(std::chrono::milliseconds(100));  // a database restart: try again shortly
         continue;
       }
       Cycle();
@@ -92,7 +78,7 @@ class UserTableWorker {
       const bool held = lease.status().code() == StatusCode::kLockHeld;
       history_.Complete(op, Fn::kAcquire, held ? Phase::kFail : Phase::kInfo, 0, 0, -1,
                         std::string(StatusCodeName(lease.status().code())));
-      if (!held) Pause(std::chrono::milliseconds(50));
+      if (!held) SleepFor(std::chrono::milliseconds(50));
       return;
     }
     const std::uint64_t token = lease->token;
@@ -129,7 +115,7 @@ class UserTableWorker {
     }
     // The window in which the lease may expire and the nemesis may pause or kill us.
     std::uniform_int_distribution<long> sleep_ms(0, o_.max_sleep.count());
-    Pause(std::chrono::milliseconds(sleep_ms(rng_)));
+    SleepFor(std::chrono::milliseconds(sleep_ms(rng_)));
 
     op = history_.Invoke(Fn::kWrite, token, token, value + 1, o_.key);
     try {
@@ -155,10 +141,6 @@ class UserTableWorker {
 }  // namespace
 
 int RunUserTableWorker(const WorkerOptions& options) {
-  struct sigaction sa {};
-  sa.sa_handler = OnTerm;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, nullptr);
   UserTableWorker worker(options);
   return worker.Run();
 }
