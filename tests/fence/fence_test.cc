@@ -424,7 +424,7 @@ TEST(PgFenceInstallTest, BadInputIsAClearErrorAndChangesNothing) {
 // ---------------------------------------------------------------------------------------------
 // The worked examples of examples/fence/, run as a user would: `ordo` and psql on PATH.
 
-TEST(FenceExamplesTest, ShellAndPythonExamplesFenceTheirTransactions) {
+TEST(FenceExamplesTest, ShellPythonAndCppExamplesFenceTheirTransactions) {
   UserDb db;
   TempDir dir;
   ASSERT_EQ(Ordo({"fence", "install", "--database", db.Url()}).code, 0);
@@ -446,18 +446,27 @@ TEST(FenceExamplesTest, ShellAndPythonExamplesFenceTheirTransactions) {
   Ran py = Shell(python);
   EXPECT_EQ(py.code, 0) << py.err;
   EXPECT_THAT(py.out, HasSubstr("qty 3 -> 5 under token 2"));
-  EXPECT_EQ(db.Psql("SELECT qty FROM orders"), "5");
+  const std::string cpp = std::string(ORDO_PG_FENCE_EXAMPLE) + " " +
+                          ShellQuote("sqlite://" + dir.path() + "/locks.db") + " " +
+                          ShellQuote(db.ConnInfo()) + " 42 4";
+  Ran cc = Shell(cpp);
+  EXPECT_EQ(cc.code, 0) << cc.err;
+  EXPECT_THAT(cc.out, HasSubstr("qty 5 -> 9 under token 3"));
+  EXPECT_EQ(db.Psql("SELECT qty FROM orders"), "9");
 
   // A newer holder (another lock service, or a lock store that was reset) has fenced at 1000:
   // both examples are refused and change nothing.
   db.Psql("SELECT ordo_fence('orders:42', 1000)");
   Ran late_sh = Shell(shell);
   EXPECT_NE(late_sh.code, 0);
-  EXPECT_THAT(late_sh.err, HasSubstr("stale fencing token 3 for resource 'orders:42'"));
+  EXPECT_THAT(late_sh.err, HasSubstr("stale fencing token 4 for resource 'orders:42'"));
   Ran late_py = Shell(python);
   EXPECT_EQ(late_py.code, 2) << late_py.err;
-  EXPECT_THAT(late_py.err, HasSubstr("stale fencing token 4"));
-  EXPECT_EQ(db.Psql("SELECT qty FROM orders"), "5");
+  EXPECT_THAT(late_py.err, HasSubstr("stale fencing token 5"));
+  Ran late_cc = Shell(cpp);
+  EXPECT_EQ(late_cc.code, 2) << late_cc.err;
+  EXPECT_THAT(late_cc.err, HasSubstr("stale_token: ordo: stale fencing token 6"));
+  EXPECT_EQ(db.Psql("SELECT qty FROM orders"), "9");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -53,7 +53,11 @@ inline Status Fence(pqxx::transaction_base& tx, std::string_view resource, std::
                    static_cast<std::int64_t>(token));
     return OkStatus();
   } catch (const pqxx::sql_error& e) {
-    const std::string what = e.what();
+    // libpq's message: "ERROR:  <message>\nHINT: …\nCONTEXT: …"; the first line without the
+    // severity is what the caller wants to see.
+    std::string what = e.what();
+    what = what.substr(0, what.find('\n'));
+    if (what.rfind("ERROR:  ", 0) == 0) what.erase(0, 8);
     if (e.sqlstate() == "OR409") {
       // The message is "ordo: stale fencing token T for resource 'R': the fence is at F".
       std::uint64_t fence = 0;
@@ -64,18 +68,16 @@ inline Status Fence(pqxx::transaction_base& tx, std::string_view resource, std::
           fence = fence * 10 + static_cast<std::uint64_t>(what[i] - '0');
         }
       }
-      return StaleTokenError(what.substr(0, what.find('\n')), fence);
+      return StaleTokenError(what, fence);
     }
     if (e.sqlstate() == "42883") {
       return InvalidArgumentError("ordo_fence(text, bigint) is not installed in this database "
-                                  "(run `ordo fence install --database URL`): " +
-                                  what.substr(0, what.find('\n')));
+                                  "(run `ordo fence install --database URL`): " + what);
     }
     if (e.sqlstate().rfind("08", 0) == 0 || e.sqlstate().rfind("57P", 0) == 0) {
-      return UnavailableError("ordo_fence: " + what.substr(0, what.find('\n')));
+      return UnavailableError("ordo_fence: " + what);
     }
-    return InternalError("ordo_fence: SQLSTATE " + e.sqlstate() + ": " +
-                         what.substr(0, what.find('\n')));
+    return InternalError("ordo_fence: SQLSTATE " + e.sqlstate() + ": " + what);
   } catch (const pqxx::broken_connection& e) {
     return UnavailableError(std::string("ordo_fence: connection lost: ") + e.what());
   } catch (const std::exception& e) {
