@@ -364,6 +364,48 @@ TEST(PgRowFenceTest, TriggerRefusesLoweringAndNull) {
   EXPECT_EQ(db.Psql("SELECT qty || ',' || token FROM orders"), "6,6");
 }
 
+TEST(PgRowFenceTest, QuotedAndSchemaQualifiedNames) {
+  UserDb db;
+  db.Psql("CREATE SCHEMA \"Shop\"; CREATE TABLE \"Shop\".\"Orders\" (id int PRIMARY KEY, "
+          "\"Fence Token\" integer)");
+  Ran ran = Ordo({"fence", "install", "--database", db.Url(), "--table", "Shop.Orders",
+                  "--column", "Fence Token"});
+  ASSERT_EQ(ran.code, 0) << ran.err;
+  db.Psql("INSERT INTO \"Shop\".\"Orders\" VALUES (1, 3)");
+  pqxx::connection c(db.ConnInfo());
+  pqxx::work tx(c);
+  try {
+    tx.exec("UPDATE \"Shop\".\"Orders\" SET \"Fence Token\" = 2");
+    ADD_FAILURE() << "lowering passed";
+  } catch (const pqxx::sql_error& e) {
+    EXPECT_EQ(e.sqlstate(), "OR409");
+    EXPECT_THAT(std::string(e.what()),
+                HasSubstr("stale fencing token 2 for \"Shop\".\"Orders\".\"Fence Token\": "
+                          "the row is at 3"));
+  }
+}
+
+TEST(PgFenceInstallTest, ConcurrentInstallsAllSucceedAndInstallOnce) {
+  UserDb db;
+  db.Psql("CREATE TABLE orders (id int PRIMARY KEY, token bigint)");
+  std::vector<std::thread> threads;
+  std::vector<Ran> results(4);
+  for (std::size_t i = 0; i < results.size(); ++i) {
+    threads.emplace_back([&, i] {
+      std::vector<std::string> args = {"fence", "install", "--database", db.Url()};
+      if (i % 2 == 1) args.insert(args.end(), {"--table", "orders", "--column", "token"});
+      results[i] = Ordo(args);
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (const Ran& r : results) EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(db.Psql("SELECT count(*) FROM pg_proc WHERE proname IN ('ordo_fence', "
+                    "'ordo_fence_row')"),
+            "2");
+  EXPECT_EQ(db.Psql("SELECT count(*) FROM pg_trigger WHERE tgname = 'ordo_fence_token'"), "1");
+  EXPECT_EQ(db.Psql("SELECT ordo_fence('x', 1)"), "1");
+}
+
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL: bad input is a clear error, exit 125, and nothing changes.
 
