@@ -627,6 +627,14 @@ TEST(SqliteFenceTest, FenceSqlChangesNothingAndBadInputChangesNothing) {
   EXPECT_EQ(db.Schema(), schema);
   EXPECT_EQ(ReadFile(path), bytes);
   EXPECT_FALSE(std::ifstream(dir.path() + "/missing.db").good()) << "a database was created";
+
+  // What `fence sql` printed is what users run in their own migrations: it must work as printed.
+  ASSERT_EQ(db.Exec(sql.out), "ok");
+  EXPECT_EQ(db.Exec("INSERT INTO jobs VALUES (1, 'a', 5)"), "ok");
+  EXPECT_THAT(db.Exec("UPDATE jobs SET fence = 4"), HasSubstr("may not be lowered"));
+  EXPECT_THAT(Ordo({"fence", "install", "--database", url, "--table", "jobs", "--column",
+                    "fence"}).out,
+              HasSubstr("already installed"));
 }
 
 }  // namespace
