@@ -22,8 +22,9 @@
 // It never throws.
 //
 // Header-only, and deliberately not included by <ordo/ordo.h>, because it includes
-// <pqxx/pqxx>. Link libpqxx yourself. Supports libpqxx 6.4 (Debian 12) through 7.x: it uses only
-// transaction_base::exec_params, quote_name and sql_error::sqlstate(), present in all of them.
+// <pqxx/pqxx>. Link libpqxx yourself. Supports libpqxx 6.4 (Debian 12; what ordo's tests use)
+// and 7.x: it uses only transaction_base::exec_params, quote_name and sql_error::sqlstate(),
+// which both have (7.x is not tested here).
 // Thread safety: as libpqxx's — one transaction belongs to one thread at a time.
 #ifndef ORDO_PG_FENCE_H_
 #define ORDO_PG_FENCE_H_
