@@ -16,6 +16,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "backend_loader.h"
 #include "commands.h"
 #include "defaults.h"
 #include "ordo/names.h"
@@ -187,7 +188,7 @@ int RunCommand(const RunOptions& o) {
     dir = *fallback;
     url = "flock://" + UrlPath(dir);
   }
-  auto opened = Open(url);
+  auto opened = OpenBackend(url);
   if (!opened.ok()) return OrdoError(opened.status().message());
   Locker& locker = **opened;
   const LockerTraits traits = locker.traits();

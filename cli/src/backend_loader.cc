@@ -1,0 +1,78 @@
+#include "backend_loader.h"
+
+#include <dlfcn.h>
+
+#include <algorithm>
+#include <mutex>
+#include <string>
+
+#include <spdlog/spdlog.h>
+
+#include "commands.h"
+#include "ordo/registry.h"
+
+namespace ordo::cli {
+namespace {
+
+using OpenFn = Result<std::unique_ptr<Locker>> (*)(std::string_view);
+using ServeFn = int (*)(const http::ServeOptions*);
+
+// libordo's soname, found through the binary's RUNPATH ($ORIGIN/../lib once installed, the build
+// directory before) as a linked library would be.
+constexpr char kLibrary[] = "libordo.so.0";
+// ordo::Open(std::string_view), the one entry point needed: every backend registers itself
+// with libordo's own registry when the library loads. The name is pinned by DESIGN.md's C++
+// surface; cli_test exercises it through every non-file backend it runs.
+constexpr char kOpenSymbol[] = "_ZN4ordo4OpenESt17basic_string_viewIcSt11char_traitsIcEE";
+constexpr char kServeModule[] = "libordo-serve.so";
+constexpr char kServeSymbol[] = "ordo_cli_run_server";
+
+// dlopen + dlsym; the symbol or nullptr with the reason in *error.
+void* Load(const char* library, const char* symbol, std::string* error) {
+  // RTLD_LOCAL: the library keeps its own copy of the middleware (registry, defaults) and binds
+  // to it; this binary exports nothing it could interpose.
+  void* handle = dlopen(library, RTLD_NOW | RTLD_LOCAL);
+  if (handle == nullptr) {
+    const char* why = dlerror();
+    *error = std::string("cannot load ") + library + ": " + (why != nullptr ? why : "?");
+    return nullptr;
+  }
+  void* entry = dlsym(handle, symbol);
+  if (entry == nullptr) {
+    const char* why = dlerror();
+    *error = std::string(library) + " has no " + symbol + ": " + (why != nullptr ? why : "?");
+  }
+  return entry;
+}
+
+bool HasScheme(std::string_view url) {
+  const auto colon = url.find(':');
+  if (colon == std::string_view::npos) return false;
+  const std::string scheme(url.substr(0, colon));
+  const auto schemes = RegisteredSchemes();
+  return std::find(schemes.begin(), schemes.end(), scheme) != schemes.end();
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Locker>> OpenBackend(std::string_view url) {
+  if (HasScheme(url)) return Open(url);
+  static std::once_flag once;
+  static OpenFn open = nullptr;
+  static std::string error;
+  std::call_once(once, [] { open = reinterpret_cast<OpenFn>(Load(kLibrary, kOpenSymbol, &error)); });
+  if (open == nullptr) return UnavailableError(error);
+  return open(url);
+}
+
+int RunServerModule(const http::ServeOptions& options) {
+  std::string error;
+  auto serve = reinterpret_cast<ServeFn>(Load(kServeModule, kServeSymbol, &error));
+  if (serve == nullptr) {
+    spdlog::error("ordo serve: {}", error);
+    return kExitOrdoError;
+  }
+  return serve(&options);
+}
+
+}  // namespace ordo::cli
