@@ -73,19 +73,6 @@ class DefaultLockTest : public ::testing::Test {
     return std::make_unique<Child>(argv);
   }
 
-  Finished Run(const std::vector<std::string>& env, const std::vector<std::string>& args) {
-    auto child = Start(env, args);
-    child->CloseStdin();
-    Finished f;
-    while (true) {
-      std::string line = child->ReadLine();
-      if (line.empty() && child->eof()) break;
-      f.out += line + "\n";
-    }
-    f.code = ExitCode(child->Wait());
-    return f;
-  }
-
   // The job: prints its lock name and token, then waits for a line on its stdin and exits with
   // the number in it. The unique last argument ($0 of sh -c) gives the test a default lock name
   // of its own.

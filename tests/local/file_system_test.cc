@@ -7,6 +7,9 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include <string_view>
+#include <utility>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -19,18 +22,16 @@ namespace {
 using ::testing::HasSubstr;
 
 TEST(FileSystemTest, NetworkFileSystemsAreNamed) {
-  EXPECT_EQ(NetworkFileSystemName(0x6969), "NFS");
-  EXPECT_EQ(NetworkFileSystemName(0xFF534D42), "CIFS/SMB");
-  EXPECT_EQ(NetworkFileSystemName(0xFE534D42), "SMB2/SMB3");
-  EXPECT_EQ(NetworkFileSystemName(0x517B), "SMB (smbfs)");
-  EXPECT_EQ(NetworkFileSystemName(0x01021997), "9p (v9fs)");
-  EXPECT_EQ(NetworkFileSystemName(0x65735546), "FUSE");
-  EXPECT_EQ(NetworkFileSystemName(0x5346414F), "AFS");
-  EXPECT_EQ(NetworkFileSystemName(0x6B414653), "AFS (kAFS)");
-  EXPECT_EQ(NetworkFileSystemName(0x00C36400), "Ceph");
-  EXPECT_EQ(NetworkFileSystemName(0x0BD00BD0), "Lustre");
-  EXPECT_EQ(NetworkFileSystemName(0x47504653), "GPFS (IBM Spectrum Scale)");
-  EXPECT_EQ(NetworkFileSystemName(0x19830326), "BeeGFS");
+  const std::pair<long long, std::string_view> kCases[] = {
+      {0x6969, "NFS"},          {0xFF534D42, "CIFS/SMB"},   {0xFE534D42, "SMB2/SMB3"},
+      {0x517B, "SMB (smbfs)"},  {0x01021997, "9p (v9fs)"},  {0x65735546, "FUSE"},
+      {0x5346414F, "AFS"},      {0x6B414653, "AFS (kAFS)"}, {0x00C36400, "Ceph"},
+      {0x0BD00BD0, "Lustre"},   {0x19830326, "BeeGFS"},
+      {0x47504653, "GPFS (IBM Spectrum Scale)"},
+  };
+  for (const auto& [f_type, name] : kCases) {
+    EXPECT_EQ(NetworkFileSystemName(f_type), name) << std::hex << f_type;
+  }
 }
 
 TEST(FileSystemTest, SignExtendedMagicIsStillRecognised) {
