@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 namespace ordo::cli {
@@ -151,9 +152,13 @@ std::string UrlPath(std::string_view path) {
 
 Result<std::string> DefaultRunDir() {
   const uid_t uid = geteuid();
-  auto home = HomeOf(uid, std::getenv("HOME"));
-  if (!home.ok()) return home.status();
-  const std::string dir = DefaultLockDir(uid, *home);
+  std::string home;
+  if (uid != 0) {  // root's directory is fixed
+    auto found = HomeOf(uid, std::getenv("HOME"));
+    if (!found.ok()) return found.status();
+    home = std::move(*found);
+  }
+  const std::string dir = DefaultLockDir(uid, home);
   ORDO_RETURN_IF_ERROR(EnsureDirs(dir.substr(0, dir.rfind('/'))));
   ORDO_RETURN_IF_ERROR(EnsurePrivateDir(dir));
   return dir;

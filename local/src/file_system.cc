@@ -58,7 +58,7 @@ Status CheckLocalFileSystem(int fd, const std::string& path) {
   return InvalidArgumentError(
       "lock directory '" + path + "' is on a network file system (" + std::string(name) +
       "): flock and fcntl locks there are not reliable across machines and its token counters "
-      "can go backwards. Use a directory on a local disk (as /var/lib/ordo/locks) for jobs of "
+      "can go backwards. Use a directory on a local disk (flock:///local/dir) for the jobs of "
       "one machine, or postgresql://… or http://… (ordo serve) to coordinate several machines");
 }
 
