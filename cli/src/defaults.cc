@@ -159,8 +159,12 @@ Result<std::string> DefaultRunDir() {
     home = std::move(*found);
   }
   const std::string dir = DefaultLockDir(uid, home);
-  ORDO_RETURN_IF_ERROR(EnsureDirs(dir.substr(0, dir.rfind('/'))));
-  ORDO_RETURN_IF_ERROR(EnsurePrivateDir(dir));
+  Status made = EnsureDirs(dir.substr(0, dir.rfind('/')));
+  if (made.ok()) made = EnsurePrivateDir(dir);
+  if (!made.ok()) {
+    return Status(made.code(), "default lock directory " + dir + ": " + made.message() +
+                                   " (or give --backend flock:///some/local/dir)");
+  }
   return dir;
 }
 
