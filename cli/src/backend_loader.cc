@@ -1,10 +1,13 @@
 #include "backend_loader.h"
 
 #include <dlfcn.h>
+#include <limits.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -17,8 +20,11 @@ namespace {
 using OpenFn = Result<std::unique_ptr<Locker>> (*)(std::string_view);
 using ServeFn = int (*)(const http::ServeOptions*);
 
-// libordo's soname, found through the binary's RUNPATH ($ORIGIN/../lib once installed, the build
-// directory before) as a linked library would be.
+// libordo's soname. The binary looks for it where it was installed with it (ORDO_BIN_TO_LIB,
+// relative to the binary's own directory) or, for the binary in the build tree, in the build
+// tree (ORDO_BUILD_LIB_DIR), and last where the dynamic loader would. Not through the RUNPATH:
+// dlopen searches the RUNPATH of its caller, and under ASan or TSan the caller is the
+// sanitizer's interceptor, not this binary.
 constexpr char kLibrary[] = "libordo.so.0";
 // ordo::Open(std::string_view), the one entry point needed: every backend registers itself
 // with libordo's own registry when the library loads. The name is pinned by DESIGN.md's C++
@@ -27,14 +33,36 @@ constexpr char kOpenSymbol[] = "_ZN4ordo4OpenESt17basic_string_viewIcSt11char_tr
 constexpr char kServeModule[] = "libordo-serve.so";
 constexpr char kServeSymbol[] = "ordo_cli_run_server";
 
+// Where to look for `file`, in order (see kLibrary).
+std::vector<std::string> Candidates(const char* file) {
+  std::vector<std::string> paths;
+  char exe[PATH_MAX];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n > 0) {
+    const std::string self(exe, static_cast<std::size_t>(n));
+    const std::string dir = self.substr(0, self.rfind('/'));
+    paths.push_back(dir + "/" + ORDO_BIN_TO_LIB + "/" + file);
+    const std::string build = ORDO_BUILD_LIB_DIR;
+    if (self.starts_with(build + "/")) paths.push_back(build + "/" + file);
+  }
+  paths.emplace_back(file);
+  return paths;
+}
+
 // dlopen + dlsym; the symbol or nullptr with the reason in *error.
 void* Load(const char* library, const char* symbol, std::string* error) {
-  // RTLD_LOCAL: the library keeps its own copy of the middleware (registry, defaults) and binds
-  // to it; this binary exports nothing it could interpose.
-  void* handle = dlopen(library, RTLD_NOW | RTLD_LOCAL);
-  if (handle == nullptr) {
+  void* handle = nullptr;
+  std::string tried;
+  for (const std::string& path : Candidates(library)) {
+    // RTLD_LOCAL: the library keeps its own copy of the middleware (registry, defaults) and
+    // binds to it; this binary exports nothing it could interpose.
+    handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (handle != nullptr) break;
     const char* why = dlerror();
-    *error = std::string("cannot load ") + library + ": " + (why != nullptr ? why : "?");
+    tried += std::string(tried.empty() ? "" : "; ") + (why != nullptr ? why : path.c_str());
+  }
+  if (handle == nullptr) {
+    *error = std::string("cannot load ") + library + " (" + tried + ")";
     return nullptr;
   }
   void* entry = dlsym(handle, symbol);

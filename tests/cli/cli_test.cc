@@ -201,9 +201,11 @@ TEST_F(CliTest, SignalWhileWaitingEndsTheWaitWithoutRunning) {
 }
 
 TEST_F(CliTest, SignalsReachTheJobAndItsStatusComesBack) {
-  // The job traps SIGTERM and exits 42: that status is ordo's.
+  // The job traps SIGTERM and exits 42: that status is ordo's. "ready" comes once the
+  // background sleep exists, so the forwarded SIGTERM reaches it too (else it would outlive the
+  // test by a minute, holding CTest's output pipe).
   auto term = StartOrdo({"run", "--", "sh", "-c",
-             "trap 'echo got-term; exit 42' TERM; echo ready; sleep 60 & wait"});
+             "trap 'echo got-term; exit 42' TERM; sleep 60 & echo ready; wait"});
   ASSERT_EQ(term->ReadLine(), "ready");
   term->Kill(SIGTERM);
   EXPECT_EQ(term->ReadLine(), "got-term");
