@@ -211,7 +211,9 @@ TEST_F(CliTest, SignalsReachTheJobAndItsStatusComesBack) {
   EXPECT_EQ(term->ReadLine(), "got-term");
   EXPECT_EQ(ExitCode(term->Wait()), 42);
   for (int sig : {SIGINT, SIGHUP, SIGQUIT}) {
-    auto job = StartOrdo({"run", "--", "sh", "-c", "echo ready; sleep 60"});
+    // exec: one process, so no window in which the shell has the signal and a sleep it forks
+    // a moment later does not (the shell would then wait out the sleep).
+    auto job = StartOrdo({"run", "--", "sh", "-c", "echo ready; exec sleep 60"});
     ASSERT_EQ(job->ReadLine(), "ready");
     job->Kill(sig);
     EXPECT_EQ(ExitCode(job->Wait()), 128 + sig) << sig;
