@@ -72,8 +72,10 @@ Examples:
   */5 * * * * ordo run -- /usr/local/bin/backup --incremental
   # wait up to 30 s for the lock (flock -w style), exit 3 instead of 1 when still held
   ordo run -w 30 -E 3 --lock nightly -- ./nightly.sh
-  # coordinate across machines through a shared database; hold the lock for at least 10 min
-  ordo run --backend sqlite:///srv/shared/locks.db --ttl 1m --hold-at-least 10m -- ./report
+  # several machines, one PostgreSQL database (or one `ordo serve`: --backend http://host:7575);
+  # hold the lock for at least 10 min. SQLite files do not work across machines.
+  ordo run --backend 'postgresql://ordo@db.example/ordo?strategy=cas' --ttl 1m \
+    --hold-at-least 10m -- ./report
   # readers together, a writer alone
   ordo run -s --lock catalog -- ./read-catalog
   ordo run -x --lock catalog -- ./rebuild-catalog
@@ -123,8 +125,8 @@ void AddRun(CLI::App& app, Command& c) {
   run->footer(kRunExamples);
   RunOptions& o = c.run;
   AddBackend(run, &o.backend,
-             "Lock backend URL (default: flock:// in $XDG_RUNTIME_DIR/ordo, /run/lock/ordo for "
-             "root, else /tmp/ordo-UID)");
+             "Lock backend URL (default: flock:// in ~/.local/state/ordo/locks, "
+             "/var/lib/ordo/locks for root)");
   run->add_option("-l,--lock", o.lock,
                   "Lock name (default: run-<hash of COMMAND's argv>, so identical command "
                   "lines exclude each other)")
