@@ -12,15 +12,59 @@
 namespace ordo::pg {
 namespace {
 
-// libpq parameters a URL may pass through, as ?key=value. Anything else is refused, so that a
-// misspelt option never passes silently.
+// ordo's own query parameters; every other one must be a libpq connection parameter.
+constexpr std::string_view kOrdoParams[] = {"strategy", "pool_size", "statement_timeout",
+                                            "prepare"};
+// libpq's connection parameters (PostgreSQL 15's libpq, the one Debian 12 ships) that a URL may
+// pass through as ?key=value. Left out: dbname (the URL's path names the database) and
+// replication (ordo needs ordinary sessions).
 constexpr std::string_view kLibpqParams[] = {
-    "sslmode",  "sslrootcert",         "sslcert",        "sslkey",
-    "sslcrl",   "connect_timeout",     "application_name", "target_session_attrs",
-    "keepalives", "keepalives_idle",   "keepalives_interval", "keepalives_count",
-    "host",     "hostaddr",            "passfile"};
-constexpr std::string_view kSslModes[] = {"disable", "allow",     "prefer",
-                                          "require", "verify-ca", "verify-full"};
+    "host",           "hostaddr",        "port",
+    "user",           "password",        "passfile",
+    "channel_binding", "connect_timeout", "client_encoding",
+    "options",        "application_name", "fallback_application_name",
+    "keepalives",     "keepalives_idle", "keepalives_interval",
+    "keepalives_count", "tcp_user_timeout", "sslmode",
+    "sslcompression", "sslcert",         "sslkey",
+    "sslpassword",    "sslrootcert",     "sslcrl",
+    "sslcrldir",      "sslsni",          "requirepeer",
+    "ssl_min_protocol_version", "ssl_max_protocol_version", "gssencmode",
+    "krbsrvname",     "gsslib",          "service",
+    "target_session_attrs"};
+// Values libpq accepts for its enumerated parameters, checked here so that a typo is a
+// kInvalidArgument naming it rather than a connection failure.
+struct EnumParam {
+  std::string_view key;
+  std::vector<std::string_view> values;
+};
+const EnumParam kEnumParams[] = {
+    {"sslmode", {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}},
+    {"target_session_attrs",
+     {"any", "read-write", "read-only", "primary", "standby", "prefer-standby"}},
+    {"gssencmode", {"disable", "prefer", "require"}},
+    {"channel_binding", {"disable", "prefer", "require"}},
+    {"sslcompression", {"0", "1"}},
+    {"sslsni", {"0", "1"}},
+    {"keepalives", {"0", "1"}},
+};
+constexpr std::string_view kWholeNumberParams[] = {
+    "connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
+    "tcp_user_timeout"};
+
+template <typename Range>
+bool Has(const Range& range, std::string_view value) {
+  return std::find(std::begin(range), std::end(range), value) != std::end(range);
+}
+
+template <typename Range>
+std::string JoinList(const Range& range, std::string_view sep = ", ") {
+  std::string out;
+  for (const auto& v : range) {
+    if (!out.empty()) out += sep;
+    out += v;
+  }
+  return out;
+}
 
 // libpq conninfo value quoting: single quotes, with \ and ' escaped.
 std::string Quote(std::string_view value) {
@@ -71,7 +115,12 @@ bool IsConfigurationProblem(const std::string& message) {
   return Contains(message, "password authentication failed") ||
          Contains(message, "authentication failed") || Contains(message, "no password supplied") ||
          (Contains(message, "database \"") && Contains(message, "does not exist")) ||
-         (Contains(message, "role \"") && Contains(message, "does not exist"));
+         (Contains(message, "role \"") && Contains(message, "does not exist")) ||
+         // libpq refusing a connection parameter's value: the URL is wrong, not the network.
+         Contains(message, "invalid connection option") ||
+         (Contains(message, "invalid ") && Contains(message, " value")) ||
+         Contains(message, "could not match ") || Contains(message, "invalid port number") ||
+         Contains(message, "invalid integer value");
 }
 
 }  // namespace
@@ -112,9 +161,22 @@ Result<Config> ParseConfig(const BackendUrl& url) {
     return InvalidArgumentError("PostgreSQL database name '" + database + "' contains '/'" +
                                 where);
   }
-  std::vector<std::string_view> known = {"strategy", "pool_size", "statement_timeout"};
-  known.insert(known.end(), std::begin(kLibpqParams), std::end(kLibpqParams));
-  ORDO_RETURN_IF_ERROR(url.CheckQuery(known));
+  std::vector<std::string> unknown;
+  for (const auto& [key, value] : url.query) {
+    if (!Has(kOrdoParams, key) && !Has(kLibpqParams, key)) unknown.push_back("'" + key + "'");
+  }
+  if (!unknown.empty()) {
+    return InvalidArgumentError(
+        std::string(unknown.size() == 1 ? "unknown query parameter " : "unknown query parameters ") +
+        JoinList(unknown) + where + "; ordo's own are " + JoinList(kOrdoParams) +
+        ", and libpq's connection parameters pass through (" + JoinList(kLibpqParams) + ")");
+  }
+  if (!url.hosts.empty() && (url.query.count("host") != 0 || url.query.count("hostaddr") != 0 ||
+                             url.query.count("port") != 0)) {
+    return InvalidArgumentError(
+        "PostgreSQL URL names hosts both in the authority and as ?host=, ?hostaddr= or ?port=; "
+        "use one form" + where);
+  }
 
   const std::string strategy = url.QueryOr("strategy", "cas");
   if (strategy == "cas") {
@@ -141,32 +203,51 @@ Result<Config> ParseConfig(const BackendUrl& url) {
     }
     config.statement_timeout = *d;
   }
-  if (auto it = url.query.find("sslmode"); it != url.query.end() &&
-      std::find(std::begin(kSslModes), std::end(kSslModes), it->second) == std::end(kSslModes)) {
-    return InvalidArgumentError("sslmode '" + it->second +
-                                "' must be disable, allow, prefer, require, verify-ca or "
-                                "verify-full" + where);
+  if (auto it = url.query.find("prepare"); it != url.query.end()) {
+    if (it->second != "on" && it->second != "off") {
+      return InvalidArgumentError("prepare '" + it->second + "' must be on or off" + where);
+    }
+    config.prepare = it->second == "on";
   }
-  for (std::string_view key : {"connect_timeout", "keepalives", "keepalives_idle",
-                               "keepalives_interval", "keepalives_count"}) {
+  for (const auto& param : kEnumParams) {
+    if (auto it = url.query.find(std::string(param.key));
+        it != url.query.end() && !Has(param.values, it->second)) {
+      return InvalidArgumentError(std::string(param.key) + " '" + it->second + "' must be " +
+                                  JoinList(param.values, " or ") + where);
+    }
+  }
+  for (std::string_view key : kWholeNumberParams) {
     if (auto it = url.query.find(std::string(key)); it != url.query.end() && !AllDigits(it->second)) {
       return InvalidArgumentError(std::string(key) + " '" + it->second +
                                   "' must be a whole number" + where);
     }
   }
+  if (auto it = url.query.find("password"); it != url.query.end()) config.password = it->second;
 
+  // libpq's multi-host form: host='h1,h2' port='5432,5433'; an empty port entry means the
+  // default port for that host.
+  std::string hosts;
+  std::string ports;
+  bool any_port = false;
+  for (std::size_t i = 0; i < url.hosts.size(); ++i) {
+    if (i > 0) {
+      hosts += ",";
+      ports += ",";
+    }
+    hosts += url.hosts[i].host;
+    ports += url.hosts[i].port;
+    any_port = any_port || !url.hosts[i].port.empty();
+  }
   std::string& ci = config.conninfo;
-  if (!url.host.empty()) ci += "host=" + Quote(url.host) + " ";
-  if (!url.port.empty()) ci += "port=" + Quote(url.port) + " ";
+  if (!hosts.empty()) ci += "host=" + Quote(hosts) + " ";
+  if (any_port) ci += "port=" + Quote(ports) + " ";
   ci += "dbname=" + Quote(database) + " ";
   if (!url.user.empty()) ci += "user=" + Quote(url.user) + " ";
   if (!url.password.empty()) ci += "password=" + Quote(url.password) + " ";
   if (url.query.count("connect_timeout") == 0) ci += "connect_timeout='5' ";
   if (url.query.count("application_name") == 0) ci += "application_name='ordo' ";
-  for (std::string_view key : kLibpqParams) {
-    if (auto it = url.query.find(std::string(key)); it != url.query.end()) {
-      ci += std::string(key) + "=" + Quote(it->second) + " ";
-    }
+  for (const auto& [key, value] : url.query) {
+    if (Has(kLibpqParams, key)) ci += key + "=" + Quote(value) + " ";
   }
   return config;
 }

@@ -32,6 +32,9 @@ struct Config {
   std::string password;  // scrubbed from libpq's messages, should one ever echo it
   std::chrono::milliseconds statement_timeout{10'000};
   std::size_t pool_size = 8;
+  // ?prepare=on|off: run statements as named prepared statements, prepared once per
+  // connection (see Pool::Exec).
+  bool prepare = true;
 };
 
 // kInvalidArgument naming the problem (scheme alias, missing database, unknown strategy or

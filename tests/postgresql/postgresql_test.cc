@@ -358,6 +358,16 @@ TEST(PostgresqlTest, BadUrlsAreInvalidArgumentWithMaskedMessages) {
       {base + "/db?statement_timeout=soon", "statement_timeout"},
       {base + "/db?sslmode=sometimes", "sslmode"},
       {base + "/db?connect_timeout=5s", "connect_timeout"},
+      {base + "/db?target_session_attrs=writable", "target_session_attrs 'writable'"},
+      {base + "/db?gssencmode=maybe", "gssencmode"},
+      {base + "/db?prepare=maybe", "prepare 'maybe'"},
+      {base + "/db?replication=1", "unknown query parameter 'replication'"},
+      {base + "/db?bogus=1&also=2", "unknown query parameters 'also', 'bogus'"},
+      {base + "/db?host=h2", "both in the authority"},
+      {"postgresql://u:sekrit-pw@h1:5432,h2:x/db", "bad port 'x'"},
+      {"postgresql://u:sekrit-pw@h1:5432,,h2/db", "empty entry"},
+      {"postgresql://u:sekrit-pw@::1:5432/db", "IPv6 address in brackets"},
+      {"postgresql://u@h/db?password=sekrit-pw&pool_size=0", "pool_size"},
   };
   for (const auto& [url, says] : cases) {
     auto opened = Open(url);
@@ -380,6 +390,39 @@ TEST(PostgresqlTest, PostgresSchemeAliasAndLibpqParametersWork) {
   ASSERT_TRUE(lease.ok()) << lease.status().ToString();
   ASSERT_TRUE(locker->Release(*lease).ok());
   EXPECT_TRUE(locker->traits().expires_by_ttl);
+}
+
+// libpq's multi-host form: the first host has nothing listening, so libpq moves on to the second;
+// target_session_attrs=read-write makes it pick a primary.
+TEST(PostgresqlTest, MultiHostUrlWithAPortPerHostConnects) {
+  PgCluster& pg = SharedPgCluster();
+  const int dead = FreeLoopbackPort();
+  for (const std::string& hosts :
+       {"127.0.0.1:" + std::to_string(dead) + ",127.0.0.1:" + std::to_string(pg.port()),
+        "[::1]:" + std::to_string(dead) + ",127.0.0.1:" + std::to_string(pg.port())}) {
+    const std::string url = "postgresql://ordo:" + pg.password() + "@" + hosts +
+                            "/ordo_test?strategy=cas&target_session_attrs=read-write&"
+                            "connect_timeout=10&application_name=ordo-multihost";
+    auto locker = MustOpen(url);
+    ASSERT_NE(locker, nullptr) << hosts;
+    auto lease = locker->Acquire(Exclusive(UniqueName("multihost")));
+    ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+    ASSERT_TRUE(locker->Release(*lease).ok());
+    EXPECT_EQ(pg.Psql("SELECT count(*) > 0 FROM pg_stat_activity "
+                      "WHERE application_name = 'ordo-multihost'"),
+              "t")
+        << "libpq parameters pass through";
+  }
+}
+
+// Values only libpq itself knows to be wrong (host and port lists that do not match) are
+// still a bad URL, not an unreachable database.
+TEST(PostgresqlTest, LibpqRefusalsOfTheUrlAreInvalidArgument) {
+  auto opened = Open("postgresql://u:sekrit-pw@127.0.0.1:1/db?"
+                     "ssl_min_protocol_version=TLSv9");
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), StatusCode::kInvalidArgument) << opened.status().ToString();
+  EXPECT_THAT(opened.status().message(), Not(HasSubstr("sekrit-pw")));
 }
 
 // ---------------------------------------------------------------------------------------------
