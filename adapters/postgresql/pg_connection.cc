@@ -6,6 +6,8 @@
 #include <random>
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
 #include "ordo/duration.h"
 #include "statements.h"
 
@@ -288,6 +290,12 @@ Outcome CurrentOutcome(std::string_view what, const Config& config) noexcept {
                 false};
       }
       if (state == "55P03") return {LockHeldError(context + m), false, false};
+      if (state == "26000" || state == "42P05") {
+        // A prepared statement missing or already taken on the server connection (a pooler
+        // moved the session): the statement did not run, and Pool::Exec stopped preparing.
+        return {UnavailableError("prepared statement lost by a pooler: " + context + m), true,
+                false};
+      }
       if (state == "57014") {
         return {UnavailableError("statement timeout (" +
                                  FormatDuration(config.statement_timeout) +
@@ -324,7 +332,31 @@ void BackOffBeforeRetry(int attempt) {
   std::this_thread::sleep_for(std::chrono::milliseconds(rng() % static_cast<unsigned>(max_ms)));
 }
 
-Pool::Pool(Config config) : config_(std::move(config)) {}
+Pool::Pool(Config config) : config_(std::move(config)), prepare_(config_.prepare) {}
+
+std::string Pool::Declare(pqxx::connection_base& conn, std::string_view stmt) {
+  // FNV-1a of the text: the same SQL always gets the same name, in every process, so that a
+  // server connection shared through a pooler can only hold the right statement under it.
+  std::uint64_t h = 14695981039346656037ull;
+  for (char c : stmt) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string name = "ordo_";
+  for (int shift = 60; shift >= 0; shift -= 4) name.push_back(kHex[(h >> shift) & 0xf]);
+  conn.prepare(name, std::string(stmt));
+  return name;
+}
+
+void Pool::StopPreparing(const pqxx::sql_error& e) {
+  if (prepare_.exchange(false)) {
+    spdlog::warn("ordo: PostgreSQL at {} lost a prepared statement (SQLSTATE {}; a pooler in "
+                 "transaction mode?): running statements unprepared from now on; add "
+                 "?prepare=off to the URL to say so up front",
+                 config_.masked, e.sqlstate());
+  }
+}
 
 Pool::~Pool() = default;
 
@@ -341,15 +373,21 @@ Result<std::unique_ptr<pqxx::connection>> Pool::Connect() {
   return conn;
 }
 
-std::unique_ptr<pqxx::connection> Pool::PopLive(
-    std::vector<std::unique_ptr<pqxx::connection>>& idle) {
+std::unique_ptr<pqxx::connection> Pool::PopLive(std::vector<Idle>& idle) {
+  // A connection returned moments ago is taken as it is: checking costs a poll() per call on
+  // the hot path, and a server that closed it within that moment fails one call with
+  // kUnavailable, as any call in flight during a restart does.
+  constexpr auto kTrustedIdle = std::chrono::milliseconds(100);
+  const auto now = std::chrono::steady_clock::now();
   while (!idle.empty()) {
-    std::unique_ptr<pqxx::connection> conn = std::move(idle.back());
+    Idle entry = std::move(idle.back());
     idle.pop_back();
+    if (!entry.conn->is_open()) continue;
+    if (now - entry.since < kTrustedIdle) return std::move(entry.conn);
     // An idle connection has nothing to read. If its socket is readable, the server sent an
     // error and closed it (shutdown, restart, terminate): drop it rather than fail a call.
-    pollfd p{conn->sock(), POLLIN, 0};
-    if (conn->is_open() && p.fd >= 0 && poll(&p, 1, 0) == 0) return conn;
+    pollfd p{entry.conn->sock(), POLLIN, 0};
+    if (p.fd >= 0 && poll(&p, 1, 0) == 0) return std::move(entry.conn);
   }
   return nullptr;
 }
@@ -380,7 +418,9 @@ Result<std::unique_ptr<pqxx::connection>> Pool::Borrow() {
 void Pool::Return(std::unique_ptr<pqxx::connection> conn, bool healthy) {
   std::lock_guard<std::mutex> lock(mu_);
   --lent_;
-  if (healthy && conn->is_open()) idle_.push_back(std::move(conn));
+  if (healthy && conn->is_open()) {
+    idle_.push_back({std::move(conn), std::chrono::steady_clock::now()});
+  }
   returned_.notify_one();
 }
 
@@ -395,7 +435,7 @@ Result<std::unique_ptr<pqxx::connection>> Pool::TakeDedicated() {
 void Pool::ReturnDedicated(std::unique_ptr<pqxx::connection> conn) {
   std::lock_guard<std::mutex> lock(mu_);
   if (conn->is_open() && idle_dedicated_.size() < config_.pool_size) {
-    idle_dedicated_.push_back(std::move(conn));
+    idle_dedicated_.push_back({std::move(conn), std::chrono::steady_clock::now()});
   }
 }
 

@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <algorithm>
 #include <map>
 #include <mutex>
@@ -423,6 +425,53 @@ TEST(PostgresqlTest, LibpqRefusalsOfTheUrlAreInvalidArgument) {
   ASSERT_FALSE(opened.ok());
   EXPECT_EQ(opened.status().code(), StatusCode::kInvalidArgument) << opened.status().ToString();
   EXPECT_THAT(opened.status().message(), Not(HasSubstr("sekrit-pw")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prepared statements.
+
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The server logs every statement of this database: a named "execute ordo_…" is a prepared
+// statement, "execute <unnamed>" an unprepared one.
+TEST(PostgresqlTest, StatementsArePreparedOncePerConnectionUnlessPrepareIsOff) {
+  PgCluster& pg = SharedPgCluster();
+  const std::string db = "prepared_" + std::to_string(getpid());
+  pg.CreateDatabase(db);
+  pg.Psql("ALTER DATABASE " + db + " SET log_statement = 'all'");
+  const auto count = [&](std::string_view needle) {
+    const std::string log = ReadFileOrEmpty(pg.dir() + "/server.log");
+    std::size_t n = 0;
+    for (auto pos = log.find(needle); pos != std::string::npos; pos = log.find(needle, pos + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  const auto pairs = [&](const std::string& query) {
+    auto locker = MustOpen(pg.UrlFor(db, query));
+    ASSERT_NE(locker, nullptr);
+    const std::string name = UniqueName("prepared");
+    for (int i = 0; i < 5; ++i) {
+      auto lease = locker->Acquire(Exclusive(name));
+      ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+      ASSERT_TRUE(locker->Release(*lease).ok());
+    }
+  };
+  const std::size_t named_before = count("execute ordo_");
+  pairs("strategy=cas&pool_size=1");
+  const std::size_t named = count("execute ordo_") - named_before;
+  EXPECT_GE(named, 10u) << "5 acquires and 5 releases, each a prepared statement";
+
+  const std::size_t unnamed_before = count("execute <unnamed>");
+  const std::size_t named_before_off = count("execute ordo_");
+  pairs("strategy=cas&pool_size=1&prepare=off");
+  EXPECT_EQ(count("execute ordo_"), named_before_off) << "prepare=off prepares nothing";
+  EXPECT_GE(count("execute <unnamed>") - unnamed_before, 10u);
 }
 
 // ---------------------------------------------------------------------------------------------
