@@ -427,6 +427,28 @@ TEST(PostgresqlTest, LibpqRefusalsOfTheUrlAreInvalidArgument) {
   EXPECT_THAT(opened.status().message(), Not(HasSubstr("sekrit-pw")));
 }
 
+// The README's remedy after promoting an asynchronous standby: move every token counter past
+// what the lost commits could have issued. Tokens issued afterwards are above the step, and a
+// write carrying a token from before is refused once a newer one wrote.
+TEST(PostgresqlTest, TokenEpochBumpAfterAnAsynchronousPromotion) {
+  PgCluster& pg = SharedPgCluster();
+  auto locker = MustOpen(pg.Url("cas"));
+  ASSERT_NE(locker, nullptr);
+  const std::string name = UniqueName("epoch");
+  auto before = locker->Acquire(Exclusive(name));
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  ASSERT_TRUE(locker->Release(*before).ok());
+  pg.Psql("UPDATE ordo.locks SET last_token = last_token + 1000000, version = version + 1");
+  auto after = locker->Acquire(Exclusive(name));
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_GT(after->token, before->token + 1000000);
+  const std::string key = UniqueName("epoch-key");
+  ASSERT_TRUE(locker->fenced().Write(key, "new", after->token, name).ok());
+  EXPECT_EQ(locker->fenced().Write(key, "old", before->token).status().code(),
+            StatusCode::kStaleToken);
+  ASSERT_TRUE(locker->Release(*after).ok());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Prepared statements.
 
