@@ -145,16 +145,7 @@ PgCluster::PgCluster() : owner_pid_(getpid()) {
          << "max_connections = 300\n"
          << "logging_collector = off\n";
   }
-  // The port was free a moment ago; another process may take it first, so try a few.
-  for (int attempt = 0;; ++attempt) {
-    port_ = FreeLoopbackPort();
-    try {
-      Start();
-      break;
-    } catch (const std::runtime_error&) {
-      if (attempt >= 4) throw;
-    }
-  }
+  StartOnFreePort();
   CreateDatabase(kDatabase);
 }
 
@@ -245,6 +236,19 @@ void PgCluster::Start() {
   running_ = true;
 }
 
+void PgCluster::StartOnFreePort() {
+  // The port was free a moment ago; another process may take it first, so try a few.
+  for (int attempt = 0;; ++attempt) {
+    port_ = FreeLoopbackPort();
+    try {
+      Start();
+      return;
+    } catch (const std::runtime_error&) {
+      if (attempt >= 4) throw;
+    }
+  }
+}
+
 void PgCluster::StopImmediate() {
   if (!running_) return;
   if (RunPg({bin_dir_ + "/pg_ctl", "-D", data_dir_, "-w", "stop", "-m", "immediate"}) != 0) {
@@ -290,15 +294,7 @@ PgCluster::PgCluster(StandbyTag, PgCluster& primary, const std::string& name)
     std::ofstream auto_conf(data_dir_ + "/postgresql.auto.conf", std::ios::app);
     auto_conf << "primary_conninfo = '" << conninfo << "'\n";
   }
-  for (int attempt = 0;; ++attempt) {
-    port_ = FreeLoopbackPort();
-    try {
-      Start();
-      break;
-    } catch (const std::runtime_error&) {
-      if (attempt >= 4) throw;
-    }
-  }
+  StartOnFreePort();
 }
 
 void PgCluster::MakeSynchronous(const std::string& standby_name) {

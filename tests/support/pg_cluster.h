@@ -87,6 +87,8 @@ class PgCluster {
   PgCluster(StandbyTag, PgCluster& primary, const std::string& name);
   // mkdtemp, ownership, watchdog: the parts every cluster needs before its data directory.
   void Prepare();
+  // Start() on a free loopback port, trying a few.
+  void StartOnFreePort();
   // Runs a PostgreSQL binary (as `postgres` when root); returns its exit status and appends its
   // output to the command log. Throws if it cannot be started.
   int RunPg(const std::vector<std::string>& argv, std::string* output = nullptr);
