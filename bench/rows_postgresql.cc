@@ -1,6 +1,7 @@
 // postgresql:// (each strategy) against pgbench running the adapter's own statements
 // (adapters/postgresql/statements.h) at the same client count on the same throwaway cluster,
 // with durable commits; and the scale row.
+#include <cstdlib>
 #include <unistd.h>
 
 #include <cstdio>
@@ -125,7 +126,9 @@ class PostgresBench final : public BackendBench {
 
   std::string Setup(const Config&) override {
     try {
-      url_ = Cluster().Url(strategy_);
+      // ORDO_BENCH_PG_QUERY (e.g. "&prepare=off") compares URL options in one binary.
+      const char* extra = std::getenv("ORDO_BENCH_PG_QUERY");
+      url_ = Cluster().Url(strategy_) + (extra != nullptr ? extra : "");
     } catch (const std::exception& e) {
       return std::string("PostgreSQL cluster: ") + e.what();
     }
