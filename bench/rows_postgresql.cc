@@ -1,10 +1,10 @@
 // postgresql:// (each strategy) against pgbench running the adapter's own statements
 // (adapters/postgresql/statements.h) at the same client count on the same throwaway cluster,
 // with durable commits; and the scale row.
-#include <cstdlib>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <cstdio>
 #include <random>
