@@ -141,6 +141,11 @@ TEST(PostgresqlFailoverTest, PromotedSynchronousStandbyTakesOverAndTokensKeepGro
   ASSERT_TRUE(cas->Release(*blocker).ok());
   wait_thread.join();
   ASSERT_TRUE(woken->ok()) << woken->status().ToString();
+  // The wake-up came from LISTEN/NOTIFY on the new primary, not only from the re-check a
+  // waiter makes while its listener is down: the listeners have subscribed there.
+  const std::string listeners = standby->Psql(
+      "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%ordo_lock%'");
+  EXPECT_GE(std::stoi(listeners), 1) << "no listener re-subscribed on the new primary";
   EXPECT_LT(SteadyClock::now() - released_at, 5s);
   ASSERT_TRUE(waiter->Release(**woken).ok());
 
