@@ -290,6 +290,13 @@ Outcome CurrentOutcome(std::string_view what, const Config& config) noexcept {
                 false};
       }
       if (state == "55P03") return {LockHeldError(context + m), false, false};
+      if (state == "25006") {
+        // read_only_sql_transaction: this connection reached a standby (no
+        // target_session_attrs=read-write in the URL, or a demoted primary). Discarding it
+        // lets the next connection find the primary.
+        return {UnavailableError("PostgreSQL server is read-only (a standby?): " + context + m),
+                false, true};
+      }
       if (state == "26000" || state == "42P05") {
         // A prepared statement missing or already taken on the server connection (a pooler
         // moved the session): the statement did not run, and Pool::Exec stopped preparing.

@@ -54,6 +54,8 @@ struct Outcome {
 //   in_doubt_error / 40003               → kUnavailable (the commit's outcome is unknown)
 //   40001 serialization, 40P01 deadlock  → retry (kUnavailable once retries are exhausted)
 //   55P03 lock_not_available             → kLockHeld
+//   25006 read-only transaction (standby) → kUnavailable, connection discarded
+//   26000/42P05 prepared statement lost   → retry (unprepared: a pooler moved the session)
 //   57014 query_canceled                 → kUnavailable ("statement timeout")
 //   28P01/28000 authentication, 3D000 no such database, 42501 permission → kInvalidArgument
 //   anything else                        → kInternal with the SQLSTATE

@@ -197,7 +197,10 @@ class PgLocker final : public Locker {
   Status Ping() override {
     return pool_.Run("ping", [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
-      tx.exec(std::string(sql::kPing));
+      if (tx.exec(std::string(sql::kPing))[0][0].as<bool>()) {
+        return UnavailableError("PostgreSQL at " + pool_.config().masked +
+                                " is a standby (read-only); no primary reached");
+      }
       return OkStatus();
     });
   }

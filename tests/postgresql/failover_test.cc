@@ -60,6 +60,22 @@ TEST(PostgresqlFailoverTest, PromotedSynchronousStandbyTakesOverAndTokensKeepGro
            std::string(strategy) +
            "&target_session_attrs=read-write&connect_timeout=5&statement_timeout=5s";
   };
+  {
+    // The standby alone (no target_session_attrs): not ready, and a write is kUnavailable,
+    // never an internal error.
+    auto on_standby = Open("postgresql://ordo:" + primary.password() + "@127.0.0.1:" +
+                           std::to_string(standby->port()) + "/ordo_test?strategy=cas");
+    if (on_standby.ok()) {
+      const Status ping = (*on_standby)->Ping();
+      EXPECT_EQ(ping.code(), StatusCode::kUnavailable) << ping.ToString();
+      EXPECT_THAT(ping.message(), ::testing::HasSubstr("standby"));
+      const auto write = (*on_standby)->Acquire(Exclusive("on-standby"));
+      EXPECT_EQ(write.status().code(), StatusCode::kUnavailable) << write.status().ToString();
+    } else {
+      EXPECT_EQ(on_standby.status().code(), StatusCode::kUnavailable)
+          << on_standby.status().ToString();
+    }
+  }
   auto cas = MustOpen(url("cas"));
   auto waiter = MustOpen(url("cas"));
   auto fu = MustOpen(url("for-update"));
