@@ -1,7 +1,7 @@
 // High availability as users deploy it: two `ordo serve` replicas (the real `ordo` binary) on
 // one multi-host URL over a primary and a synchronous standby, clients spreading strict fenced
 // read-modify-write of one counter across both replicas, a holder that pauses past its lease,
-// a replica killed (SIGKILL), a primary crash (pg_ctl stop -m immediate) and a promotion.
+// a replica paused (SIGSTOP, longer than a lease) and later killed (SIGKILL), a primary crash (pg_ctl stop -m immediate) and a promotion.
 //
 // The checker: every acknowledged write wrote a distinct value (two writes of the same value
 // are two read-modify-writes of one read: a lost update), values grow with tokens, and no
@@ -172,7 +172,11 @@ TEST(HaTest, TwoReplicasOverAFailoverLoseNoUpdateAndTheControlRunDoes) {
   // The real run: strict fencing, a replica killed, the primary crashed, the standby promoted.
   bool readyz_503 = false;
   Outcome strict = RunClients({l1.get(), l2.get()}, /*strict=*/true, 14s, [&] {
-    std::this_thread::sleep_for(2s);
+    std::this_thread::sleep_for(1s);
+    r2.process->Kill(SIGSTOP);  // replica 2 hangs longer than a lease: its calls stall
+    std::this_thread::sleep_for(1500ms);
+    r2.process->Kill(SIGCONT);  // ... and then complete, late
+    std::this_thread::sleep_for(1s);
     r2.process->Kill(SIGKILL);  // replica 2 dies; its clients' calls fail and move on
     r2.process->Wait();
     std::this_thread::sleep_for(2s);
