@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <cstdio>
 #include <random>
@@ -126,7 +127,9 @@ class PostgresBench final : public BackendBench {
 
   std::string Setup(const Config&) override {
     try {
-      url_ = Cluster().Url(strategy_);
+      // ORDO_BENCH_PG_QUERY (e.g. "&prepare=off") compares URL options in one binary.
+      const char* extra = std::getenv("ORDO_BENCH_PG_QUERY");
+      url_ = Cluster().Url(strategy_) + (extra != nullptr ? extra : "");
     } catch (const std::exception& e) {
       return std::string("PostgreSQL cluster: ") + e.what();
     }

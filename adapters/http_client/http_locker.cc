@@ -428,6 +428,11 @@ Result<std::unique_ptr<Locker>> OpenHttp(const BackendUrl& url) {
     return InvalidArgumentError("http backend URL '" + url.Masked() +
                                 "' needs a host: http://HOST[:PORT]");
   }
+  if (url.hosts.size() > 1) {
+    return InvalidArgumentError("http backend URL '" + url.Masked() +
+                                "' names several hosts; write http://HOST[:PORT] and put a load "
+                                "balancer in front of several servers");
+  }
   if (!url.path.empty() && url.path != "/") {
     return InvalidArgumentError("http backend URL '" + url.Masked() +
                                 "' has a path; write http://HOST[:PORT]");

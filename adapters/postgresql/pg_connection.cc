@@ -6,21 +6,67 @@
 #include <random>
 #include <thread>
 
+#include <spdlog/spdlog.h>
+
 #include "ordo/duration.h"
 #include "statements.h"
 
 namespace ordo::pg {
 namespace {
 
-// libpq parameters a URL may pass through, as ?key=value. Anything else is refused, so that a
-// misspelt option never passes silently.
+// ordo's own query parameters; every other one must be a libpq connection parameter.
+constexpr std::string_view kOrdoParams[] = {"strategy", "pool_size", "statement_timeout",
+                                            "prepare"};
+// libpq's connection parameters (PostgreSQL 15's libpq, the one Debian 12 ships) that a URL may
+// pass through as ?key=value. Left out: dbname (the URL's path names the database) and
+// replication (ordo needs ordinary sessions).
 constexpr std::string_view kLibpqParams[] = {
-    "sslmode",  "sslrootcert",         "sslcert",        "sslkey",
-    "sslcrl",   "connect_timeout",     "application_name", "target_session_attrs",
-    "keepalives", "keepalives_idle",   "keepalives_interval", "keepalives_count",
-    "host",     "hostaddr",            "passfile"};
-constexpr std::string_view kSslModes[] = {"disable", "allow",     "prefer",
-                                          "require", "verify-ca", "verify-full"};
+    "host",           "hostaddr",        "port",
+    "user",           "password",        "passfile",
+    "channel_binding", "connect_timeout", "client_encoding",
+    "options",        "application_name", "fallback_application_name",
+    "keepalives",     "keepalives_idle", "keepalives_interval",
+    "keepalives_count", "tcp_user_timeout", "sslmode",
+    "sslcompression", "sslcert",         "sslkey",
+    "sslpassword",    "sslrootcert",     "sslcrl",
+    "sslcrldir",      "sslsni",          "requirepeer",
+    "ssl_min_protocol_version", "ssl_max_protocol_version", "gssencmode",
+    "krbsrvname",     "gsslib",          "service",
+    "target_session_attrs"};
+// Values libpq accepts for its enumerated parameters, checked here so that a typo is a
+// kInvalidArgument naming it rather than a connection failure.
+struct EnumParam {
+  std::string_view key;
+  std::vector<std::string_view> values;
+};
+const EnumParam kEnumParams[] = {
+    {"sslmode", {"disable", "allow", "prefer", "require", "verify-ca", "verify-full"}},
+    {"target_session_attrs",
+     {"any", "read-write", "read-only", "primary", "standby", "prefer-standby"}},
+    {"gssencmode", {"disable", "prefer", "require"}},
+    {"channel_binding", {"disable", "prefer", "require"}},
+    {"sslcompression", {"0", "1"}},
+    {"sslsni", {"0", "1"}},
+    {"keepalives", {"0", "1"}},
+};
+constexpr std::string_view kWholeNumberParams[] = {
+    "connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
+    "tcp_user_timeout"};
+
+template <typename Range>
+bool Has(const Range& range, std::string_view value) {
+  return std::find(std::begin(range), std::end(range), value) != std::end(range);
+}
+
+template <typename Range>
+std::string JoinList(const Range& range, std::string_view sep = ", ") {
+  std::string out;
+  for (const auto& v : range) {
+    if (!out.empty()) out += sep;
+    out += v;
+  }
+  return out;
+}
 
 // libpq conninfo value quoting: single quotes, with \ and ' escaped.
 std::string Quote(std::string_view value) {
@@ -71,7 +117,12 @@ bool IsConfigurationProblem(const std::string& message) {
   return Contains(message, "password authentication failed") ||
          Contains(message, "authentication failed") || Contains(message, "no password supplied") ||
          (Contains(message, "database \"") && Contains(message, "does not exist")) ||
-         (Contains(message, "role \"") && Contains(message, "does not exist"));
+         (Contains(message, "role \"") && Contains(message, "does not exist")) ||
+         // libpq refusing a connection parameter's value: the URL is wrong, not the network.
+         Contains(message, "invalid connection option") ||
+         (Contains(message, "invalid ") && Contains(message, " value")) ||
+         Contains(message, "could not match ") || Contains(message, "invalid port number") ||
+         Contains(message, "invalid integer value");
 }
 
 }  // namespace
@@ -112,9 +163,22 @@ Result<Config> ParseConfig(const BackendUrl& url) {
     return InvalidArgumentError("PostgreSQL database name '" + database + "' contains '/'" +
                                 where);
   }
-  std::vector<std::string_view> known = {"strategy", "pool_size", "statement_timeout"};
-  known.insert(known.end(), std::begin(kLibpqParams), std::end(kLibpqParams));
-  ORDO_RETURN_IF_ERROR(url.CheckQuery(known));
+  std::vector<std::string> unknown;
+  for (const auto& [key, value] : url.query) {
+    if (!Has(kOrdoParams, key) && !Has(kLibpqParams, key)) unknown.push_back("'" + key + "'");
+  }
+  if (!unknown.empty()) {
+    return InvalidArgumentError(
+        std::string(unknown.size() == 1 ? "unknown query parameter " : "unknown query parameters ") +
+        JoinList(unknown) + where + "; ordo's own are " + JoinList(kOrdoParams) +
+        ", and libpq's connection parameters pass through (" + JoinList(kLibpqParams) + ")");
+  }
+  if (!url.hosts.empty() && (url.query.count("host") != 0 || url.query.count("hostaddr") != 0 ||
+                             url.query.count("port") != 0)) {
+    return InvalidArgumentError(
+        "PostgreSQL URL names hosts both in the authority and as ?host=, ?hostaddr= or ?port=; "
+        "use one form" + where);
+  }
 
   const std::string strategy = url.QueryOr("strategy", "cas");
   if (strategy == "cas") {
@@ -141,32 +205,51 @@ Result<Config> ParseConfig(const BackendUrl& url) {
     }
     config.statement_timeout = *d;
   }
-  if (auto it = url.query.find("sslmode"); it != url.query.end() &&
-      std::find(std::begin(kSslModes), std::end(kSslModes), it->second) == std::end(kSslModes)) {
-    return InvalidArgumentError("sslmode '" + it->second +
-                                "' must be disable, allow, prefer, require, verify-ca or "
-                                "verify-full" + where);
+  if (auto it = url.query.find("prepare"); it != url.query.end()) {
+    if (it->second != "on" && it->second != "off") {
+      return InvalidArgumentError("prepare '" + it->second + "' must be on or off" + where);
+    }
+    config.prepare = it->second == "on";
   }
-  for (std::string_view key : {"connect_timeout", "keepalives", "keepalives_idle",
-                               "keepalives_interval", "keepalives_count"}) {
+  for (const auto& param : kEnumParams) {
+    if (auto it = url.query.find(std::string(param.key));
+        it != url.query.end() && !Has(param.values, it->second)) {
+      return InvalidArgumentError(std::string(param.key) + " '" + it->second + "' must be " +
+                                  JoinList(param.values, " or ") + where);
+    }
+  }
+  for (std::string_view key : kWholeNumberParams) {
     if (auto it = url.query.find(std::string(key)); it != url.query.end() && !AllDigits(it->second)) {
       return InvalidArgumentError(std::string(key) + " '" + it->second +
                                   "' must be a whole number" + where);
     }
   }
+  if (auto it = url.query.find("password"); it != url.query.end()) config.password = it->second;
 
+  // libpq's multi-host form: host='h1,h2' port='5432,5433'; an empty port entry means the
+  // default port for that host.
+  std::string hosts;
+  std::string ports;
+  bool any_port = false;
+  for (std::size_t i = 0; i < url.hosts.size(); ++i) {
+    if (i > 0) {
+      hosts += ",";
+      ports += ",";
+    }
+    hosts += url.hosts[i].host;
+    ports += url.hosts[i].port;
+    any_port = any_port || !url.hosts[i].port.empty();
+  }
   std::string& ci = config.conninfo;
-  if (!url.host.empty()) ci += "host=" + Quote(url.host) + " ";
-  if (!url.port.empty()) ci += "port=" + Quote(url.port) + " ";
+  if (!hosts.empty()) ci += "host=" + Quote(hosts) + " ";
+  if (any_port) ci += "port=" + Quote(ports) + " ";
   ci += "dbname=" + Quote(database) + " ";
   if (!url.user.empty()) ci += "user=" + Quote(url.user) + " ";
   if (!url.password.empty()) ci += "password=" + Quote(url.password) + " ";
   if (url.query.count("connect_timeout") == 0) ci += "connect_timeout='5' ";
   if (url.query.count("application_name") == 0) ci += "application_name='ordo' ";
-  for (std::string_view key : kLibpqParams) {
-    if (auto it = url.query.find(std::string(key)); it != url.query.end()) {
-      ci += std::string(key) + "=" + Quote(it->second) + " ";
-    }
+  for (const auto& [key, value] : url.query) {
+    if (Has(kLibpqParams, key)) ci += key + "=" + Quote(value) + " ";
   }
   return config;
 }
@@ -207,6 +290,19 @@ Outcome CurrentOutcome(std::string_view what, const Config& config) noexcept {
                 false};
       }
       if (state == "55P03") return {LockHeldError(context + m), false, false};
+      if (state == "25006") {
+        // read_only_sql_transaction: this connection reached a standby (no
+        // target_session_attrs=read-write in the URL, or a demoted primary). Discarding it
+        // lets the next connection find the primary.
+        return {UnavailableError("PostgreSQL server is read-only (a standby?): " + context + m),
+                false, true};
+      }
+      if (state == "26000" || state == "42P05") {
+        // A prepared statement missing or already taken on the server connection (a pooler
+        // moved the session): the statement did not run, and Pool::Exec stopped preparing.
+        return {UnavailableError("prepared statement lost by a pooler: " + context + m), true,
+                false};
+      }
       if (state == "57014") {
         return {UnavailableError("statement timeout (" +
                                  FormatDuration(config.statement_timeout) +
@@ -243,7 +339,31 @@ void BackOffBeforeRetry(int attempt) {
   std::this_thread::sleep_for(std::chrono::milliseconds(rng() % static_cast<unsigned>(max_ms)));
 }
 
-Pool::Pool(Config config) : config_(std::move(config)) {}
+Pool::Pool(Config config) : config_(std::move(config)), prepare_(config_.prepare) {}
+
+std::string Pool::Declare(pqxx::connection_base& conn, std::string_view stmt) {
+  // FNV-1a of the text: the same SQL always gets the same name, in every process, so that a
+  // server connection shared through a pooler can only hold the right statement under it.
+  std::uint64_t h = 14695981039346656037ull;
+  for (char c : stmt) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 1099511628211ull;
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string name = "ordo_";
+  for (int shift = 60; shift >= 0; shift -= 4) name.push_back(kHex[(h >> shift) & 0xf]);
+  conn.prepare(name, std::string(stmt));
+  return name;
+}
+
+void Pool::StopPreparing(const pqxx::sql_error& e) {
+  if (prepare_.exchange(false)) {
+    spdlog::warn("ordo: PostgreSQL at {} lost a prepared statement (SQLSTATE {}; a pooler in "
+                 "transaction mode?): running statements unprepared from now on; add "
+                 "?prepare=off to the URL to say so up front",
+                 config_.masked, e.sqlstate());
+  }
+}
 
 Pool::~Pool() = default;
 
@@ -260,15 +380,21 @@ Result<std::unique_ptr<pqxx::connection>> Pool::Connect() {
   return conn;
 }
 
-std::unique_ptr<pqxx::connection> Pool::PopLive(
-    std::vector<std::unique_ptr<pqxx::connection>>& idle) {
+std::unique_ptr<pqxx::connection> Pool::PopLive(std::vector<Idle>& idle) {
+  // A connection returned moments ago is taken as it is: checking costs a poll() per call on
+  // the hot path, and a server that closed it within that moment fails one call with
+  // kUnavailable, as any call in flight during a restart does.
+  constexpr auto kTrustedIdle = std::chrono::milliseconds(100);
+  const auto now = std::chrono::steady_clock::now();
   while (!idle.empty()) {
-    std::unique_ptr<pqxx::connection> conn = std::move(idle.back());
+    Idle entry = std::move(idle.back());
     idle.pop_back();
+    if (!entry.conn->is_open()) continue;
+    if (now - entry.since < kTrustedIdle) return std::move(entry.conn);
     // An idle connection has nothing to read. If its socket is readable, the server sent an
     // error and closed it (shutdown, restart, terminate): drop it rather than fail a call.
-    pollfd p{conn->sock(), POLLIN, 0};
-    if (conn->is_open() && p.fd >= 0 && poll(&p, 1, 0) == 0) return conn;
+    pollfd p{entry.conn->sock(), POLLIN, 0};
+    if (p.fd >= 0 && poll(&p, 1, 0) == 0) return std::move(entry.conn);
   }
   return nullptr;
 }
@@ -299,7 +425,9 @@ Result<std::unique_ptr<pqxx::connection>> Pool::Borrow() {
 void Pool::Return(std::unique_ptr<pqxx::connection> conn, bool healthy) {
   std::lock_guard<std::mutex> lock(mu_);
   --lent_;
-  if (healthy && conn->is_open()) idle_.push_back(std::move(conn));
+  if (healthy && conn->is_open()) {
+    idle_.push_back({std::move(conn), std::chrono::steady_clock::now()});
+  }
   returned_.notify_one();
 }
 
@@ -314,7 +442,7 @@ Result<std::unique_ptr<pqxx::connection>> Pool::TakeDedicated() {
 void Pool::ReturnDedicated(std::unique_ptr<pqxx::connection> conn) {
   std::lock_guard<std::mutex> lock(mu_);
   if (conn->is_open() && idle_dedicated_.size() < config_.pool_size) {
-    idle_dedicated_.push_back(std::move(conn));
+    idle_dedicated_.push_back({std::move(conn), std::chrono::steady_clock::now()});
   }
 }
 

@@ -155,7 +155,7 @@ class PgLocker final : public Locker {
     std::optional<LockState> state;
     ORDO_RETURN_IF_ERROR(pool_.Run("describe", [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
-      auto r = tx.exec_params(std::string(sql::kDescribe), std::string(name));
+      auto r = pool_.Exec(tx, sql::kDescribe, std::string(name));
       state.reset();
       if (r.empty()) return OkStatus();
       state = LockState{std::string(name), {}, r[0][0].as<std::uint64_t>()};
@@ -177,7 +177,7 @@ class PgLocker final : public Locker {
         std::min<std::size_t>(limit, static_cast<std::size_t>(kMaxToken)));
     ORDO_RETURN_IF_ERROR(pool_.Run("list", [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
-      auto r = tx.exec_params(std::string(sql::kList), std::string(prefix), capped);
+      auto r = pool_.Exec(tx, sql::kList, std::string(prefix), capped);
       out.clear();
       for (const auto& row : r) {
         const std::string name = row[0].as<std::string>();
@@ -197,7 +197,10 @@ class PgLocker final : public Locker {
   Status Ping() override {
     return pool_.Run("ping", [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
-      tx.exec(std::string(sql::kPing));
+      if (tx.exec(std::string(sql::kPing))[0][0].as<bool>()) {
+        return UnavailableError("PostgreSQL at " + pool_.config().masked +
+                                " is a standby (read-only); no primary reached");
+      }
       return OkStatus();
     });
   }
@@ -243,7 +246,7 @@ class PgLocker final : public Locker {
     Attempt a;
     ORDO_RETURN_IF_ERROR(pool_.Run("acquire", [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
-      auto row = tx.exec_params1(std::string(sql::kCasAcquire), request.name, owner,
+      auto row = pool_.Exec1(tx, sql::kCasAcquire, request.name, owner,
                                  ModeText(request.mode),
                                  static_cast<std::int64_t>(request.ttl.count()));
       a = Attempt{};
@@ -266,7 +269,7 @@ class PgLocker final : public Locker {
     VersionView view;
     ORDO_RETURN_IF_ERROR(pool_.Run("read lock", [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
-      auto r = tx.exec_params(std::string(sql::kVersionRead), name);
+      auto r = pool_.Exec(tx, sql::kVersionRead, name);
       view = VersionView{};
       for (const auto& row : r) {
         view.version = row[0].is_null() ? 0 : row[0].as<std::int64_t>();
@@ -315,7 +318,7 @@ class PgLocker final : public Locker {
     a.expiry.reset();
     ORDO_RETURN_IF_ERROR(pool_.Run("acquire", [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
-      auto r = tx.exec_params(std::string(sql::kVersionAcquire), request.name, owner,
+      auto r = pool_.Exec(tx, sql::kVersionAcquire, request.name, owner,
                               ModeText(request.mode),
                               static_cast<std::int64_t>(request.ttl.count()), view->version,
                               expired);
@@ -334,7 +337,7 @@ class PgLocker final : public Locker {
     std::optional<Lease> out;
     ORDO_RETURN_IF_ERROR(pool_.Run("renew", [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
-      auto r = tx.exec_params(std::string(stmt), lease.name,
+      auto r = pool_.Exec(tx, stmt, lease.name,
                               static_cast<std::int64_t>(lease.token),
                               static_cast<std::int64_t>(ttl.count()));
       out.reset();
@@ -352,7 +355,7 @@ class PgLocker final : public Locker {
     bool released = false;
     ORDO_RETURN_IF_ERROR(pool_.Run("release", [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
-      auto r = tx.exec_params(std::string(sql::kCasRelease), lease.name,
+      auto r = pool_.Exec(tx, sql::kCasRelease, lease.name,
                               static_cast<std::int64_t>(lease.token));
       released = !r.empty();
       return OkStatus();
@@ -376,7 +379,7 @@ class PgLocker final : public Locker {
       std::optional<Lease> out;
       ORDO_RETURN_IF_ERROR(pool_.Run("renew", [&](pqxx::connection& c) {
         pqxx::nontransaction tx(c);
-        auto r = tx.exec_params(std::string(sql::kVersionRenew), lease.name,
+        auto r = pool_.Exec(tx, sql::kVersionRenew, lease.name,
                                 static_cast<std::int64_t>(lease.token),
                                 static_cast<std::int64_t>(ttl.count()), view->version);
         out.reset();
@@ -399,7 +402,7 @@ class PgLocker final : public Locker {
       bool released = false;
       ORDO_RETURN_IF_ERROR(pool_.Run("release", [&](pqxx::connection& c) {
         pqxx::nontransaction tx(c);
-        auto r = tx.exec_params(std::string(sql::kVersionRelease), lease.name,
+        auto r = pool_.Exec(tx, sql::kVersionRelease, lease.name,
                                 static_cast<std::int64_t>(lease.token), view->version);
         released = !r.empty();
         return OkStatus();
@@ -446,7 +449,7 @@ class PgLocker final : public Locker {
         // acquirers all find it) and lock it in a fresh transaction.
         held.txn.reset();
         pqxx::nontransaction tx(*held.conn);
-        tx.exec_params(std::string(sql::kForUpdateEnsureRow), request.name);
+        pool_.Exec(tx, sql::kForUpdateEnsureRow, request.name);
       }
       return InternalError("the lock row of '" + request.name + "' vanished while locking it");
     });
@@ -461,7 +464,7 @@ class PgLocker final : public Locker {
     std::optional<Lease> lease;
     Status issued = pool_.Run("issue token (for-update)", [&](pqxx::connection& c) {
       pqxx::nontransaction tx(c);
-      auto row = tx.exec_params1(std::string(sql::kForUpdateIssueToken), request.name, owner,
+      auto row = pool_.Exec1(tx, sql::kForUpdateIssueToken, request.name, owner,
                                  ModeText(request.mode),
                                  static_cast<std::int64_t>(request.ttl.count()), xact);
       lease = Lease{request.name, owner, row[0].as<std::uint64_t>(), request.mode,

@@ -34,7 +34,7 @@ std::uint64_t PgFencedStore::CurrentFence(std::string_view key, std::uint64_t se
   std::uint64_t fence = seen;
   pool_.Run("read fence", [&](pqxx::connection& c) {
          pqxx::nontransaction tx(c);
-         auto r = tx.exec_params(std::string(sql::kFencedFence), std::string(key));
+         auto r = pool_.Exec(tx, sql::kFencedFence, std::string(key));
          if (!r.empty()) fence = U64(r[0][0]);
          return OkStatus();
        })
@@ -51,7 +51,7 @@ Result<FencedWrite> PgFencedStore::Write(std::string_view key, std::string_view 
   std::uint64_t seen = 0;
   ORDO_RETURN_IF_ERROR(pool_.Run("fenced write", [&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    auto row = tx.exec_params1(std::string(sql::kFencedWrite), std::string(key), Bytes(data),
+    auto row = pool_.Exec1(tx, sql::kFencedWrite, std::string(key), Bytes(data),
                                static_cast<std::int64_t>(token), std::string(lock_name));
     admitted = row[0].as<bool>();
     written = !row[1].is_null();
@@ -79,7 +79,7 @@ Result<FencedValue> PgFencedStore::Read(std::string_view key, std::uint64_t toke
   ORDO_RETURN_IF_ERROR(pool_.Run("fenced read", [&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
     if (token == 0) {
-      auto r = tx.exec_params(std::string(sql::kFencedRead), std::string(key));
+      auto r = pool_.Exec(tx, sql::kFencedRead, std::string(key));
       found = !r.empty();
       if (found) {
         out.token = U64(r[0][0]);
@@ -89,7 +89,7 @@ Result<FencedValue> PgFencedStore::Read(std::string_view key, std::uint64_t toke
       }
       return OkStatus();
     }
-    auto row = tx.exec_params1(std::string(sql::kFencedRegister), std::string(key),
+    auto row = pool_.Exec1(tx, sql::kFencedRegister, std::string(key),
                                static_cast<std::int64_t>(token), std::string(lock_name));
     admitted = row[0].as<bool>();
     found = !row[1].is_null();
@@ -117,7 +117,7 @@ Result<Versioned> PgVersionedStore::Get(std::string_view key) {
   std::optional<Versioned> out;
   ORDO_RETURN_IF_ERROR(pool_.Run("get object", [&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    auto r = tx.exec_params(std::string(sql::kObjectGet), std::string(key));
+    auto r = pool_.Exec(tx, sql::kObjectGet, std::string(key));
     if (!r.empty()) out = Versioned{pqxx::binarystring(r[0][0]).str(), U64(r[0][1])};
     return OkStatus();
   }));
@@ -166,13 +166,13 @@ Result<std::uint64_t> PgVersionedStore::CompareAndSwap(std::string_view key,
   std::uint64_t current = 0;
   ORDO_RETURN_IF_ERROR(pool_.Run("compare-and-swap object", [&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    auto row = tx.exec_params1(std::string(sql::kObjectCas), std::string(key), Bytes(value),
+    auto row = pool_.Exec1(tx, sql::kObjectCas, std::string(key), Bytes(value),
                                static_cast<std::int64_t>(expected_version));
     new_version = U64(row[0]);
     current = U64(row[1]);
     if (new_version == 0 && current == expected_version) {
       // The snapshot predates the write that beat us; report the version that won.
-      auto now = tx.exec_params(std::string(sql::kObjectVersion), std::string(key));
+      auto now = pool_.Exec(tx, sql::kObjectVersion, std::string(key));
       current = now.empty() ? 0 : U64(now[0][0]);
     }
     return OkStatus();

@@ -71,7 +71,9 @@ inline constexpr std::string_view kSessionSettings =
     " set_config('idle_in_transaction_session_timeout', '0', false),"
     " set_config('client_min_messages', 'warning', false)";
 
-inline constexpr std::string_view kPing = "SELECT 1";
+// Readiness: true on a standby, which answers reads but refuses every write ordo makes, so a
+// Locker connected only to standbys is not ready (/readyz 503).
+inline constexpr std::string_view kPing = "SELECT pg_is_in_recovery()";
 
 // --- migrations ------------------------------------------------------------------------------
 

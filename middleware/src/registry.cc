@@ -42,9 +42,29 @@ bool PercentDecode(std::string_view in, std::string* out) {
   return true;
 }
 
+// Replaces the value of every ?password=… and ?sslpassword=… (libpq takes them there too) with "****".
+std::string MaskQueryPassword(std::string s) {
+  const auto q = s.find('?');
+  if (q == std::string::npos) return s;
+  std::size_t pos = q + 1;
+  while (pos < s.size()) {
+    auto end = s.find('&', pos);
+    if (end == std::string::npos) end = s.size();
+    for (std::string_view key : {"password=", "sslpassword="}) {
+      if (std::string_view(s).substr(pos, key.size()) == key) {
+        s.replace(pos + key.size(), end - pos - key.size(), "****");
+        end = pos + key.size() + 4;
+        break;
+      }
+    }
+    pos = end + 1;
+  }
+  return s;
+}
+
 std::string MaskedText(std::string_view url) {
   // Mask "user:password@" inside the authority without relying on a successful parse.
-  std::string s(url);
+  std::string s = MaskQueryPassword(std::string(url));
   const auto scheme_end = s.find("://");
   if (scheme_end == std::string::npos) return s;
   const auto auth_begin = scheme_end + 3;
@@ -55,6 +75,64 @@ std::string MaskedText(std::string_view url) {
   const auto colon = s.find(':', auth_begin);
   if (colon == std::string::npos || colon > at) return s;
   return s.substr(0, colon + 1) + "****" + s.substr(at);
+}
+
+// Parses an authority's host list ("h1:5432,[::1]:5433,h3") into `hosts`.
+Status ParseHosts(std::string_view authority, const std::string& masked,
+                  std::vector<HostPort>* hosts) {
+  const std::string where = "backend URL '" + masked + "'";
+  while (true) {
+    HostPort hp;
+    std::string_view host;
+    std::string_view entry;
+    if (!authority.empty() && authority.front() == '[') {
+      const auto close = authority.find(']');
+      if (close == std::string_view::npos) {
+        return InvalidArgumentError(where + " has an unclosed '[' in host");
+      }
+      host = authority.substr(1, close - 1);
+      if (host.empty()) return InvalidArgumentError(where + " has an empty '[]' host");
+      authority.remove_prefix(close + 1);
+      entry = authority.substr(0, authority.find(','));
+      if (!entry.empty() && entry.front() != ':') {
+        return InvalidArgumentError(where + " has junk after the host '[" + std::string(host) +
+                                    "]'");
+      }
+      if (!entry.empty()) hp.port = std::string(entry.substr(1));
+    } else {
+      entry = authority.substr(0, authority.find(','));
+      const auto c = entry.find(':');
+      host = entry.substr(0, c);
+      if (c != std::string_view::npos) hp.port = std::string(entry.substr(c + 1));
+      if (host.find_first_of("[]") != std::string_view::npos ||
+          hp.port.find(':') != std::string::npos) {
+        return InvalidArgumentError(where + " has a malformed host '" + std::string(entry) +
+                                    "'; write an IPv6 address in brackets, [::1]:5432");
+      }
+    }
+    if (!PercentDecode(host, &hp.host)) {
+      return InvalidArgumentError(where + " has a malformed host");
+    }
+    if (hp.host.empty() && (hosts->size() > 0 || authority.find(',') != std::string_view::npos)) {
+      return InvalidArgumentError(where + " has an empty entry in its host list");
+    }
+    if (!hp.port.empty()) {
+      const bool digits = hp.port.size() <= 5 &&
+                          std::all_of(hp.port.begin(), hp.port.end(),
+                                      [](char ch) { return ch >= '0' && ch <= '9'; });
+      if (!digits || std::stoul(hp.port) == 0 || std::stoul(hp.port) > 65535) {
+        return InvalidArgumentError(where + " has a bad port '" + hp.port +
+                                    "'; expected 1-65535");
+      }
+    } else if (!entry.empty() && entry.back() == ':') {
+      return InvalidArgumentError(where + " has an empty port after ':'");
+    }
+    hosts->push_back(std::move(hp));
+    const auto comma = authority.find(',');
+    if (comma == std::string_view::npos) break;
+    authority.remove_prefix(comma + 1);
+  }
+  return OkStatus();
 }
 
 }  // namespace
@@ -134,31 +212,10 @@ Result<BackendUrl> ParseBackendUrl(std::string_view text) {
         return InvalidArgumentError("backend URL '" + masked + "' has a malformed user name");
       }
     }
-    if (!authority.empty() && authority.front() == '[') {
-      const auto close = authority.find(']');
-      if (close == std::string_view::npos) {
-        return InvalidArgumentError("backend URL '" + masked + "' has an unclosed '[' in host");
-      }
-      url.host = std::string(authority.substr(1, close - 1));
-      authority = authority.substr(close + 1);
-      if (!authority.empty() && authority.front() != ':') {
-        return InvalidArgumentError("backend URL '" + masked + "' has junk after the host");
-      }
-      if (!authority.empty()) url.port = std::string(authority.substr(1));
-    } else if (const auto c = authority.rfind(':'); c != std::string_view::npos) {
-      url.host = std::string(authority.substr(0, c));
-      url.port = std::string(authority.substr(c + 1));
-    } else {
-      url.host = std::string(authority);
-    }
-    if (!url.port.empty()) {
-      const bool digits = std::all_of(url.port.begin(), url.port.end(),
-                                      [](char c) { return c >= '0' && c <= '9'; });
-      if (!digits || url.port.size() > 5 || std::stoul(url.port) == 0 ||
-          std::stoul(url.port) > 65535) {
-        return InvalidArgumentError("backend URL '" + masked + "' has a bad port '" + url.port +
-                                    "'; expected 1-65535");
-      }
+    if (!authority.empty()) {
+      ORDO_RETURN_IF_ERROR(ParseHosts(authority, masked, &url.hosts));
+      url.host = url.hosts.front().host;
+      url.port = url.hosts.front().port;
     }
   }
   if (!PercentDecode(rest, &url.path)) {

@@ -9,6 +9,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <algorithm>
 #include <map>
 #include <mutex>
@@ -19,6 +21,7 @@
 
 #include "ordo/ordo.h"
 #include "pg_cluster.h"
+#include "pg_test_util.h"
 #include "test_support.h"
 
 namespace ordo::testing {
@@ -182,12 +185,7 @@ TEST(PostgresqlTest, DatabaseCrashGivesUnavailableThenTokensKeepGrowing) {
   EXPECT_EQ(cas->Acquire(Exclusive("held-across")).status().code(), StatusCode::kLockHeld);
   ASSERT_TRUE(cas->Release(*held).ok());
   // The for-update holder's transaction died with the server: its lock is gone.
-  EXPECT_EQ(fu->Renew(*fu_held, 10s).status().code(), StatusCode::kLeaseLost);
-  EXPECT_EQ(fu->Release(*fu_held).code(), StatusCode::kLeaseLost);
-  auto fu_again = fu->Acquire(Exclusive("fu-across"));
-  ASSERT_TRUE(fu_again.ok()) << fu_again.status().ToString();
-  EXPECT_GT(fu_again->token, fu_held->token);
-  ASSERT_TRUE(fu->Release(*fu_again).ok());
+  ExpectForUpdateHolderLost(*fu, *fu_held);
 
   for (auto until = SteadyClock::now() + 20s; issued_count(2) < 5 && SteadyClock::now() < until;) {
     std::this_thread::sleep_for(10ms);
@@ -358,6 +356,16 @@ TEST(PostgresqlTest, BadUrlsAreInvalidArgumentWithMaskedMessages) {
       {base + "/db?statement_timeout=soon", "statement_timeout"},
       {base + "/db?sslmode=sometimes", "sslmode"},
       {base + "/db?connect_timeout=5s", "connect_timeout"},
+      {base + "/db?target_session_attrs=writable", "target_session_attrs 'writable'"},
+      {base + "/db?gssencmode=maybe", "gssencmode"},
+      {base + "/db?prepare=maybe", "prepare 'maybe'"},
+      {base + "/db?replication=1", "unknown query parameter 'replication'"},
+      {base + "/db?bogus=1&also=2", "unknown query parameters 'also', 'bogus'"},
+      {base + "/db?host=h2", "both in the authority"},
+      {"postgresql://u:sekrit-pw@h1:5432,h2:x/db", "bad port 'x'"},
+      {"postgresql://u:sekrit-pw@h1:5432,,h2/db", "empty entry"},
+      {"postgresql://u:sekrit-pw@::1:5432/db", "IPv6 address in brackets"},
+      {"postgresql://u@h/db?password=sekrit-pw&pool_size=0", "pool_size"},
   };
   for (const auto& [url, says] : cases) {
     auto opened = Open(url);
@@ -380,6 +388,108 @@ TEST(PostgresqlTest, PostgresSchemeAliasAndLibpqParametersWork) {
   ASSERT_TRUE(lease.ok()) << lease.status().ToString();
   ASSERT_TRUE(locker->Release(*lease).ok());
   EXPECT_TRUE(locker->traits().expires_by_ttl);
+}
+
+// libpq's multi-host form: the first host has nothing listening, so libpq moves on to the second;
+// target_session_attrs=read-write makes it pick a primary.
+TEST(PostgresqlTest, MultiHostUrlWithAPortPerHostConnects) {
+  PgCluster& pg = SharedPgCluster();
+  const int dead = FreeLoopbackPort();
+  for (const std::string& hosts :
+       {"127.0.0.1:" + std::to_string(dead) + ",127.0.0.1:" + std::to_string(pg.port()),
+        "[::1]:" + std::to_string(dead) + ",127.0.0.1:" + std::to_string(pg.port())}) {
+    const std::string url = "postgresql://ordo:" + pg.password() + "@" + hosts +
+                            "/ordo_test?strategy=cas&target_session_attrs=read-write&"
+                            "connect_timeout=10&application_name=ordo-multihost";
+    auto locker = MustOpen(url);
+    ASSERT_NE(locker, nullptr) << hosts;
+    auto lease = locker->Acquire(Exclusive(UniqueName("multihost")));
+    ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+    ASSERT_TRUE(locker->Release(*lease).ok());
+    EXPECT_EQ(pg.Psql("SELECT count(*) > 0 FROM pg_stat_activity "
+                      "WHERE application_name = 'ordo-multihost'"),
+              "t")
+        << "libpq parameters pass through";
+  }
+}
+
+// Values only libpq itself knows to be wrong (host and port lists that do not match) are
+// still a bad URL, not an unreachable database.
+TEST(PostgresqlTest, LibpqRefusalsOfTheUrlAreInvalidArgument) {
+  auto opened = Open("postgresql://u:sekrit-pw@127.0.0.1:1/db?"
+                     "ssl_min_protocol_version=TLSv9");
+  ASSERT_FALSE(opened.ok());
+  EXPECT_EQ(opened.status().code(), StatusCode::kInvalidArgument) << opened.status().ToString();
+  EXPECT_THAT(opened.status().message(), Not(HasSubstr("sekrit-pw")));
+}
+
+// The README's remedy after promoting an asynchronous standby: move every token counter past
+// what the lost commits could have issued. Tokens issued afterwards are above the step, and a
+// write carrying a token from before is refused once a newer one wrote.
+TEST(PostgresqlTest, TokenEpochBumpAfterAnAsynchronousPromotion) {
+  PgCluster& pg = SharedPgCluster();
+  auto locker = MustOpen(pg.Url("cas"));
+  ASSERT_NE(locker, nullptr);
+  const std::string name = UniqueName("epoch");
+  auto before = locker->Acquire(Exclusive(name));
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  ASSERT_TRUE(locker->Release(*before).ok());
+  pg.Psql("UPDATE ordo.locks SET last_token = last_token + 1000000, version = version + 1");
+  auto after = locker->Acquire(Exclusive(name));
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_GT(after->token, before->token + 1000000);
+  const std::string key = UniqueName("epoch-key");
+  ASSERT_TRUE(locker->fenced().Write(key, "new", after->token, name).ok());
+  EXPECT_EQ(locker->fenced().Write(key, "old", before->token).status().code(),
+            StatusCode::kStaleToken);
+  ASSERT_TRUE(locker->Release(*after).ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prepared statements.
+
+std::string ReadFileOrEmpty(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The server logs every statement of this database: a named "execute ordo_…" is a prepared
+// statement, "execute <unnamed>" an unprepared one.
+TEST(PostgresqlTest, StatementsArePreparedOncePerConnectionUnlessPrepareIsOff) {
+  PgCluster& pg = SharedPgCluster();
+  const std::string db = "prepared_" + std::to_string(getpid());
+  pg.CreateDatabase(db);
+  pg.Psql("ALTER DATABASE " + db + " SET log_statement = 'all'");
+  const auto count = [&](std::string_view needle) {
+    const std::string log = ReadFileOrEmpty(pg.dir() + "/server.log");
+    std::size_t n = 0;
+    for (auto pos = log.find(needle); pos != std::string::npos; pos = log.find(needle, pos + 1)) {
+      ++n;
+    }
+    return n;
+  };
+  const auto pairs = [&](const std::string& query) {
+    auto locker = MustOpen(pg.UrlFor(db, query));
+    ASSERT_NE(locker, nullptr);
+    const std::string name = UniqueName("prepared");
+    for (int i = 0; i < 5; ++i) {
+      auto lease = locker->Acquire(Exclusive(name));
+      ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+      ASSERT_TRUE(locker->Release(*lease).ok());
+    }
+  };
+  const std::size_t named_before = count("execute ordo_");
+  pairs("strategy=cas&pool_size=1");
+  const std::size_t named = count("execute ordo_") - named_before;
+  EXPECT_GE(named, 10u) << "5 acquires and 5 releases, each a prepared statement";
+
+  const std::size_t unnamed_before = count("execute <unnamed>");
+  const std::size_t named_before_off = count("execute ordo_");
+  pairs("strategy=cas&pool_size=1&prepare=off");
+  EXPECT_EQ(count("execute ordo_"), named_before_off) << "prepare=off prepares nothing";
+  EXPECT_GE(count("execute <unnamed>") - unnamed_before, 10u);
 }
 
 // ---------------------------------------------------------------------------------------------

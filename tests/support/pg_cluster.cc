@@ -87,7 +87,7 @@ std::string ShellQuote(const std::string& s) {
 
 }  // namespace
 
-PgCluster::PgCluster() : owner_pid_(getpid()) {
+void PgCluster::Prepare() {
   bin_dir_ = FindBinDir();
   if (geteuid() == 0) {
     // initdb and postgres refuse to run as root.
@@ -117,6 +117,10 @@ PgCluster::PgCluster() : owner_pid_(getpid()) {
     Fail(std::string("chown to postgres: ") + std::strerror(errno));
   }
   StartWatchdog();
+}
+
+PgCluster::PgCluster() : owner_pid_(getpid()) {
+  Prepare();
   password_ = RandomPassword();
   const std::string pwfile = dir_ + "/pwfile";
   {
@@ -141,16 +145,7 @@ PgCluster::PgCluster() : owner_pid_(getpid()) {
          << "max_connections = 300\n"
          << "logging_collector = off\n";
   }
-  // The port was free a moment ago; another process may take it first, so try a few.
-  for (int attempt = 0;; ++attempt) {
-    port_ = FreeLoopbackPort();
-    try {
-      Start();
-      break;
-    } catch (const std::runtime_error&) {
-      if (attempt >= 4) throw;
-    }
-  }
+  StartOnFreePort();
   CreateDatabase(kDatabase);
 }
 
@@ -241,6 +236,19 @@ void PgCluster::Start() {
   running_ = true;
 }
 
+void PgCluster::StartOnFreePort() {
+  // The port was free a moment ago; another process may take it first, so try a few.
+  for (int attempt = 0;; ++attempt) {
+    port_ = FreeLoopbackPort();
+    try {
+      Start();
+      return;
+    } catch (const std::runtime_error&) {
+      if (attempt >= 4) throw;
+    }
+  }
+}
+
 void PgCluster::StopImmediate() {
   if (!running_) return;
   if (RunPg({bin_dir_ + "/pg_ctl", "-D", data_dir_, "-w", "stop", "-m", "immediate"}) != 0) {
@@ -257,6 +265,55 @@ void PgCluster::StopFast() {
 void PgCluster::Restart() {
   StopImmediate();
   Start();
+}
+
+std::unique_ptr<PgCluster> PgCluster::StandbyOf(PgCluster& primary, const std::string& name) {
+  return std::unique_ptr<PgCluster>(new PgCluster(StandbyTag{}, primary, name));
+}
+
+PgCluster::PgCluster(StandbyTag, PgCluster& primary, const std::string& name)
+    : owner_pid_(getpid()) {
+  Prepare();
+  password_ = primary.password_;
+  // Over the primary's unix socket, which trusts local connections (replication included).
+  const std::string conninfo = "host=" + primary.dir_ + " port=" +
+                               std::to_string(primary.port_) + " user=" + kUser +
+                               " application_name=" + name;
+  if (RunPg({bin_dir_ + "/pg_basebackup", "-d", conninfo, "-D", data_dir_, "-R", "-X",
+             "stream", "-c", "fast", "--no-sync"}) != 0) {
+    Fail("pg_basebackup from port " + std::to_string(primary.port_) + " failed");
+  }
+  {
+    // Later settings win: a socket directory of its own, and (in postgresql.auto.conf, which
+    // is read last and where -R wrote its own) the walreceiver's name, which
+    // synchronous_standby_names refers to.
+    std::ofstream conf(data_dir_ + "/postgresql.conf", std::ios::app);
+    conf << "\n# ordo tests: standby\n"
+         << "unix_socket_directories = '" << dir_ << "'\n"
+         << "hot_standby = on\n";
+    std::ofstream auto_conf(data_dir_ + "/postgresql.auto.conf", std::ios::app);
+    auto_conf << "primary_conninfo = '" << conninfo << "'\n";
+  }
+  StartOnFreePort();
+}
+
+void PgCluster::MakeSynchronous(const std::string& standby_name) {
+  Psql("ALTER SYSTEM SET synchronous_standby_names = '" + standby_name + "'");
+  Psql("SELECT pg_reload_conf()");
+  for (int i = 0; i < 300; ++i) {
+    if (Psql("SELECT count(*) FROM pg_stat_replication WHERE application_name = '" +
+             standby_name + "' AND sync_state = 'sync'") == "1") {
+      return;
+    }
+    usleep(100'000);  // a bounded poll of the server's own replication state
+  }
+  Fail("standby '" + standby_name + "' did not become synchronous within 30 s");
+}
+
+void PgCluster::Promote() {
+  if (RunPg({bin_dir_ + "/pg_ctl", "-D", data_dir_, "-w", "-t", "60", "promote"}) != 0) {
+    Fail("pg_ctl promote failed");
+  }
 }
 
 void PgCluster::CreateDatabase(const std::string& name) {

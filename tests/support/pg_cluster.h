@@ -19,6 +19,13 @@
 // SIGKILL, a test timeout), so no server outlives its test. A forked child that never calls
 // exec does not own the cluster and leaves it alone.
 //
+// Standby (failover tests):
+//
+//   PgCluster primary;
+//   auto standby = PgCluster::StandbyOf(primary, "standby1");   // pg_basebackup -R, streaming
+//   primary.MakeSynchronous("standby1");                         // synchronous_standby_names
+//   primary.StopImmediate(); standby->Promote();                 // a crash and a failover
+//
 // Thread safety: Url() and the accessors may be called from any thread; Start/Stop/Restart
 // and CreateDatabase are meant for the test's main thread.
 #ifndef ORDO_TESTS_SUPPORT_PG_CLUSTER_H_
@@ -26,6 +33,7 @@
 
 #include <sys/types.h>
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -60,11 +68,27 @@ class PgCluster {
   // StopImmediate() then Start().
   void Restart();
 
+  // A streaming standby of `primary` (pg_basebackup -R over the primary's unix socket) on its
+  // own loopback port, its walreceiver connecting with application_name=`name`. Started, and
+  // hot_standby (read-only queries). Throws on failure.
+  static std::unique_ptr<PgCluster> StandbyOf(PgCluster& primary, const std::string& name);
+  // synchronous_standby_names = '<name>' (and waits for the standby to report itself
+  // synchronous, up to 30 s): from then on a commit returns only once the standby has it.
+  void MakeSynchronous(const std::string& standby_name);
+  // pg_ctl promote -w: the standby becomes a primary (a new timeline).
+  void Promote();
+
   int port() const { return port_; }
   const std::string& password() const { return password_; }
   const std::string& dir() const { return dir_; }
 
  private:
+  struct StandbyTag {};
+  PgCluster(StandbyTag, PgCluster& primary, const std::string& name);
+  // mkdtemp, ownership, watchdog: the parts every cluster needs before its data directory.
+  void Prepare();
+  // Start() on a free loopback port, trying a few.
+  void StartOnFreePort();
   // Runs a PostgreSQL binary (as `postgres` when root); returns its exit status and appends its
   // output to the command log. Throws if it cannot be started.
   int RunPg(const std::vector<std::string>& argv, std::string* output = nullptr);

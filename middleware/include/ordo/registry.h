@@ -5,6 +5,7 @@
 //   fcntl:///dir                               open-file-description record locks in /dir
 //   sqlite:///path.db[?strategy=cas|version]   lease rows in a SQLite file (the embedded default)
 //   postgresql://user:pw@host:port/db[?strategy=for-update|cas|version]
+//   postgresql://user:pw@h1:5432,h2:5433,[::1]:5434/db?target_session_attrs=read-write
 //   http://host:port                           a running `ordo serve`
 //
 // Backends register themselves when libordo loads; Open needs no #include of an adapter.
@@ -23,20 +24,32 @@
 
 namespace ordo {
 
-// A parsed backend URL: scheme ":" ["//" [user[":"password]"@"] host[":"port]] path ["?" query].
-// user, password, path and query values are percent-decoded.
+// One entry of an authority's host list.
+struct HostPort {
+  std::string host;  // percent-decoded; an IPv6 address without its brackets
+  std::string port;  // digits 1-65535, or empty
+  bool operator==(const HostPort&) const = default;
+};
+
+// A parsed backend URL:
+//   scheme ":" ["//" [user[":"password]"@"] hostport ("," hostport)*] path ["?" query]
+//   hostport = (name | "[" ipv6 "]") [":" port]
+// user, password, hosts, path and query values are percent-decoded. The comma-separated host
+// list is libpq's multi-host form; backends that take one host refuse hosts.size() > 1.
 struct BackendUrl {
   std::string original;
   std::string scheme;  // lower case, without ':'
   bool has_authority = false;
   std::string user;
   std::string password;
-  std::string host;
-  std::string port;  // digits, or empty
+  std::string host;  // hosts[0].host, or empty
+  std::string port;  // hosts[0].port: digits, or empty
+  std::vector<HostPort> hosts;  // empty when the authority names no host
   std::string path;
   std::map<std::string, std::string> query;
 
-  // The URL with the password replaced by "****": safe for logs and error messages.
+  // The URL with the password (in the authority and any ?password=) replaced by "****": safe
+  // for logs and error messages.
   std::string Masked() const;
 
   // kInvalidArgument naming the first query parameter not in `known` (and listing the known
