@@ -117,6 +117,11 @@ struct LockerTraits {
   bool expires_by_ttl = true;
   // True when processes other than this one see the same locks (everything but inproc:).
   bool shared_across_processes = true;
+  // 0 when every change, by any process, is notified (waiters and Watch never poll). Otherwise
+  // the bounded period at which waiters re-check, and Watch callers must re-check, because
+  // changes made by other processes are not notified: sqlite:// (SQLite has no cross-process
+  // notification; releases inside the process are notified at once).
+  std::chrono::milliseconds recheck{0};
 };
 
 // A Locker is one open backend. Implementations are safe for concurrent use from many threads.
