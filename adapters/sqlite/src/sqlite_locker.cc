@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "ordo/engine.h"
 #include "ordo/names.h"
 #include "sqlite_stores.h"
 
@@ -18,7 +19,6 @@ using std::chrono::milliseconds;
 // A version-strategy call that keeps losing its write-back gives up with kUnavailable. Every
 // conflict means another call changed the lock meanwhile, so this takes heavy contention.
 constexpr int kMaxConflicts = 100;
-constexpr std::uint64_t kMaxToken = std::numeric_limits<std::int64_t>::max();
 
 // ---------------------------------------------------------------------------------------------
 // SQL of the cas strategy: each call is one BEGIN IMMEDIATE transaction (Database::Write), and
@@ -129,24 +129,22 @@ bool Conflicts(LockMode requested, LockMode held) {
   return requested == LockMode::kExclusive || held == LockMode::kExclusive;
 }
 
-// The outcome of one try: a lease, or who holds the lock and when the first conflicting
-// holder's lease runs out (so a waiter need not sleep past it).
-struct Attempt {
-  std::optional<Lease> lease;
-  std::string holders;
-  milliseconds retry_in{0};
-};
-
+// A refused try: who holds the lock and when the first conflicting holder's lease runs out
+// (so a waiter need not sleep past it), by SQLite's clock.
 Attempt Held(const std::vector<HolderRow>& conflicting, std::int64_t now) {
   Attempt out;
   std::int64_t first_expiry = std::numeric_limits<std::int64_t>::max();
   for (const auto& h : conflicting) {
-    if (!out.holders.empty()) out.holders += ", ";
-    out.holders += "'" + h.owner + "' (token " + std::to_string(h.token) + ", " +
-                   std::string(LockModeName(h.mode)) + ")";
+    out.holders.push_back({h.owner, h.token, h.mode, FromEpochMs(h.expires_at)});
     first_expiry = std::min(first_expiry, h.expires_at);
   }
-  out.retry_in = milliseconds(std::max<std::int64_t>(0, first_expiry - now));
+  if (!conflicting.empty()) out.expiry = milliseconds(std::max<std::int64_t>(0, first_expiry - now));
+  return out;
+}
+
+Attempt Granted(Lease lease) {
+  Attempt out;
+  out.lease = std::move(lease);
   return out;
 }
 
@@ -155,11 +153,7 @@ Lease MakeLease(std::string_view name, std::string owner, std::uint64_t token, L
   return Lease{std::string(name), std::move(owner), token, mode, FromEpochMs(expires_at), ttl};
 }
 
-Status LeaseLost(const Lease& lease) {
-  return LeaseLostError("lease on '" + lease.name + "' with token " +
-                        std::to_string(lease.token) +
-                        " is not held: it expired, was released or was taken over");
-}
+Status LeaseLost(const Lease& lease) { return LostError(lease); }
 
 // The internal signal of a lost write-back in the version strategy; never returned to users.
 Status Conflict() { return Status(StatusCode::kVersionMismatch, "version conflict"); }
@@ -234,7 +228,7 @@ class CasStrategy final : public LeaseStrategy {
         ORDO_RETURN_IF_ERROR(claim->Run());
         auto lease = InsertHolder(conn, request, owner, token);
         if (!lease.ok()) return lease.status();
-        return Attempt{std::move(*lease), {}, {}};
+        return Granted(std::move(*lease));
       }
       return HeldBy(conn, request);
     });
@@ -324,7 +318,7 @@ class VersionStrategy final : public LeaseStrategy {
         return InsertHolder(conn, request, owner,
                             static_cast<std::uint64_t>(version.value_or(0)) + 1);
       });
-      if (granted.ok()) return Attempt{std::move(*granted), {}, {}};
+      if (granted.ok()) return Granted(std::move(*granted));
       if (!IsConflict(granted.status())) return granted.status();
     }
     return TooManyConflicts(request.name);
@@ -416,70 +410,27 @@ class VersionStrategy final : public LeaseStrategy {
 
 // ---------------------------------------------------------------------------------------------
 
-class SqliteLocker final : public Locker {
+// A waiter sleeps on the file's in-process release signal, and for releases by other processes,
+// which SQLite cannot announce, wakes on its own after a backoff of 1 ms doubling to
+// kMaxBackoff: the one bounded poll in ordo (LockerTraits::recheck says so).
+class BackoffWakeups final : public Wakeups {
+ public:
+  explicit BackoffWakeups(std::unique_ptr<Wakeups> board) : board_(std::move(board)) {}
+  std::uint64_t Take() override { return board_->Take(); }
+  void Wait(std::uint64_t ticket, SteadyClock::time_point until) override {
+    board_->Wait(ticket, std::min(until, SteadyClock::now() + backoff_));
+    backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+  }
+
+ private:
+  const std::unique_ptr<Wakeups> board_;
+  milliseconds backoff_ = kMinBackoff;
+};
+
+class SqliteLocker final : public EngineLocker {
  public:
   SqliteLocker(std::shared_ptr<Database> db, std::unique_ptr<LeaseStrategy> strategy)
       : db_(std::move(db)), strategy_(std::move(strategy)), fenced_(db_), objects_(db_) {}
-
-  Result<Lease> Acquire(const LockRequest& request) override {
-    ORDO_RETURN_IF_ERROR(ValidateRequest(request));
-    const std::string owner = request.owner.empty() ? DefaultOwner() : request.owner;
-    const auto deadline = SteadyClock::now() + request.wait;
-    milliseconds backoff = kMinBackoff;
-    while (true) {
-      // Read the release count before the try: a release in this process that lands after the
-      // try looked at the table ends the sleep below at once instead of being missed.
-      const std::uint64_t seen = db_->releases();
-      auto attempt = strategy_->TryAcquire(request, owner);
-      if (!attempt.ok()) return attempt.status();
-      if (attempt->lease) return std::move(*attempt->lease);
-      const auto now = SteadyClock::now();
-      if (now >= deadline) {
-        return LockHeldError("lock '" + request.name + "' is held by " + attempt->holders);
-      }
-      // Other processes cannot wake us: look again after the backoff, or as soon as the first
-      // conflicting lease runs out (+1 ms: expiry is "expires_at <= now").
-      const auto nap = std::min(backoff, attempt->retry_in + milliseconds(1));
-      db_->WaitForRelease(seen, std::min(deadline, now + nap));
-      backoff = std::min(backoff * 2, kMaxBackoff);
-    }
-  }
-
-  Result<Lease> Renew(const Lease& lease, milliseconds ttl) override {
-    ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
-    ORDO_RETURN_IF_ERROR(ValidateTtl(ttl));
-    if (lease.token == 0 || lease.token > kMaxToken) return LeaseLost(lease);
-    return strategy_->Renew(lease, ttl);
-  }
-
-  Status Release(const Lease& lease) override {
-    ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
-    if (lease.token == 0 || lease.token > kMaxToken) return LeaseLost(lease);
-    Status s = strategy_->Release(lease);
-    if (s.ok()) db_->NotifyRelease();
-    return s;
-  }
-
-  Result<LockState> Describe(std::string_view name) override {
-    ORDO_RETURN_IF_ERROR(ValidateName(name));
-    return db_->Read([&](Connection& conn) -> Result<LockState> {
-      auto describe = conn.Prepare(kDescribe);
-      if (!describe.ok()) return describe.status();
-      describe->BindText(1, name);
-      LockState state{std::string(name), {}, 0};
-      bool found = false;
-      while (true) {
-        auto row = describe->Step();
-        if (!row.ok()) return row.status();
-        if (!*row) break;
-        found = true;
-        state.last_token = static_cast<std::uint64_t>(describe->Int(0));
-        if (!describe->IsNull(2)) state.holders.push_back(HolderAt(*describe, 1));
-      }
-      if (!found) return NotFoundError("lock '" + std::string(name) + "' was never acquired");
-      return state;
-    });
-  }
 
   Result<std::vector<LockState>> List(std::string_view prefix, std::size_t limit) override {
     return db_->Read([&](Connection& conn) -> Result<std::vector<LockState>> {
@@ -507,10 +458,54 @@ class SqliteLocker final : public Locker {
   }
 
   LockerTraits traits() const override {
-    return {.expires_by_ttl = true, .shared_across_processes = true};
+    return {.expires_by_ttl = true, .shared_across_processes = true, .recheck = kMaxBackoff};
   }
   FencedStore& fenced() override { return fenced_; }
   VersionedStore& objects() override { return objects_; }
+
+ protected:
+  Result<Attempt> TryAcquire(const LockRequest& request, const std::string& owner,
+                             SteadyClock::time_point /*deadline*/) override {
+    if (request.limit > 1) {
+      return InvalidArgumentError("limit " + std::to_string(request.limit) +
+                                  ": semaphores are not supported by this backend yet");
+    }
+    auto attempt = strategy_->TryAcquire(request, owner);
+    if (attempt.ok() && attempt->lease) db_->board().NotifyWatchers(request.name);
+    return attempt;
+  }
+  Result<Lease> DoRenew(const Lease& lease, milliseconds ttl) override {
+    return strategy_->Renew(lease, ttl);
+  }
+  Status DoRelease(const Lease& lease) override { return strategy_->Release(lease); }
+  void Released(std::string_view name) override { db_->board().Notify(name); }
+  std::unique_ptr<Wakeups> WaitFor(std::string_view name) override {
+    return std::make_unique<BackoffWakeups>(db_->board().WaitFor(name));
+  }
+  std::unique_ptr<Subscription> Subscribe(std::string_view name,
+                                          std::function<void()> changed) override {
+    return db_->board().Watch(name, std::move(changed));
+  }
+
+  Result<LockState> DoDescribe(std::string_view name) override {
+    return db_->Read([&](Connection& conn) -> Result<LockState> {
+      auto describe = conn.Prepare(kDescribe);
+      if (!describe.ok()) return describe.status();
+      describe->BindText(1, name);
+      LockState state{std::string(name), {}, 0};
+      bool found = false;
+      while (true) {
+        auto row = describe->Step();
+        if (!row.ok()) return row.status();
+        if (!*row) break;
+        found = true;
+        state.last_token = static_cast<std::uint64_t>(describe->Int(0));
+        if (!describe->IsNull(2)) state.holders.push_back(HolderAt(*describe, 1));
+      }
+      if (!found) return NotFoundError("lock '" + std::string(name) + "' was never acquired");
+      return state;
+    });
+  }
 
  private:
   // Reads (owner, token, mode, expires_at) starting at `column`.
