@@ -176,7 +176,12 @@ Result<Lease> EngineLocker::Acquire(const LockRequest& request) {
     if (attempt->lease) return std::move(*attempt->lease);
     if (attempt->retry_now) continue;
     const auto now = SteadyClock::now();
-    if (wakeups == nullptr || now >= deadline) return HeldError(request.name, attempt->holders);
+    if (wakeups == nullptr || now >= deadline) {
+      if (attempt->holders.empty() && !attempt->held_by.empty()) {
+        return LockHeldError("lock '" + request.name + "' is held by " + attempt->held_by);
+      }
+      return HeldError(request.name, attempt->holders);
+    }
     auto wake = deadline;
     // A lease that runs out sends no wake-up: sleep at most until the first conflicting one
     // does (+1 ms: expiry is "expires_at <= now").

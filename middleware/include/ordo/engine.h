@@ -68,6 +68,9 @@ struct Attempt {
   // their leases runs out, measured by the backend's clock (empty: none expires by TTL).
   std::vector<Holder> holders;
   std::optional<std::chrono::milliseconds> expiry;
+  // Refused, where the backend's storage formats the holders itself (one SQL statement): their
+  // HolderText, used when `holders` is empty.
+  std::string held_by;
 };
 
 // What one waiting acquisition sleeps on between tries. Not shared between threads.
