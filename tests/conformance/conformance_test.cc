@@ -5,9 +5,13 @@
 
 #include <sys/wait.h>
 #include <signal.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <barrier>
+#include <condition_variable>
+#include <mutex>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -225,6 +229,127 @@ TEST_P(ConformanceTest, WaitElapsesWhileHeld) {
   EXPECT_EQ(waited.status().code(), StatusCode::kLockHeld);
   EXPECT_GE(took, 250ms) << "the acquire must wait for its whole wait";
   ASSERT_OK(locker_->Release(*held));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting: woken by the backend's wake-up source, never by spinning. The one allowed poll
+// (traits().recheck: SQLite across processes) is bounded by its period.
+
+std::chrono::nanoseconds ThreadCpuTime() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+// True once thread `tid` of this process sleeps in the kernel (state S), polled with a
+// deadline: that is where a waiter must be between its tries.
+bool ThreadSleepsWithin(pid_t tid, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  const std::string path = "/proc/self/task/" + std::to_string(tid) + "/stat";
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream stat(path);
+    std::string text;
+    std::getline(stat, text);
+    const auto paren = text.rfind(')');
+    if (paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] == 'S') {
+      return true;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  return false;
+}
+
+TEST_P(ConformanceTest, WaitingBlocksWithoutSpinning) {
+  const std::string name = Name("spin");
+  auto held = locker_->Acquire(Exclusive(name));
+  ASSERT_OK(held);
+  auto other = OpenAnother();
+  std::chrono::nanoseconds cpu{0};
+  std::chrono::steady_clock::duration took{};
+  StatusCode code = StatusCode::kOk;
+  std::thread waiter([&] {
+    const auto cpu0 = ThreadCpuTime();
+    const auto t0 = std::chrono::steady_clock::now();
+    code = other->Acquire(Exclusive(name, 1s)).status().code();
+    took = std::chrono::steady_clock::now() - t0;
+    cpu = ThreadCpuTime() - cpu0;
+  });
+  waiter.join();
+  EXPECT_EQ(code, StatusCode::kLockHeld);
+  EXPECT_GE(took, 950ms);
+  // A backend that re-checks does at most one try per period (plus its first, shorter ones):
+  // a few dozen short transactions in a second, far below a spinning loop's full core.
+  EXPECT_LT(cpu, 60ms) << "a 1 s wait burned " << cpu.count() / 1000 << " us of CPU (recheck "
+                       << locker_->traits().recheck.count() << " ms)";
+  ASSERT_OK(locker_->Release(*held));
+}
+
+TEST_P(ConformanceTest, ReleaseInAnotherProcessWakesASleepingWaiterWithinTheBound) {
+  if (!locker_->traits().shared_across_processes) GTEST_SKIP() << "locks of one process only";
+  const std::string name = Name("wake");
+  Child holder({WorkerPath(), "hold", url_, name, "exclusive", "30000"});
+  const std::string line = holder.ReadLine();
+  ASSERT_EQ(line.rfind("token ", 0), 0u) << "worker said '" << line << "'";
+  std::atomic<pid_t> tid{0};
+  Result<Lease> waited = InternalError("not run");
+  std::chrono::steady_clock::time_point granted_at;
+  std::thread waiter([&] {
+    tid = gettid();
+    waited = locker_->Acquire(Exclusive(name, 30s));
+    granted_at = std::chrono::steady_clock::now();
+  });
+  while (tid.load() == 0) std::this_thread::yield();
+  const bool sleeping = ThreadSleepsWithin(tid.load(), 10s);
+  const auto released_at = std::chrono::steady_clock::now();
+  holder.WriteLine("release");
+  EXPECT_EQ(holder.ReadLine(), "released");
+  waiter.join();
+  ASSERT_TRUE(sleeping) << "the waiter never slept";
+  ASSERT_OK(waited);
+  // Notified backends hand over in milliseconds; a re-checking one within its period. The
+  // margin is for a loaded machine, not for polling.
+  const auto bound = locker_->traits().recheck + 400ms;
+  EXPECT_LT(granted_at - released_at, bound)
+      << "woken after "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(granted_at - released_at).count()
+      << " ms";
+  ASSERT_OK(locker_->Release(*waited));
+}
+
+TEST_P(ConformanceTest, WatchIsCalledWhenTheLockIsReleased) {
+  const std::string name = Name("watch");
+  auto held = locker_->Acquire(Exclusive(name));
+  ASSERT_OK(held);
+  std::mutex mu;
+  std::condition_variable cv;
+  int calls = 0;
+  auto other = OpenAnother();
+  auto subscription = other->Watch(name, [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    ++calls;
+    cv.notify_all();
+  });
+  if (subscription == nullptr) {
+    ASSERT_OK(locker_->Release(*held));
+    GTEST_SKIP() << "this backend has no notification source (Watch returns nullptr)";
+  }
+  ASSERT_OK(locker_->Release(*held));
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    EXPECT_TRUE(cv.wait_for(lock, 5s, [&] { return calls > 0; }))
+        << "no callback within 5 s of the release";
+  }
+  subscription.reset();
+  // After the Subscription is gone the callback is never called again.
+  const int before = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return calls;
+  }();
+  auto again = locker_->Acquire(Exclusive(name));
+  ASSERT_OK(again);
+  ASSERT_OK(locker_->Release(*again));
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(calls, before);
 }
 
 TEST_P(ConformanceTest, ManyThreadsNeverOverlapExclusive) {
