@@ -154,11 +154,24 @@ class HttpLocker final : public EngineLocker, public FencedStore, public Version
       if (reply->status == 200) {
         auto lease = LeaseOf(*reply);
         if (!lease.ok()) return lease.status();
+        if (request.limit > 1 && !HasSlot(*reply)) {
+          // A server before v2 ignored "limit" and granted a plain lock: give it back rather
+          // than pass it off as a permit.
+          DoRelease(*lease).IgnoreError();
+          return InvalidArgumentError("limit " + std::to_string(request.limit) + ": " +
+                                      url_.Masked() + " does not support semaphores");
+        }
         Attempt granted;
         granted.lease = std::move(*lease);
         return granted;
       }
       Status error = ErrorOf(*reply);
+      if (request.limit > 1 && error.code() == StatusCode::kInvalidArgument &&
+          error.message().find("unknown field 'limit'") != std::string::npos) {
+        return InvalidArgumentError("limit " + std::to_string(request.limit) +
+                                    ": semaphores are not supported by this backend yet (" +
+                                    url_.Masked() + " does not know \"limit\")");
+      }
       if (error.code() != StatusCode::kLockHeld || wait == remaining) return error;
     }
   }
@@ -394,6 +407,11 @@ class HttpLocker final : public EngineLocker, public FencedStore, public Version
   Status Malformed(const Reply& reply) const {
     return InternalError("malformed reply from " + url_.Masked() + " (HTTP " +
                          std::to_string(reply.status) + "): " + reply.body.substr(0, 200));
+  }
+
+  static bool HasSlot(const Reply& reply) {
+    const json body = json::parse(reply.body, nullptr, false);
+    return body.is_object() && body.contains("slot") && body["slot"].is_number_unsigned();
   }
 
   Result<Lease> LeaseOf(const Reply& reply) const {
