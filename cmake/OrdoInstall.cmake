@@ -3,9 +3,11 @@ include(CMakePackageConfigHelpers)
 
 install(DIRECTORY ${PROJECT_SOURCE_DIR}/middleware/include/ordo
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(DIRECTORY ${PROJECT_SOURCE_DIR}/local/include/ordo_local
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(FILES ${PROJECT_BINARY_DIR}/middleware/include/ordo/version.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/ordo)
-install(TARGETS ordo ordo_middleware_headers EXPORT ordoTargets
+install(TARGETS ordo ordo_middleware_headers ordo_local_headers EXPORT ordoTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
