@@ -53,6 +53,9 @@ class LockTable {
   LockTable()
       : fenced_([this](std::string_view lock, std::uint64_t token) {
           return CheckLiveHolder(lock, token);
+        }),
+        objects_([this](std::string_view lock, std::uint64_t token) {
+          return CheckLiveHolder(lock, token);
         }) {}
 
   Result<Attempt> TryAcquire(const LockRequest& request, const std::string& owner) {

@@ -1,4 +1,4 @@
--- ordo's SQLite schema, version 2: semaphores. A holder records the limit it was acquired with
+-- ordo's SQLite schema, version 3: semaphores. A holder records the limit it was acquired with
 -- and its slot (the lowest one free among the live holders when it was acquired; 0 for a plain
 -- lock or a shared holder).
 --
