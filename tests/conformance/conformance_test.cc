@@ -935,7 +935,7 @@ TEST_P(ConformanceTest, MismatchedLimitIsRefusedAndChangesNothing) {
 // At no instant more than `limit` holders, each in its own slot; the same measurement without
 // the semaphore must go over, or it would prove nothing.
 int MaxInside(const std::function<Result<Lease>(int)>& acquire,
-              const std::function<void(const Lease&)>& release, int threads, int rounds,
+              const std::function<void(int, const Lease&)>& release, int threads, int rounds,
               std::uint32_t limit, bool* slot_clash) {
   std::atomic<int> inside{0};
   std::atomic<int> max_inside{0};
@@ -958,7 +958,7 @@ int MaxInside(const std::function<Result<Lease>(int)>& acquire,
         std::this_thread::yield();
         if (lease->slot < limit) busy[lease->slot] = false;
         --inside;
-        release(*lease);
+        release(t, *lease);
       }
     });
   }
@@ -977,7 +977,8 @@ TEST_P(ConformanceTest, ManyThreadsNeverExceedTheLimit) {
   bool clash = false;
   const int guarded = MaxInside(
       [&](int t) { return lockers[t]->Acquire(Permit(name, kLimit, 60s)); },
-      [&](const Lease& l) { EXPECT_TRUE(locker_->Release(l).ok()); }, kThreads, 30, kLimit,
+      [&](int t, const Lease& l) { EXPECT_TRUE(lockers[t]->Release(l).ok()); }, kThreads, 30,
+      kLimit,
       &clash);
   EXPECT_LE(guarded, static_cast<int>(kLimit));
   EXPECT_FALSE(clash) << "two live holders had the same slot";
@@ -990,7 +991,7 @@ TEST_P(ConformanceTest, ManyThreadsNeverExceedTheLimit) {
         gate.arrive_and_wait();
         return Lease{.name = name, .slot = kLimit};  // no permit: out of the slot check
       },
-      [&](const Lease&) { gate.arrive_and_wait(); }, kThreads, 3, kLimit, &unused);
+      [&](int, const Lease&) { gate.arrive_and_wait(); }, kThreads, 3, kLimit, &unused);
   EXPECT_GT(unguarded, static_cast<int>(kLimit)) << "the control run must go over the limit";
 }
 
