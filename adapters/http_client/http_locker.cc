@@ -158,8 +158,9 @@ class HttpLocker final : public EngineLocker, public FencedStore, public Version
           // A server before v2 ignored "limit" and granted a plain lock: give it back rather
           // than pass it off as a permit.
           DoRelease(*lease).IgnoreError();
-          return InvalidArgumentError("limit " + std::to_string(request.limit) + ": " +
-                                      url_.Masked() + " does not support semaphores");
+          return InvalidArgumentError("limit " + std::to_string(request.limit) +
+                                      ": semaphores are not supported by this backend yet (" +
+                                      url_.Masked() + " granted a plain lock: no \"slot\")");
         }
         Attempt granted;
         granted.lease = std::move(*lease);
