@@ -72,6 +72,8 @@ std::vector<std::unique_ptr<BackendBench>> HttpBackends();
 
 // Rows that are not a Locker scenario: `ordo run`, memory, scale.
 void RunCliRows(const Config& cfg, Table& table);
+// Limit-4 semaphore rows, 8 clients (rows_semaphore.cc).
+void RunSemaphoreRows(const Config& cfg, Table& table);
 void RunMemoryRow(const Config& cfg, Table& table);
 void RunScaleRow(const Config& cfg, Table& table);
 // pgbench -M prepared with `script` in the database `conninfo` names, at `clients` clients, for

@@ -28,6 +28,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "ordo/engine.h"
 #include "ordo/lock.h"
 #include "ordo/names.h"
 #include "ordo/registry.h"
@@ -104,7 +105,7 @@ struct Reply {
   }
 };
 
-class HttpLocker final : public Locker, public FencedStore, public VersionedStore {
+class HttpLocker final : public EngineLocker, public FencedStore, public VersionedStore {
  public:
   HttpLocker(BackendUrl url, int port) : url_(std::move(url)), port_(port) {}
 
@@ -132,10 +133,13 @@ class HttpLocker final : public Locker, public FencedStore, public VersionedStor
 
   // --- Locker --------------------------------------------------------------------------------
 
-  Result<Lease> Acquire(const LockRequest& request) override {
-    ORDO_RETURN_IF_ERROR(ValidateRequest(request));
-    // A wait longer than the server allows in one request becomes several requests.
-    const auto deadline = SteadyClock::now() + request.wait;
+  // --- the engine's parts: the server's own queue is the wake-up source ----------------------
+
+  // The server parks the request until the lock is free or the wait elapses, so this try waits
+  // itself; a wait longer than the server allows in one request becomes several requests. The
+  // server's kLockHeld (which names the holders) is returned as it is.
+  Result<Attempt> TryAcquire(const LockRequest& request, const std::string& owner,
+                             SteadyClock::time_point deadline) override {
     while (true) {
       const auto remaining = std::max(
           std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now()), milliseconds(0));
@@ -143,18 +147,45 @@ class HttpLocker final : public Locker, public FencedStore, public VersionedStor
       json body = {{"ttl_ms", request.ttl.count()},
                    {"wait_ms", wait.count()},
                    {"mode", std::string(LockModeName(request.mode))}};
-      if (!request.owner.empty()) body["owner"] = request.owner;
+      body["owner"] = owner;
+      if (request.limit > 1) body["limit"] = request.limit;  // a plain lock's body is unchanged
       auto reply = Call("POST", "/v1/locks/" + request.name + "/acquire", {}, body.dump(), wait);
       if (!reply.ok()) return reply.status();
-      if (reply->status == 200) return LeaseOf(*reply);
+      if (reply->status == 200) {
+        auto lease = LeaseOf(*reply);
+        if (!lease.ok()) return lease.status();
+        if (request.limit > 1 && !HasSlot(*reply)) {
+          // A server before v2 ignored "limit" and granted a plain lock: give it back rather
+          // than pass it off as a permit.
+          DoRelease(*lease).IgnoreError();
+          return InvalidArgumentError("limit " + std::to_string(request.limit) +
+                                      ": semaphores are not supported by this backend yet (" +
+                                      url_.Masked() + " granted a plain lock: no \"slot\")");
+        }
+        Attempt granted;
+        granted.lease = std::move(*lease);
+        return granted;
+      }
       Status error = ErrorOf(*reply);
+      if (request.limit > 1 && error.code() == StatusCode::kInvalidArgument &&
+          error.message().find("unknown field 'limit'") != std::string::npos) {
+        return InvalidArgumentError("limit " + std::to_string(request.limit) +
+                                    ": semaphores are not supported by this backend yet (" +
+                                    url_.Masked() + " does not know \"limit\")");
+      }
       if (error.code() != StatusCode::kLockHeld || wait == remaining) return error;
     }
   }
 
-  Result<Lease> Renew(const Lease& lease, milliseconds ttl) override {
-    ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
-    ORDO_RETURN_IF_ERROR(ValidateTtl(ttl));
+  std::unique_ptr<Wakeups> WaitFor(std::string_view /*name*/) override { return nullptr; }
+  // A client has no notification source of its own: callers re-check (the server's parked
+  // acquire is the way to wait).
+  std::unique_ptr<Subscription> Subscribe(std::string_view /*name*/,
+                                          std::function<void()> /*changed*/) override {
+    return nullptr;
+  }
+
+  Result<Lease> DoRenew(const Lease& lease, milliseconds ttl) override {
     json body = {{"token", lease.token}, {"ttl_ms", ttl.count()}};
     auto reply = Call("POST", "/v1/locks/" + lease.name + "/renew", {}, body.dump(), {});
     if (!reply.ok()) return reply.status();
@@ -162,8 +193,7 @@ class HttpLocker final : public Locker, public FencedStore, public VersionedStor
     return LeaseOf(*reply);
   }
 
-  Status Release(const Lease& lease) override {
-    ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
+  Status DoRelease(const Lease& lease) override {
     json body = {{"token", lease.token}};
     auto reply = Call("POST", "/v1/locks/" + lease.name + "/release", {}, body.dump(), {});
     if (!reply.ok()) return reply.status();
@@ -171,8 +201,7 @@ class HttpLocker final : public Locker, public FencedStore, public VersionedStor
     return OkStatus();
   }
 
-  Result<LockState> Describe(std::string_view name) override {
-    ORDO_RETURN_IF_ERROR(ValidateName(name));
+  Result<LockState> DoDescribe(std::string_view name) override {
     auto reply = Call("GET", "/v1/locks/" + std::string(name), {}, "", {});
     if (!reply.ok()) return reply.status();
     if (reply->status != 200) return ErrorOf(*reply);
@@ -395,9 +424,19 @@ class HttpLocker final : public Locker, public FencedStore, public VersionedStor
                          std::to_string(reply.status) + "): " + reply.body.substr(0, 200));
   }
 
+  static bool HasSlot(const Reply& reply) {
+    const json body = json::parse(reply.body, nullptr, false);
+    return body.is_object() && body.contains("slot") && body["slot"].is_number_unsigned();
+  }
+
   Result<Lease> LeaseOf(const Reply& reply) const {
-    auto lease = wire::LeaseFromJson(json::parse(reply.body, nullptr, false));
+    const json body = json::parse(reply.body, nullptr, false);
+    auto lease = wire::LeaseFromJson(body);
     if (!lease) return Malformed(reply);
+    // A permit's slot (v2); a server before v2 sends none, which is slot 0 of a plain lock.
+    if (body.is_object() && body.contains("slot") && body["slot"].is_number_unsigned()) {
+      lease->slot = body["slot"].get<std::uint32_t>();
+    }
     return std::move(*lease);
   }
 

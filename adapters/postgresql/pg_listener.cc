@@ -15,7 +15,7 @@ struct Listener::Receiver final : pqxx::notification_receiver {
   Receiver(pqxx::connection& conn, Listener& owner)
       : pqxx::notification_receiver(conn, std::string(sql::kChannel)), listener(owner) {}
   void operator()(const std::string& payload, int /*backend_pid*/) override {
-    listener.Notified(payload);
+    listener.board().Notify(payload);
   }
   Listener& listener;
 };
@@ -37,9 +37,10 @@ Listener::~Listener() {
   if (wake_fd_ >= 0) close(wake_fd_);
 }
 
-void Listener::Start() {
+void Listener::Start(bool wait) {
   std::unique_lock<std::mutex> lock(mu_);
   if (!thread_.joinable()) thread_ = std::thread([this] { Loop(); });
+  if (!wait) return;
   // connect_timeout bounds the first attempt; the margin covers LISTEN's round trip.
   changed_.wait_for(lock, std::chrono::seconds(15), [&] { return attempted_ || stopping_; });
 }
@@ -47,14 +48,6 @@ void Listener::Start() {
 bool Listener::healthy() const {
   std::lock_guard<std::mutex> lock(mu_);
   return healthy_;
-}
-
-void Listener::Notified(const std::string& name) {
-  std::lock_guard<std::mutex> lock(mu_);
-  auto it = entries_.find(name);
-  if (it == entries_.end()) return;  // nobody in this Locker waits for that name
-  ++it->second.generation;
-  changed_.notify_all();
 }
 
 void Listener::Reset(std::unique_ptr<Receiver>& receiver,
@@ -68,10 +61,11 @@ void Listener::Reset(std::unique_ptr<Receiver>& receiver,
   });
   receiver.reset();
   conn.reset();
-  std::lock_guard<std::mutex> lock(mu_);
-  healthy_ = false;
-  ++epoch_;  // wake every waiter: they fall back to re-checking until the listener is back
-  changed_.notify_all();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    healthy_ = false;
+  }
+  board_.NotifyAll();  // wake every waiter: they fall back to re-checking until it is back
 }
 
 void Listener::Loop() {
@@ -97,9 +91,10 @@ void Listener::Loop() {
       attempted_ = true;
       if (listening.status.ok()) {
         healthy_ = true;
-        ++epoch_;  // notifications may have been missed while disconnected: re-check all
         backoff = std::chrono::milliseconds(100);
         changed_.notify_all();
+        lock.unlock();
+        board_.NotifyAll();  // notifications may have been missed while disconnected
         continue;
       }
       changed_.notify_all();
@@ -126,32 +121,6 @@ void Listener::Loop() {
     if (!got.status.ok()) Reset(receiver, conn);
   }
   Reset(receiver, conn);
-}
-
-Listener::Watch::Watch(Listener& listener, std::string name)
-    : listener_(listener), name_(std::move(name)) {
-  std::lock_guard<std::mutex> lock(listener_.mu_);
-  ++listener_.entries_[name_].watchers;
-}
-
-Listener::Watch::~Watch() {
-  std::lock_guard<std::mutex> lock(listener_.mu_);
-  auto it = listener_.entries_.find(name_);
-  if (--it->second.watchers == 0) listener_.entries_.erase(it);
-}
-
-Listener::Ticket Listener::Watch::Take() const {
-  std::lock_guard<std::mutex> lock(listener_.mu_);
-  return {listener_.entries_.find(name_)->second.generation, listener_.epoch_};
-}
-
-void Listener::Watch::Wait(const Ticket& ticket,
-                           std::chrono::steady_clock::time_point until) const {
-  std::unique_lock<std::mutex> lock(listener_.mu_);
-  listener_.changed_.wait_until(lock, until, [&] {
-    return listener_.stopping_ || listener_.epoch_ != ticket.epoch ||
-           listener_.entries_.find(name_)->second.generation != ticket.generation;
-  });
 }
 
 }  // namespace ordo::pg

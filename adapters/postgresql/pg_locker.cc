@@ -22,6 +22,7 @@
 #include <utility>
 #include <vector>
 
+#include "ordo/engine.h"
 #include "ordo/lock.h"
 #include "ordo/names.h"
 #include "ordo/registry.h"
@@ -42,7 +43,6 @@ constexpr milliseconds kDegradedRecheck{250};
 // Conflicts a version-strategy call tolerates before giving up (each one means another caller
 // made progress, so this only bounds pathological contention).
 constexpr int kMaxVersionConflicts = 10'000;
-constexpr std::uint64_t kMaxToken = std::numeric_limits<std::int64_t>::max();
 
 std::chrono::system_clock::time_point FromEpochMs(std::int64_t ms) {
   return std::chrono::system_clock::time_point(milliseconds(ms));
@@ -54,33 +54,23 @@ LockMode ParseMode(std::string_view text) {
   return text == "shared" ? LockMode::kShared : LockMode::kExclusive;
 }
 
-Status Lost(const Lease& lease, std::string_view why =
-                                    "it expired, was released or was taken over") {
-  return LeaseLostError("lease on '" + lease.name + "' with token " +
-                        std::to_string(lease.token) + " is not held: " + std::string(why));
-}
+Status Lost(const Lease& lease, std::string_view why = kLostWhy) { return LostError(lease, why); }
 
-Status Held(const std::string& name, const std::string& held_by) {
-  return LockHeldError("lock '" + name + "' is held" +
-                       (held_by.empty() ? std::string() : " by " + held_by));
-}
-
-std::string HolderText(const std::vector<Holder>& holders) {
-  std::string out;
-  for (const auto& h : holders) {
-    if (!out.empty()) out += ", ";
-    out += "'" + h.owner + "' (token " + std::to_string(h.token) + ", " +
-           std::string(LockModeName(h.mode)) + ")";
+// A waiting cas/version acquisition sleeps on the listener's board; while the listener is
+// disconnected, notifications are lost, so it re-checks every kDegradedRecheck.
+class ListenerWakeups final : public Wakeups {
+ public:
+  ListenerWakeups(Listener& listener, std::unique_ptr<Wakeups> board)
+      : listener_(listener), board_(std::move(board)) {}
+  std::uint64_t Take() override { return board_->Take(); }
+  void Wait(std::uint64_t ticket, SteadyClock::time_point until) override {
+    if (!listener_.healthy()) until = std::min(until, SteadyClock::now() + kDegradedRecheck);
+    board_->Wait(ticket, until);
   }
-  return out;
-}
 
-// One try at a leased (cas/version) acquisition.
-struct Attempt {
-  std::optional<Lease> lease;          // granted
-  bool retry_now = false;              // decided on an outdated snapshot: try again at once
-  std::string held_by;                 // refused: who holds it
-  std::optional<milliseconds> expiry;  // refused: when the first lease among them runs out
+ private:
+  Listener& listener_;
+  const std::unique_ptr<Wakeups> board_;
 };
 
 // The version strategy's read: the lock's version and its holder rows, with liveness already
@@ -97,7 +87,7 @@ struct VersionView {
   std::int64_t now_ms = 0;
 };
 
-class PgLocker final : public Locker {
+class PgLocker final : public EngineLocker {
  public:
   explicit PgLocker(Config config)
       : strategy_(config.strategy),
@@ -108,68 +98,10 @@ class PgLocker final : public Locker {
 
   ~PgLocker() override {
     // Rolling back and closing the holders' connections frees their row locks.
-    std::lock_guard<std::mutex> lock(held_mu_);
-    held_.clear();
+    held_.Drain([](const std::string&, std::uint64_t, HeldRow&) {});
   }
 
   Status Open() { return Migrate(pool_); }
-
-  Result<Lease> Acquire(const LockRequest& request) override {
-    ORDO_RETURN_IF_ERROR(ValidateRequest(request));
-    const std::string owner = request.owner.empty() ? DefaultOwner() : request.owner;
-    if (strategy_ == Strategy::kForUpdate) return AcquireForUpdate(request, owner);
-    return AcquireLeased(request, owner);
-  }
-
-  Result<Lease> Renew(const Lease& lease, milliseconds ttl) override {
-    ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
-    ORDO_RETURN_IF_ERROR(ValidateTtl(ttl));
-    if (lease.token == 0 || lease.token > kMaxToken) return Lost(lease, "no such token");
-    switch (strategy_) {
-      case Strategy::kCas:
-        return RenewOneStatement(lease, ttl, sql::kCasRenew);
-      case Strategy::kForUpdate:
-        return RenewOneStatement(lease, ttl, sql::kForUpdateRenew);
-      case Strategy::kVersion:
-        return RenewVersion(lease, ttl);
-    }
-    return InternalError("unknown strategy");
-  }
-
-  Status Release(const Lease& lease) override {
-    ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
-    if (lease.token == 0 || lease.token > kMaxToken) return Lost(lease, "no such token");
-    switch (strategy_) {
-      case Strategy::kCas:
-        return ReleaseCas(lease);
-      case Strategy::kForUpdate:
-        return ReleaseForUpdate(lease);
-      case Strategy::kVersion:
-        return ReleaseVersion(lease);
-    }
-    return InternalError("unknown strategy");
-  }
-
-  Result<LockState> Describe(std::string_view name) override {
-    ORDO_RETURN_IF_ERROR(ValidateName(name));
-    std::optional<LockState> state;
-    ORDO_RETURN_IF_ERROR(pool_.Run("describe", [&](pqxx::connection& c) {
-      pqxx::nontransaction tx(c);
-      auto r = pool_.Exec(tx, sql::kDescribe, std::string(name));
-      state.reset();
-      if (r.empty()) return OkStatus();
-      state = LockState{std::string(name), {}, r[0][0].as<std::uint64_t>()};
-      for (const auto& row : r) {
-        if (row[2].is_null()) continue;
-        state->holders.push_back({row[1].as<std::string>(), row[2].as<std::uint64_t>(),
-                                  ParseMode(row[3].c_str()),
-                                  FromEpochMs(row[4].as<std::int64_t>())});
-      }
-      return OkStatus();
-    }));
-    if (!state) return NotFoundError("lock '" + std::string(name) + "' was never acquired");
-    return std::move(*state);
-  }
 
   Result<std::vector<LockState>> List(std::string_view prefix, std::size_t limit) override {
     std::vector<LockState> out;
@@ -212,35 +144,86 @@ class PgLocker final : public Locker {
   FencedStore& fenced() override { return fenced_; }
   VersionedStore& objects() override { return objects_; }
 
+ protected:
+  Result<Attempt> TryAcquire(const LockRequest& request, const std::string& owner,
+                             SteadyClock::time_point /*deadline*/) override {
+    if (request.limit > 1) {
+      return InvalidArgumentError("limit " + std::to_string(request.limit) +
+                                  ": semaphores are not supported by this backend yet");
+    }
+    switch (strategy_) {
+      case Strategy::kCas:
+        return TryCas(request, owner);
+      case Strategy::kVersion:
+        return TryVersion(request, owner);
+      case Strategy::kForUpdate:
+        return TryForUpdate(request, owner);
+    }
+    return InternalError("unknown strategy");
+  }
+
+  // cas and version wait on NOTIFY; for-update waits in the database's own row-lock queue,
+  // bounded by lock_timeout, inside its try.
+  std::unique_ptr<Wakeups> WaitFor(std::string_view name) override {
+    if (strategy_ == Strategy::kForUpdate) return nullptr;
+    listener_.Start();
+    return std::make_unique<ListenerWakeups>(listener_, listener_.board().WaitFor(name));
+  }
+
+  // Every strategy's release NOTIFYs (a for-update holder's dropped connection does not: the
+  // caller's bounded wait for expires_at covers that as for any TTL expiry).
+  std::unique_ptr<Subscription> Subscribe(std::string_view name,
+                                          std::function<void()> changed) override {
+    listener_.Start(/*wait=*/false);
+    return listener_.board().Watch(name, std::move(changed));
+  }
+
+  Result<Lease> DoRenew(const Lease& lease, milliseconds ttl) override {
+    switch (strategy_) {
+      case Strategy::kCas:
+        return RenewOneStatement(lease, ttl, sql::kCasRenew);
+      case Strategy::kForUpdate:
+        return RenewOneStatement(lease, ttl, sql::kForUpdateRenew);
+      case Strategy::kVersion:
+        return RenewVersion(lease, ttl);
+    }
+    return InternalError("unknown strategy");
+  }
+
+  Status DoRelease(const Lease& lease) override {
+    switch (strategy_) {
+      case Strategy::kCas:
+        return ReleaseCas(lease);
+      case Strategy::kForUpdate:
+        return ReleaseForUpdate(lease);
+      case Strategy::kVersion:
+        return ReleaseVersion(lease);
+    }
+    return InternalError("unknown strategy");
+  }
+
+  Result<LockState> DoDescribe(std::string_view name) override {
+    std::optional<LockState> state;
+    ORDO_RETURN_IF_ERROR(pool_.Run("describe", [&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      auto r = pool_.Exec(tx, sql::kDescribe, std::string(name));
+      state.reset();
+      if (r.empty()) return OkStatus();
+      state = LockState{std::string(name), {}, r[0][0].as<std::uint64_t>()};
+      for (const auto& row : r) {
+        if (row[2].is_null()) continue;
+        state->holders.push_back({row[1].as<std::string>(), row[2].as<std::uint64_t>(),
+                                  ParseMode(row[3].c_str()),
+                                  FromEpochMs(row[4].as<std::int64_t>())});
+      }
+      return OkStatus();
+    }));
+    if (!state) return NotFoundError("lock '" + std::string(name) + "' was never acquired");
+    return std::move(*state);
+  }
+
  private:
   // --- cas and version: leases, woken by NOTIFY ----------------------------------------------
-
-  Result<Lease> AcquireLeased(const LockRequest& request, const std::string& owner) {
-    const auto deadline = SteadyClock::now() + request.wait;
-    std::optional<Listener::Watch> watch;
-    if (request.wait.count() > 0) {
-      listener_.Start();
-      watch.emplace(listener_, request.name);
-    }
-    while (true) {
-      // The ticket is taken before the try: a release committed after the try's snapshot
-      // notifies after this point, so the Wait below cannot miss it.
-      const Listener::Ticket ticket = watch ? watch->Take() : Listener::Ticket{};
-      auto attempt = strategy_ == Strategy::kCas ? TryCas(request, owner)
-                                                 : TryVersion(request, owner);
-      if (!attempt.ok()) return attempt.status();
-      if (attempt->lease) return std::move(*attempt->lease);
-      if (attempt->retry_now) continue;
-      const auto now = SteadyClock::now();
-      if (!watch || now >= deadline) return Held(request.name, attempt->held_by);
-      auto wake = deadline;
-      // A lease that runs out sends no notification: sleep at most until the first one does
-      // (a duration measured by the database's clock).
-      if (attempt->expiry) wake = std::min(wake, now + *attempt->expiry + milliseconds(1));
-      if (!listener_.healthy()) wake = std::min(wake, now + kDegradedRecheck);
-      watch->Wait(ticket, wake);
-    }
-  }
 
   Result<Attempt> TryCas(const LockRequest& request, const std::string& owner) {
     Attempt a;
@@ -312,7 +295,7 @@ class PgLocker final : public Locker {
       if (request.mode == LockMode::kExclusive || h.mode == LockMode::kExclusive) free = false;
     }
     if (!free) {
-      a.held_by = HolderText(live);
+      a.holders = std::move(live);
       return a;
     }
     a.expiry.reset();
@@ -421,7 +404,7 @@ class PgLocker final : public Locker {
     std::unique_ptr<pqxx::work> txn;
   };
 
-  Result<Lease> AcquireForUpdate(const LockRequest& request, const std::string& owner) {
+  Result<Attempt> TryForUpdate(const LockRequest& request, const std::string& owner) {
     auto conn = pool_.TakeDedicated();
     if (!conn.ok()) return conn.status();
     HeldRow held{std::move(*conn), nullptr};
@@ -456,8 +439,9 @@ class PgLocker final : public Locker {
     if (!locked.status.ok()) {
       AbortHeld(held, locked.broken);
       if (locked.status.code() != StatusCode::kLockHeld) return locked.status;
-      auto state = Describe(request.name);
-      return Held(request.name, state.ok() ? HolderText(state->holders) : std::string());
+      Attempt refused;
+      if (auto state = DoDescribe(request.name); state.ok()) refused.holders = state->holders;
+      return refused;
     }
     // The row lock is ours. Only now is the token issued — on another connection, committed
     // before it is handed out (statements.h, kForUpdateIssueToken, says why).
@@ -475,9 +459,10 @@ class PgLocker final : public Locker {
       AbortHeld(held, false);
       return issued;
     }
-    std::lock_guard<std::mutex> lock(held_mu_);
-    held_.emplace(std::make_pair(request.name, lease->token), std::move(held));
-    return std::move(*lease);
+    held_.Insert(request.name, lease->token, std::move(held));
+    Attempt granted;
+    granted.lease = std::move(*lease);
+    return granted;
   }
 
   // Ends a holder's transaction (freeing its row lock) and recycles the connection if sound.
@@ -494,17 +479,12 @@ class PgLocker final : public Locker {
   }
 
   Status ReleaseForUpdate(const Lease& lease) {
-    HeldRow held;
-    {
-      std::lock_guard<std::mutex> lock(held_mu_);
-      auto it = held_.find(std::make_pair(lease.name, lease.token));
-      if (it == held_.end()) {
-        return Lost(lease, "it was released, or is not held through this Locker (a for-update "
-                           "lock is held by its Locker's connection)");
-      }
-      held = std::move(it->second);
-      held_.erase(it);
+    std::optional<HeldRow> taken = held_.Take(lease.name, lease.token);
+    if (!taken) {
+      return Lost(lease, "it was released, or is not held through this Locker (a for-update "
+                         "lock is held by its Locker's connection)");
     }
+    HeldRow held = std::move(*taken);
     Outcome released = Guard("release (for-update)", pool_.config(), [&] {
       held.txn->exec_params(std::string(sql::kForUpdateRelease), lease.name,
                             static_cast<std::int64_t>(lease.token));
@@ -532,8 +512,7 @@ class PgLocker final : public Locker {
   Listener listener_;
   PgFencedStore fenced_;
   PgVersionedStore objects_;
-  std::mutex held_mu_;
-  std::map<std::pair<std::string, std::uint64_t>, HeldRow> held_;  // guarded by held_mu_
+  HeldTable<HeldRow> held_;
 };
 
 Result<std::unique_ptr<Locker>> OpenPostgresql(const BackendUrl& url) {

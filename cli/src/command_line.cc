@@ -61,7 +61,8 @@ The lock is taken before COMMAND starts and released after it has exited. COMMAN
 own process group; SIGTERM, SIGINT, SIGHUP and SIGQUIT sent to ordo are forwarded to it, and if
 ordo dies (even by SIGKILL) the group is killed. Lease backends are renewed every ttl/3; if the
 lease is lost, COMMAND gets SIGTERM, then SIGKILL after --kill-grace, and ordo exits 75.
-COMMAND sees ORDO_LOCK_NAME and ORDO_FENCING_TOKEN in its environment.)";
+COMMAND sees ORDO_LOCK_NAME and ORDO_FENCING_TOKEN in its environment, and ORDO_LOCK_SLOT
+with --limit.)";
 
 constexpr char kRunExamples[] = R"(
 Exit codes: COMMAND's own (128+N if killed by signal N); 1 lock held (-E); 75 lease lost
@@ -155,6 +156,11 @@ void AddRun(CLI::App& app, Command& c) {
               milliseconds(0), kMaxTtl);
   run->add_option("--owner", o.owner, "Owner id recorded with the lock (default host:pid:random)")
       ->type_name("ID");
+  run->add_option("--limit", o.limit,
+                  "Run COMMAND as one of at most N concurrent holders (a semaphore); COMMAND "
+                  "also sees ORDO_LOCK_SLOT (default 1: a plain lock)")
+      ->check(CLI::Range(1u, kMaxLimit))
+      ->type_name("N");
   run->add_flag("-v,--verbose", o.verbose,
                 "Report on stderr what ordo does (lock taken, held by whom)");
   run->add_option("command", o.command, "The command and its arguments, after --")
@@ -184,6 +190,10 @@ void AddLock(CLI::App& app, Command& c) {
               milliseconds(0), kMaxWait);
   AddModeFlags(acquire, &o.mode);
   acquire->add_option("--owner", o.owner, "Owner id (default host:pid:random)")->type_name("ID");
+  acquire->add_option("--limit", o.limit,
+                      "Take one of at most N permits (a semaphore; default 1: a plain lock)")
+      ->check(CLI::Range(1u, kMaxLimit))
+      ->type_name("N");
   AddExitCode(acquire, "-E,--conflict-exit-code", &o.conflict_exit_code,
               "Exit code when the lock is held (default 1)");
 

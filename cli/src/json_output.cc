@@ -23,7 +23,8 @@ std::string LeaseJson(const Lease& lease) {
                         {"token", lease.token},
                         {"mode", LockModeName(lease.mode)},
                         {"expires_at", Rfc3339Millis(lease.expires_at)},
-                        {"ttl_ms", lease.ttl.count()}}
+                        {"ttl_ms", lease.ttl.count()},
+                        {"slot", lease.slot}}
       .dump();
 }
 
@@ -37,10 +38,12 @@ std::string StateJson(const LockState& state) {
     holders.push_back({{"owner", h.owner},
                        {"token", h.token},
                        {"mode", LockModeName(h.mode)},
-                       {"expires_at", Rfc3339Millis(h.expires_at)}});
+                       {"expires_at", Rfc3339Millis(h.expires_at)},
+                       {"slot", h.slot}});
   }
   return nlohmann::json{
-      {"name", state.name}, {"last_token", state.last_token}, {"holders", holders}}
+      {"name", state.name}, {"last_token", state.last_token}, {"holders", holders},
+      {"limit", state.limit}}
       .dump();
 }
 

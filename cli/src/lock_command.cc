@@ -65,7 +65,7 @@ int LockCommand(const LockOptions& o) {
   lease.ttl = o.ttl;
   switch (o.action) {
     case LockAction::kAcquire: {
-      auto acquired = locker.Acquire({o.name, o.mode, o.ttl, o.wait, o.owner});
+      auto acquired = locker.Acquire({o.name, o.mode, o.ttl, o.wait, o.owner, o.limit});
       if (!acquired.ok()) return Fail(acquired.status(), o.conflict_exit_code);
       PrintLine(LeaseJson(*acquired));
       return kExitOk;

@@ -33,6 +33,7 @@ struct RunOptions {
   std::chrono::milliseconds kill_grace{10'000};
   std::chrono::milliseconds hold_at_least{0};
   std::string owner;
+  std::uint32_t limit = 1;  // > 1: one of at most `limit` concurrent holders (a semaphore)
   bool verbose = false;
   std::vector<std::string> command;
 };
@@ -47,6 +48,7 @@ struct LockOptions {
   std::chrono::milliseconds wait{0};
   LockMode mode = LockMode::kExclusive;
   std::string owner;
+  std::uint32_t limit = 1;  // acquire: semaphore limit
   std::uint64_t token = 0;  // renew, release
   int conflict_exit_code = kExitLockHeld;
 };

@@ -95,15 +95,20 @@ WaitEnd AwaitAcquisition(const std::shared_ptr<AcquireSlot>& slot, SignalWatch& 
   }
 }
 
-std::vector<std::string> JobEnvironment(const std::string& lock_name, std::uint64_t token) {
+std::vector<std::string> JobEnvironment(const std::string& lock_name, std::uint64_t token,
+                                       std::optional<std::uint32_t> slot) {
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string_view entry(*e);
-    if (entry.starts_with("ORDO_LOCK_NAME=") || entry.starts_with("ORDO_FENCING_TOKEN=")) continue;
+    if (entry.starts_with("ORDO_LOCK_NAME=") || entry.starts_with("ORDO_FENCING_TOKEN=") ||
+        entry.starts_with("ORDO_LOCK_SLOT=")) {
+      continue;
+    }
     env.emplace_back(entry);
   }
   env.push_back("ORDO_LOCK_NAME=" + lock_name);
   env.push_back("ORDO_FENCING_TOKEN=" + std::to_string(token));
+  if (slot) env.push_back("ORDO_LOCK_SLOT=" + std::to_string(*slot));
   return env;
 }
 
@@ -217,7 +222,7 @@ int RunCommand(const RunOptions& o) {
   lease_options.keep_alive = traits.expires_by_ttl;
   lease_options.fence_early = o.kill_grace;
   lease_options.on_lost = [&lost](const Status&) { lost.Notify(); };
-  const LockRequest request{name, o.mode, o.ttl, o.wait, o.owner};
+  const LockRequest request{name, o.mode, o.ttl, o.wait, o.owner, o.limit};
   if (request.limit != 1) legacy.clear();
 
   auto slot = std::make_shared<AcquireSlot>();
@@ -270,7 +275,9 @@ int RunCommand(const RunOptions& o) {
 
   JobSpec spec;
   spec.argv = o.command;
-  spec.env = JobEnvironment(name, scoped.token());
+  spec.env = JobEnvironment(name, scoped.token(),
+                            o.limit > 1 ? std::optional<std::uint32_t>(scoped.lease().slot)
+                                        : std::nullopt);
   spec.mask = (*signals)->original_mask();
   auto job = Job::Start(spec);
   if (!job.ok()) {

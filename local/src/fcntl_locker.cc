@@ -20,7 +20,7 @@
 //     locks go through NLM, which loses locks when a client or server reboots and needs lockd.
 //     Neither backend is meant for network file systems: use sqlite:// on a local disk or
 //     postgresql:// to coordinate hosts.
-//   - byte ranges: only fcntl locks cover ranges, which is what RangeLock (ordo/range_lock.h)
+//   - byte ranges: only fcntl locks cover ranges, which is what RangeLock (ordo_local/range_lock.h)
 //     offers for records of one shared file.
 #include <fcntl.h>
 

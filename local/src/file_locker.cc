@@ -13,6 +13,7 @@
 #include "file_store.h"
 #include "file_util.h"
 #include "lock_file.h"
+#include "ordo/engine.h"
 #include "ordo/names.h"
 
 namespace ordo::local {
@@ -40,7 +41,7 @@ void DropLocks(const MainLock& main, int fd) {
   OfdLock(fd, F_UNLCK, 0, 0, /*block=*/false);
 }
 
-class FileLocker final : public Locker {
+class FileLocker final : public EngineLocker {
  public:
   FileLocker(const MainLock& main, std::string path, bool durable, UniqueFd dir,
              UniqueFd fenced_dir, UniqueFd objects_dir)
@@ -62,89 +63,10 @@ class FileLocker final : public Locker {
   // Leases still held are released: the locks live as long as their descriptors, which this
   // Locker owns.
   ~FileLocker() override {
-    std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [key, held] : held_) {
+    held_.Drain([&](const std::string&, std::uint64_t, std::shared_ptr<Held>& held) {
       std::lock_guard<std::mutex> held_lock(held->mu);
       if (!held->released) DropLocks(main_, held->fd.get());
-    }
-  }
-
-  Result<Lease> Acquire(const LockRequest& request) override {
-    ORDO_RETURN_IF_ERROR(ValidateRequest(request));
-    const auto deadline = SteadyClock::now() + request.wait;
-    const std::string& name = request.name;
-    auto opened = OpenLockFile(name, O_RDWR, /*create=*/true);
-    if (!opened.ok()) return opened.status();
-    UniqueFd fd = std::move(*opened);
-    auto got = LockBefore([&](bool block) { return main_.lock(fd.get(), request.mode, block); },
-                          deadline, "lock '" + Shown(name) + "'");
-    if (!got.ok()) return got.status();
-    if (!*got) return LockHeldError("lock '" + name + "' is held" + HolderText(name));
-
-    auto held = std::make_shared<Held>();
-    held->record.mode = request.mode;
-    held->record.owner = request.owner.empty() ? DefaultOwner() : request.owner;
-    held->record.expires_at = SystemClock::now() + request.ttl;
-    held->ttl = request.ttl;
-    if (Status s = Register(fd.get(), name, held.get()); !s.ok()) {
-      DropLocks(main_, fd.get());
-      return s;
-    }
-    held->fd = std::move(fd);
-    Lease lease{name, held->record.owner, held->record.token, request.mode,
-                held->record.expires_at, request.ttl};
-    std::lock_guard<std::mutex> lock(mu_);
-    held_.emplace(std::make_pair(name, lease.token), std::move(held));
-    return lease;
-  }
-
-  // The lock is bound to the descriptor, not to a TTL: Renew only reports (and records, for
-  // Describe in other processes) a new nominal expiry.
-  Result<Lease> Renew(const Lease& lease, std::chrono::milliseconds ttl) override {
-    ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
-    ORDO_RETURN_IF_ERROR(ValidateTtl(ttl));
-    std::shared_ptr<Held> held = Find(lease.name, lease.token, /*erase=*/false);
-    if (held == nullptr) return Lost(lease);
-    std::lock_guard<std::mutex> lock(held->mu);
-    if (held->released) return Lost(lease);
-    held->record.expires_at = SystemClock::now() + ttl;
-    held->ttl = ttl;
-    // Best-effort: the record only informs Describe; failing to rewrite it does not endanger
-    // the lock, so it must not make a keep-alive report the lease lost.
-    if (LockShort(held->fd.get(), F_WRLCK, kGuardStart, kGuardLength, GuardWhat(lease.name))
-            .ok()) {
-      WriteSlot(held->fd.get(), lease.name, held->slot, held->record).IgnoreError();
-      OfdLock(held->fd.get(), F_UNLCK, kGuardStart, kGuardLength, false);
-    }
-    Lease out = lease;
-    out.owner = held->record.owner;
-    out.mode = held->record.mode;
-    out.expires_at = held->record.expires_at;
-    out.ttl = ttl;
-    return out;
-  }
-
-  Status Release(const Lease& lease) override {
-    ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
-    std::shared_ptr<Held> held = Find(lease.name, lease.token, /*erase=*/true);
-    if (held == nullptr) return Lost(lease);
-    std::lock_guard<std::mutex> lock(held->mu);
-    held->released = true;
-    // Taking the guard waits for strict-mode writes that pinned this holder as live, so none is
-    // still in flight once Release returns. If the guard cannot be had, the record stays behind;
-    // it is dead anyway as soon as the slot lock goes with DropLocks.
-    if (LockShort(held->fd.get(), F_WRLCK, kGuardStart, kGuardLength, GuardWhat(lease.name))
-            .ok()) {
-      ClearSlot(held->fd.get(), lease.name, held->slot).IgnoreError();
-    }
-    DropLocks(main_, held->fd.get());
-    held->fd.Reset();
-    return OkStatus();
-  }
-
-  Result<LockState> Describe(std::string_view name) override {
-    ORDO_RETURN_IF_ERROR(ValidateName(name));
-    return DescribeValid(std::string(name));
+    });
   }
 
   Result<std::vector<LockState>> List(std::string_view prefix, std::size_t limit) override {
@@ -177,8 +99,100 @@ class FileLocker final : public Locker {
   FencedStore& fenced() override { return fenced_; }
   VersionedStore& objects() override { return objects_; }
 
+ protected:
+  // The kernel queues the waiters of a file lock, so this try blocks until `deadline` itself:
+  // the blocking lock call is this backend's wake-up source (a release or the holder's death
+  // wakes it, with no polling).
+  Result<Attempt> TryAcquire(const LockRequest& request, const std::string& owner,
+                             SteadyClock::time_point deadline) override {
+    if (request.limit > 1) return Unsupported(request);
+    const std::string& name = request.name;
+    auto opened = OpenLockFile(name, O_RDWR, /*create=*/true);
+    if (!opened.ok()) return opened.status();
+    UniqueFd fd = std::move(*opened);
+    auto got = LockBefore([&](bool block) { return main_.lock(fd.get(), request.mode, block); },
+                          deadline, "lock '" + Shown(name) + "'");
+    if (!got.ok()) return got.status();
+    if (!*got) {
+      Attempt refused;
+      refused.holders = Holders(name);
+      return refused;
+    }
+
+    auto held = std::make_shared<Held>();
+    held->record.mode = request.mode;
+    held->record.owner = owner;
+    held->record.expires_at = SystemClock::now() + request.ttl;
+    held->ttl = request.ttl;
+    if (Status s = Register(fd.get(), name, held.get()); !s.ok()) {
+      DropLocks(main_, fd.get());
+      return s;
+    }
+    held->fd = std::move(fd);
+    Attempt granted;
+    granted.lease = Lease{name, held->record.owner, held->record.token, request.mode,
+                          held->record.expires_at, request.ttl};
+    const std::uint64_t token = held->record.token;
+    held_.Insert(name, token, std::move(held));
+    return granted;
+  }
+
+  // The lock is bound to the descriptor, not to a TTL: Renew only reports (and records, for
+  // Describe in other processes) a new nominal expiry.
+  Result<Lease> DoRenew(const Lease& lease, std::chrono::milliseconds ttl) override {
+    std::shared_ptr<Held> held = held_.Find(lease.name, lease.token).value_or(nullptr);
+    if (held == nullptr) return Lost(lease);
+    std::lock_guard<std::mutex> lock(held->mu);
+    if (held->released) return Lost(lease);
+    held->record.expires_at = SystemClock::now() + ttl;
+    held->ttl = ttl;
+    // Best-effort: the record only informs Describe; failing to rewrite it does not endanger
+    // the lock, so it must not make a keep-alive report the lease lost.
+    if (LockShort(held->fd.get(), F_WRLCK, kGuardStart, kGuardLength, GuardWhat(lease.name))
+            .ok()) {
+      WriteSlot(held->fd.get(), lease.name, held->slot, held->record).IgnoreError();
+      OfdLock(held->fd.get(), F_UNLCK, kGuardStart, kGuardLength, false);
+    }
+    Lease out = lease;
+    out.owner = held->record.owner;
+    out.mode = held->record.mode;
+    out.expires_at = held->record.expires_at;
+    out.ttl = ttl;
+    return out;
+  }
+
+  Status DoRelease(const Lease& lease) override {
+    std::shared_ptr<Held> held = held_.Take(lease.name, lease.token).value_or(nullptr);
+    if (held == nullptr) return Lost(lease);
+    std::lock_guard<std::mutex> lock(held->mu);
+    held->released = true;
+    // Taking the guard waits for strict-mode writes that pinned this holder as live, so none is
+    // still in flight once Release returns. If the guard cannot be had, the record stays behind;
+    // it is dead anyway as soon as the slot lock goes with DropLocks.
+    if (LockShort(held->fd.get(), F_WRLCK, kGuardStart, kGuardLength, GuardWhat(lease.name))
+            .ok()) {
+      ClearSlot(held->fd.get(), lease.name, held->slot).IgnoreError();
+    }
+    DropLocks(main_, held->fd.get());
+    held->fd.Reset();
+    return OkStatus();
+  }
+
+  Result<LockState> DoDescribe(std::string_view name) override {
+    return DescribeValid(std::string(name));
+  }
+
+  std::unique_ptr<Wakeups> WaitFor(std::string_view /*name*/) override { return nullptr; }
+  std::unique_ptr<Subscription> Subscribe(std::string_view /*name*/,
+                                          std::function<void()> /*changed*/) override {
+    return nullptr;
+  }
+
  private:
-  using Key = std::pair<std::string, std::uint64_t>;
+  static Status Unsupported(const LockRequest& request) {
+    return InvalidArgumentError("limit " + std::to_string(request.limit) +
+                                ": semaphores are not supported by this backend yet");
+  }
 
   std::string Shown(std::string_view name) const { return path_ + "/" + std::string(name); }
   std::string GuardWhat(std::string_view name) const {
@@ -186,18 +200,7 @@ class FileLocker final : public Locker {
   }
 
   static Status Lost(const Lease& lease) {
-    return LeaseLostError("lease on '" + lease.name + "' with token " +
-                          std::to_string(lease.token) +
-                          " is not held by this Locker: it was released or never acquired here");
-  }
-
-  std::shared_ptr<Held> Find(const std::string& name, std::uint64_t token, bool erase) {
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = held_.find(Key(name, token));
-    if (it == held_.end()) return nullptr;
-    std::shared_ptr<Held> held = it->second;
-    if (erase) held_.erase(it);
-    return held;
+    return LostError(lease, "it was released, or never acquired through this Locker");
   }
 
   // Opens the lock file `name` (never through a symbolic link, close-on-exec), creating it with
@@ -273,18 +276,11 @@ class FileLocker final : public Locker {
     return state;
   }
 
-  // " by 'owner' (token 7, exclusive)" for a kLockHeld message; empty if unknown.
-  std::string HolderText(const std::string& name) {
+  // The live holders, for a kLockHeld message; empty if unknown.
+  std::vector<Holder> Holders(const std::string& name) {
     auto state = DescribeValid(name);
-    if (!state.ok() || state->holders.empty()) return "";
-    std::string out = " by ";
-    for (std::size_t i = 0; i < state->holders.size(); ++i) {
-      const Holder& h = state->holders[i];
-      if (i > 0) out += ", ";
-      out += "'" + h.owner + "' (token " + std::to_string(h.token) + ", " +
-             std::string(LockModeName(h.mode)) + ")";
-    }
-    return out;
+    if (!state.ok()) return {};
+    return std::move(state->holders);
   }
 
   // Strict mode (see LiveHolderPin): the returned descriptor holds the guard shared.
@@ -338,8 +334,7 @@ class FileLocker final : public Locker {
   const UniqueFd dir_;
   const UniqueFd fenced_dir_;
   const UniqueFd objects_dir_;
-  std::mutex mu_;
-  std::map<Key, std::shared_ptr<Held>> held_;  // guarded by mu_
+  HeldTable<std::shared_ptr<Held>> held_;
   FileFencedStore fenced_;
   FileVersionedStore objects_;
 };

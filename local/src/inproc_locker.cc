@@ -1,18 +1,21 @@
 // inproc: — locks that live in this process.
 //
-// One table of lock entries under one mutex. Exclusive/shared compatibility is the rwlock rule;
-// each entry has its own condition variable, so a release wakes only the waiters of that name
-// (no polling). Expiry is judged on the steady clock: a waiter sleeps until the earlier of its
-// own deadline and the first holder's expiry, and then purges expired holders itself, so a
-// holder that never releases is reclaimed without a reaper thread.
+// One table of lock entries under one mutex; the acquire engine (ordo/engine.h) runs the wait
+// loop. Exclusive/shared compatibility is the rwlock rule, and a semaphore's permits are
+// exclusive holders with a limit and a slot each. The wake-up source is a ChangeBoard: a
+// release wakes only the waiters of that name (no polling). Expiry is judged on the steady
+// clock: a refused try reports the first conflicting expiry, the engine sleeps no longer than
+// that, and the next try purges expired holders itself, so a holder that never releases is
+// reclaimed without a reaper thread.
+#include <algorithm>
 #include <chrono>
-#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
 
+#include "ordo/engine.h"
 #include "ordo/lock.h"
 #include "ordo/memory_store.h"
 #include "ordo/names.h"
@@ -22,19 +25,20 @@ namespace ordo {
 namespace {
 
 using SteadyClock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
 
 struct InprocHolder {
   std::string owner;
   LockMode mode;
   SteadyClock::time_point expires;
   std::chrono::system_clock::time_point expires_wall;
+  std::uint32_t limit = 1;
+  std::uint32_t slot = 0;
 };
 
 struct Entry {
   std::map<std::uint64_t, InprocHolder> holders;  // by token
   std::uint64_t last_token = 0;
-  int waiters = 0;
-  std::condition_variable cv;
 };
 
 struct StringHash {
@@ -54,41 +58,36 @@ class LockTable {
           return CheckLiveHolder(lock, token);
         }) {}
 
-  Result<Lease> Acquire(const LockRequest& request) {
-    ORDO_RETURN_IF_ERROR(ValidateRequest(request));
-    const auto start = SteadyClock::now();
-    const auto deadline = start + request.wait;
-    std::unique_lock<std::mutex> lock(mu_);
-    Entry& entry = FindOrCreate(request.name);
-    while (true) {
-      const auto now = SteadyClock::now();
-      PurgeExpired(entry, now);
-      if (Compatible(entry, request.mode)) break;
-      if (now >= deadline) {
-        return LockHeldError("lock '" + request.name + "' is held by " + HolderText(entry));
-      }
-      auto wake = deadline;
-      for (const auto& [token, h] : entry.holders) wake = std::min(wake, h.expires);
-      ++entry.waiters;
-      entry.cv.wait_until(lock, wake);
-      --entry.waiters;
-    }
+  Result<Attempt> TryAcquire(const LockRequest& request, const std::string& owner) {
     const auto now = SteadyClock::now();
-    const std::uint64_t token = ++entry.last_token;
-    InprocHolder holder{request.owner.empty() ? DefaultOwner() : request.owner, request.mode,
-                        now + request.ttl, std::chrono::system_clock::now() + request.ttl};
-    Lease lease{request.name, holder.owner, token, request.mode, holder.expires_wall,
-                request.ttl};
-    entry.holders.emplace(token, std::move(holder));
-    return lease;
+    Attempt out;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      Entry& entry = FindOrCreate(request.name);
+      PurgeExpired(entry, now);
+      if (!entry.holders.empty()) {
+        const std::uint32_t in_force = entry.holders.begin()->second.limit;
+        if (in_force != request.limit) {
+          return LimitMismatchError(request.name, request.limit, in_force);
+        }
+      }
+      if (!Compatible(entry, request)) return Refused(entry, request.mode, now);
+      const std::uint64_t token = ++entry.last_token;
+      InprocHolder holder{owner,         request.mode, now + request.ttl,
+                          std::chrono::system_clock::now() + request.ttl, request.limit,
+                          LowestFreeSlot(entry)};
+      out.lease = Lease{request.name, owner, token, request.mode, holder.expires_wall,
+                        request.ttl, holder.slot};
+      entry.holders.emplace(token, std::move(holder));
+    }
+    board_.NotifyWatchers(request.name);
+    return out;
   }
 
-  Result<Lease> Renew(const Lease& lease, std::chrono::milliseconds ttl) {
-    ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
-    ORDO_RETURN_IF_ERROR(ValidateTtl(ttl));
+  Result<Lease> Renew(const Lease& lease, milliseconds ttl) {
     std::lock_guard<std::mutex> lock(mu_);
     InprocHolder* h = FindLive(lease.name, lease.token);
-    if (h == nullptr) return Lost(lease);
+    if (h == nullptr) return LostError(lease);
     h->expires = SteadyClock::now() + ttl;
     h->expires_wall = std::chrono::system_clock::now() + ttl;
     Lease out = lease;
@@ -96,24 +95,23 @@ class LockTable {
     out.mode = h->mode;
     out.expires_at = h->expires_wall;
     out.ttl = ttl;
+    out.slot = h->slot;
     return out;
   }
 
   Status Release(const Lease& lease) {
-    ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
     std::lock_guard<std::mutex> lock(mu_);
-    if (FindLive(lease.name, lease.token) == nullptr) return Lost(lease);
-    Entry& entry = *table_.find(lease.name)->second;
-    entry.holders.erase(lease.token);
-    if (entry.waiters > 0) entry.cv.notify_all();
+    if (FindLive(lease.name, lease.token) == nullptr) return LostError(lease);
+    table_.find(lease.name)->second->holders.erase(lease.token);
     return OkStatus();
   }
 
   Result<LockState> Describe(std::string_view name) {
-    ORDO_RETURN_IF_ERROR(ValidateName(name));
     std::lock_guard<std::mutex> lock(mu_);
     auto it = table_.find(name);
-    if (it == table_.end()) return NotFoundError("lock '" + std::string(name) + "' was never acquired");
+    if (it == table_.end() || it->second->last_token == 0) {
+      return NotFoundError("lock '" + std::string(name) + "' was never acquired");
+    }
     return StateOf(it->first, *it->second);
   }
 
@@ -121,6 +119,7 @@ class LockTable {
     std::lock_guard<std::mutex> lock(mu_);
     std::map<std::string_view, const Entry*> sorted;
     for (const auto& [name, entry] : table_) {
+      if (entry->last_token == 0) continue;  // created by a try that was refused
       if (std::string_view(name).substr(0, prefix.size()) == prefix) sorted.emplace(name, entry.get());
     }
     std::vector<LockState> out;
@@ -131,17 +130,39 @@ class LockTable {
     return out;
   }
 
+  ChangeBoard& board() { return board_; }
   FencedStore& fenced() { return fenced_; }
   VersionedStore& objects() { return objects_; }
 
  private:
-  static bool Compatible(const Entry& entry, LockMode mode) {
+  static bool Compatible(const Entry& entry, const LockRequest& request) {
     if (entry.holders.empty()) return true;
-    if (mode == LockMode::kExclusive) return false;
+    if (request.limit > 1) return entry.holders.size() < request.limit;
+    if (request.mode == LockMode::kExclusive) return false;
     for (const auto& [token, h] : entry.holders) {
       if (h.mode == LockMode::kExclusive) return false;
     }
     return true;
+  }
+
+  // The lowest slot no live holder uses. REQUIRES: expired holders purged.
+  static std::uint32_t LowestFreeSlot(const Entry& entry) {
+    std::vector<bool> used(entry.holders.size() + 1, false);
+    for (const auto& [token, h] : entry.holders) {
+      if (h.slot < used.size()) used[h.slot] = true;
+    }
+    return static_cast<std::uint32_t>(std::find(used.begin(), used.end(), false) - used.begin());
+  }
+
+  static Attempt Refused(const Entry& entry, LockMode mode, SteadyClock::time_point now) {
+    Attempt out;
+    for (const auto& [token, h] : entry.holders) {
+      if (mode == LockMode::kShared && h.mode == LockMode::kShared) continue;
+      out.holders.push_back({h.owner, token, h.mode, h.expires_wall, h.slot});
+      const auto left = std::chrono::ceil<milliseconds>(h.expires - now);
+      if (!out.expiry || left < *out.expiry) out.expiry = left;
+    }
+    return out;
   }
 
   static void PurgeExpired(Entry& entry, SteadyClock::time_point now) {
@@ -150,29 +171,15 @@ class LockTable {
     }
   }
 
-  static std::string HolderText(const Entry& entry) {
-    std::string out;
-    for (const auto& [token, h] : entry.holders) {
-      if (!out.empty()) out += ", ";
-      out += "'" + h.owner + "' (token " + std::to_string(token) + ", " +
-             std::string(LockModeName(h.mode)) + ")";
-    }
-    return out;
-  }
-
   static LockState StateOf(const std::string& name, const Entry& entry) {
     LockState state{name, {}, entry.last_token};
     const auto now = SteadyClock::now();
     for (const auto& [token, h] : entry.holders) {
-      if (h.expires > now) state.holders.push_back({h.owner, token, h.mode, h.expires_wall});
+      if (h.expires <= now) continue;
+      state.holders.push_back({h.owner, token, h.mode, h.expires_wall, h.slot});
+      state.limit = h.limit;
     }
     return state;
-  }
-
-  static Status Lost(const Lease& lease) {
-    return LeaseLostError("lease on '" + lease.name + "' with token " +
-                          std::to_string(lease.token) +
-                          " is not held: it expired, was released or was taken over");
   }
 
   Entry& FindOrCreate(const std::string& name) {
@@ -189,7 +196,6 @@ class LockTable {
     if (h == it->second->holders.end()) return nullptr;
     if (h->second.expires <= SteadyClock::now()) {
       it->second->holders.erase(h);
-      if (it->second->waiters > 0) it->second->cv.notify_all();
       return nullptr;
     }
     return &h->second;
@@ -206,19 +212,14 @@ class LockTable {
   std::mutex mu_;
   // Entries are never removed, so a name's last token survives its release (invariant 2).
   std::unordered_map<std::string, std::unique_ptr<Entry>, StringHash, std::equal_to<>> table_;
+  ChangeBoard board_;
   MemoryFencedStore fenced_;
   MemoryVersionedStore objects_;
 };
 
-class InprocLocker final : public Locker {
+class InprocLocker final : public EngineLocker {
  public:
   explicit InprocLocker(std::shared_ptr<LockTable> table) : table_(std::move(table)) {}
-  Result<Lease> Acquire(const LockRequest& r) override { return table_->Acquire(r); }
-  Result<Lease> Renew(const Lease& l, std::chrono::milliseconds ttl) override {
-    return table_->Renew(l, ttl);
-  }
-  Status Release(const Lease& l) override { return table_->Release(l); }
-  Result<LockState> Describe(std::string_view name) override { return table_->Describe(name); }
   Result<std::vector<LockState>> List(std::string_view prefix, std::size_t limit) override {
     return table_->List(prefix, limit);
   }
@@ -228,6 +229,23 @@ class InprocLocker final : public Locker {
   }
   FencedStore& fenced() override { return table_->fenced(); }
   VersionedStore& objects() override { return table_->objects(); }
+
+ protected:
+  Result<Attempt> TryAcquire(const LockRequest& request, const std::string& owner,
+                             SteadyClock::time_point /*deadline*/) override {
+    return table_->TryAcquire(request, owner);
+  }
+  Result<Lease> DoRenew(const Lease& l, milliseconds ttl) override { return table_->Renew(l, ttl); }
+  Status DoRelease(const Lease& l) override { return table_->Release(l); }
+  Result<LockState> DoDescribe(std::string_view name) override { return table_->Describe(name); }
+  std::unique_ptr<Wakeups> WaitFor(std::string_view name) override {
+    return table_->board().WaitFor(name);
+  }
+  void Released(std::string_view name) override { table_->board().Notify(name); }
+  std::unique_ptr<Subscription> Subscribe(std::string_view name,
+                                          std::function<void()> changed) override {
+    return table_->board().Watch(name, std::move(changed));
+  }
 
  private:
   std::shared_ptr<LockTable> table_;

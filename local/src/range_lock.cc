@@ -1,5 +1,5 @@
-// RangeLock: OFD record locks on byte ranges of one shared file (see ordo/range_lock.h).
-#include "ordo/range_lock.h"
+// RangeLock: OFD record locks on byte ranges of one shared file (see ordo_local/range_lock.h).
+#include "ordo_local/range_lock.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>

@@ -50,10 +50,6 @@ Status ValidateRequest(const LockRequest& request) {
     return InvalidArgumentError("limit " + std::to_string(request.limit) +
                                 " needs exclusive mode: a semaphore's permits are exclusive");
   }
-  if (request.limit > 1) {  // until every backend implements permits
-    return InvalidArgumentError("limit " + std::to_string(request.limit) +
-                                ": semaphores are not supported by this version");
-  }
   return OkStatus();
 }
 

@@ -5,9 +5,13 @@
 
 #include <sys/wait.h>
 #include <signal.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <barrier>
+#include <condition_variable>
+#include <mutex>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -225,6 +229,127 @@ TEST_P(ConformanceTest, WaitElapsesWhileHeld) {
   EXPECT_EQ(waited.status().code(), StatusCode::kLockHeld);
   EXPECT_GE(took, 250ms) << "the acquire must wait for its whole wait";
   ASSERT_OK(locker_->Release(*held));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Waiting: woken by the backend's wake-up source, never by spinning. The one allowed poll
+// (traits().recheck: SQLite across processes) is bounded by its period.
+
+std::chrono::nanoseconds ThreadCpuTime() {
+  timespec ts{};
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return std::chrono::seconds(ts.tv_sec) + std::chrono::nanoseconds(ts.tv_nsec);
+}
+
+// True once thread `tid` of this process sleeps in the kernel (state S), polled with a
+// deadline: that is where a waiter must be between its tries.
+bool ThreadSleepsWithin(pid_t tid, std::chrono::milliseconds limit) {
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  const std::string path = "/proc/self/task/" + std::to_string(tid) + "/stat";
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream stat(path);
+    std::string text;
+    std::getline(stat, text);
+    const auto paren = text.rfind(')');
+    if (paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] == 'S') {
+      return true;
+    }
+    std::this_thread::sleep_for(5ms);
+  }
+  return false;
+}
+
+TEST_P(ConformanceTest, WaitingBlocksWithoutSpinning) {
+  const std::string name = Name("spin");
+  auto held = locker_->Acquire(Exclusive(name));
+  ASSERT_OK(held);
+  auto other = OpenAnother();
+  std::chrono::nanoseconds cpu{0};
+  std::chrono::steady_clock::duration took{};
+  StatusCode code = StatusCode::kOk;
+  std::thread waiter([&] {
+    const auto cpu0 = ThreadCpuTime();
+    const auto t0 = std::chrono::steady_clock::now();
+    code = other->Acquire(Exclusive(name, 1s)).status().code();
+    took = std::chrono::steady_clock::now() - t0;
+    cpu = ThreadCpuTime() - cpu0;
+  });
+  waiter.join();
+  EXPECT_EQ(code, StatusCode::kLockHeld);
+  EXPECT_GE(took, 950ms);
+  // A backend that re-checks does at most one try per period (plus its first, shorter ones):
+  // a few dozen short transactions in a second, far below a spinning loop's full core.
+  EXPECT_LT(cpu, 60ms) << "a 1 s wait burned " << cpu.count() / 1000 << " us of CPU (recheck "
+                       << locker_->traits().recheck.count() << " ms)";
+  ASSERT_OK(locker_->Release(*held));
+}
+
+TEST_P(ConformanceTest, ReleaseInAnotherProcessWakesASleepingWaiterWithinTheBound) {
+  if (!locker_->traits().shared_across_processes) GTEST_SKIP() << "locks of one process only";
+  const std::string name = Name("wake");
+  Child holder({WorkerPath(), "hold", url_, name, "exclusive", "30000"});
+  const std::string line = holder.ReadLine();
+  ASSERT_EQ(line.rfind("token ", 0), 0u) << "worker said '" << line << "'";
+  std::atomic<pid_t> tid{0};
+  Result<Lease> waited = InternalError("not run");
+  std::chrono::steady_clock::time_point granted_at;
+  std::thread waiter([&] {
+    tid = gettid();
+    waited = locker_->Acquire(Exclusive(name, 30s));
+    granted_at = std::chrono::steady_clock::now();
+  });
+  while (tid.load() == 0) std::this_thread::yield();
+  const bool sleeping = ThreadSleepsWithin(tid.load(), 10s);
+  const auto released_at = std::chrono::steady_clock::now();
+  holder.WriteLine("release");
+  EXPECT_EQ(holder.ReadLine(), "released");
+  waiter.join();
+  ASSERT_TRUE(sleeping) << "the waiter never slept";
+  ASSERT_OK(waited);
+  // Notified backends hand over in milliseconds; a re-checking one within its period. The
+  // margin is for a loaded machine, not for polling.
+  const auto bound = locker_->traits().recheck + 400ms;
+  EXPECT_LT(granted_at - released_at, bound)
+      << "woken after "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(granted_at - released_at).count()
+      << " ms";
+  ASSERT_OK(locker_->Release(*waited));
+}
+
+TEST_P(ConformanceTest, WatchIsCalledWhenTheLockIsReleased) {
+  const std::string name = Name("watch");
+  auto held = locker_->Acquire(Exclusive(name));
+  ASSERT_OK(held);
+  std::mutex mu;
+  std::condition_variable cv;
+  int calls = 0;
+  auto other = OpenAnother();
+  auto subscription = other->Watch(name, [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    ++calls;
+    cv.notify_all();
+  });
+  if (subscription == nullptr) {
+    ASSERT_OK(locker_->Release(*held));
+    GTEST_SKIP() << "this backend has no notification source (Watch returns nullptr)";
+  }
+  ASSERT_OK(locker_->Release(*held));
+  {
+    std::unique_lock<std::mutex> lock(mu);
+    EXPECT_TRUE(cv.wait_for(lock, 5s, [&] { return calls > 0; }))
+        << "no callback within 5 s of the release";
+  }
+  subscription.reset();
+  // After the Subscription is gone the callback is never called again.
+  const int before = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return calls;
+  }();
+  auto again = locker_->Acquire(Exclusive(name));
+  ASSERT_OK(again);
+  ASSERT_OK(locker_->Release(*again));
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(calls, before);
 }
 
 TEST_P(ConformanceTest, ManyThreadsNeverOverlapExclusive) {
@@ -710,6 +835,192 @@ TEST_P(ConformanceTest, StateMachineRefusesIllegalEdgesAndRacesSafely) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(wins.load(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Semaphores (DESIGN.md "Semaphores, elections and fenced CAS").
+
+LockRequest Permit(const std::string& name, std::uint32_t limit,
+                   std::chrono::milliseconds wait = 0ms, std::chrono::milliseconds ttl = 30s) {
+  LockRequest r = Exclusive(name, wait, ttl);
+  r.limit = limit;
+  return r;
+}
+
+// Backends without permits yet refuse them with this message; their semaphore cases are skipped
+// (visibly), never passed.
+bool RefusesPermits(const Status& s) {
+  return s.code() == StatusCode::kInvalidArgument &&
+         s.message().find("not supported by this backend yet") != std::string::npos;
+}
+
+#define SKIP_WITHOUT_PERMITS(locker)                                             \
+  do {                                                                           \
+    auto probe_ = (locker)->Acquire(Permit(Name("probe"), 2));                  \
+    if (RefusesPermits(probe_.status())) GTEST_SKIP() << probe_.status().message(); \
+    ASSERT_OK(probe_);                                                           \
+    ASSERT_OK((locker)->Release(*probe_));                                       \
+  } while (false)
+
+TEST_P(ConformanceTest, PermitsUpToTheLimitWithLowestFreeSlotsAndGrowingTokens) {
+  SKIP_WITHOUT_PERMITS(locker_);
+  const std::string name = Name("sem");
+  auto other = OpenAnother();
+  std::vector<Lease> held;
+  std::uint64_t last = 0;
+  for (std::uint32_t i = 0; i < 3; ++i) {
+    auto lease = (i % 2 == 0 ? locker_ : other)->Acquire(Permit(name, 3));
+    ASSERT_OK(lease);
+    EXPECT_EQ(lease->slot, i) << "the lowest free slot";
+    EXPECT_GT(lease->token, last);
+    last = lease->token;
+    held.push_back(*lease);
+  }
+  auto full = other->Acquire(Permit(name, 3, 200ms));
+  EXPECT_EQ(full.status().code(), StatusCode::kLockHeld) << full.status().ToString();
+  auto state = locker_->Describe(name);
+  ASSERT_OK(state);
+  EXPECT_EQ(state->limit, 3u);
+  ASSERT_EQ(state->holders.size(), 3u);
+  std::set<std::uint32_t> slots;
+  for (const auto& h : state->holders) slots.insert(h.slot);
+  EXPECT_EQ(slots, (std::set<std::uint32_t>{0, 1, 2}));
+  // Renew keeps token and slot; a released slot is the next one handed out, with a new token.
+  auto renewed = locker_->Renew(held[2], 20s);
+  ASSERT_OK(renewed);
+  EXPECT_EQ(renewed->slot, 2u);
+  EXPECT_EQ(renewed->token, held[2].token);
+  ASSERT_OK(other->Release(held[1]));
+  auto again = locker_->Acquire(Permit(name, 3));
+  ASSERT_OK(again);
+  EXPECT_EQ(again->slot, 1u);
+  EXPECT_GT(again->token, last);
+  ASSERT_OK(locker_->Release(held[0]));
+  ASSERT_OK(locker_->Release(held[2]));
+  ASSERT_OK(locker_->Release(*again));
+  EXPECT_EQ(locker_->Release(*again).code(), StatusCode::kLeaseLost);
+  auto free_state = locker_->Describe(name);
+  ASSERT_OK(free_state);
+  EXPECT_TRUE(free_state->holders.empty());
+  EXPECT_EQ(free_state->limit, 1u) << "a free name reports limit 1";
+}
+
+TEST_P(ConformanceTest, MismatchedLimitIsRefusedAndChangesNothing) {
+  SKIP_WITHOUT_PERMITS(locker_);
+  const std::string name = Name("mismatch");
+  auto first = locker_->Acquire(Permit(name, 2));
+  ASSERT_OK(first);
+  const auto before = locker_->Describe(name);
+  ASSERT_OK(before);
+  for (std::uint32_t limit : {3u, 1u}) {
+    auto refused = locker_->Acquire(Permit(name, limit, 100ms));
+    EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << limit;
+    EXPECT_THAT(refused.status().message(), HasSubstr("limit 2")) << "names the limit in force";
+  }
+  LockRequest shared = Permit(name, 2);
+  shared.mode = LockMode::kShared;
+  EXPECT_EQ(locker_->Acquire(shared).status().code(), StatusCode::kInvalidArgument);
+  const auto after = locker_->Describe(name);
+  ASSERT_OK(after);
+  EXPECT_EQ(after->last_token, before->last_token);
+  EXPECT_EQ(after->holders.size(), 1u);
+  ASSERT_OK(locker_->Release(*first));
+  // Once the name is free, any limit may be used.
+  auto plain = locker_->Acquire(Exclusive(name));
+  ASSERT_OK(plain);
+  EXPECT_EQ(plain->slot, 0u);
+  ASSERT_OK(locker_->Release(*plain));
+}
+
+// At no instant more than `limit` holders, each in its own slot; the same measurement without
+// the semaphore must go over, or it would prove nothing.
+int MaxInside(const std::function<Result<Lease>(int)>& acquire,
+              const std::function<void(int, const Lease&)>& release, int threads, int rounds,
+              std::uint32_t limit, bool* slot_clash) {
+  std::atomic<int> inside{0};
+  std::atomic<int> max_inside{0};
+  std::vector<std::atomic<bool>> busy(limit);
+  std::atomic<bool> clash{false};
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      for (int i = 0; i < rounds; ++i) {
+        auto lease = acquire(t);
+        if (!lease.ok()) {
+          ADD_FAILURE() << lease.status().ToString();
+          return;
+        }
+        const int now = ++inside;
+        int seen = max_inside.load();
+        while (now > seen && !max_inside.compare_exchange_weak(seen, now)) {
+        }
+        if (lease->slot < limit && busy[lease->slot].exchange(true)) clash = true;
+        std::this_thread::yield();
+        if (lease->slot < limit) busy[lease->slot] = false;
+        --inside;
+        release(t, *lease);
+      }
+    });
+  }
+  for (auto& th : pool) th.join();
+  *slot_clash = clash.load();
+  return max_inside.load();
+}
+
+TEST_P(ConformanceTest, ManyThreadsNeverExceedTheLimit) {
+  SKIP_WITHOUT_PERMITS(locker_);
+  const std::string name = Name("sem-threads");
+  constexpr std::uint32_t kLimit = 3;
+  constexpr int kThreads = 8;
+  std::vector<std::unique_ptr<Locker>> lockers;
+  for (int t = 0; t < kThreads; ++t) lockers.push_back(OpenAnother());
+  bool clash = false;
+  const int guarded = MaxInside(
+      [&](int t) { return lockers[t]->Acquire(Permit(name, kLimit, 60s)); },
+      [&](int t, const Lease& l) { EXPECT_TRUE(lockers[t]->Release(l).ok()); }, kThreads, 30,
+      kLimit,
+      &clash);
+  EXPECT_LE(guarded, static_cast<int>(kLimit));
+  EXPECT_FALSE(clash) << "two live holders had the same slot";
+  // Control: the same critical section with every thread let in at once (a barrier in place of
+  // the semaphore) is seen with more than kLimit inside.
+  std::barrier gate(kThreads);
+  bool unused = false;
+  const int unguarded = MaxInside(
+      [&](int) -> Result<Lease> {
+        gate.arrive_and_wait();
+        return Lease{.name = name, .slot = kLimit};  // no permit: out of the slot check
+      },
+      [&](int, const Lease&) { gate.arrive_and_wait(); }, kThreads, 3, kLimit, &unused);
+  EXPECT_GT(unguarded, static_cast<int>(kLimit)) << "the control run must go over the limit";
+}
+
+TEST_P(ConformanceTest, PermitsAcrossProcessesAndAKilledHoldersSlotComesBack) {
+  if (!locker_->traits().shared_across_processes) GTEST_SKIP() << "locks of one process only";
+  SKIP_WITHOUT_PERMITS(locker_);
+  const std::string name = Name("sem-procs");
+  Child a({WorkerPath(), "hold", url_, name, "permit/2", "1000"});
+  const std::string line_a = a.ReadLine();
+  ASSERT_EQ(line_a.rfind("token ", 0), 0u) << "worker said '" << line_a << "'";
+  Child b({WorkerPath(), "hold", url_, name, "permit/2", "30000"});
+  const std::string line_b = b.ReadLine();
+  ASSERT_EQ(line_b.rfind("token ", 0), 0u) << "worker said '" << line_b << "'";
+  const std::uint64_t token_b = std::stoull(line_b.substr(6));
+  EXPECT_NE(line_a.substr(line_a.find(" slot ")), line_b.substr(line_b.find(" slot ")))
+      << "two processes got the same slot";
+  // Two processes hold both permits: a third caller is refused.
+  EXPECT_EQ(locker_->Acquire(Permit(name, 2)).status().code(), StatusCode::kLockHeld);
+  a.Kill(SIGKILL);
+  a.Wait();
+  // fd/connection-bound backends free the permit at once; lease backends after a's 1 s TTL.
+  auto lease = locker_->Acquire(Permit(name, 2, 30s));
+  ASSERT_OK(lease);
+  EXPECT_EQ(" slot " + std::to_string(lease->slot), line_a.substr(line_a.find(" slot ")))
+      << "the killed holder's slot comes back";
+  EXPECT_GT(lease->token, token_b);
+  b.WriteLine("release");
+  EXPECT_EQ(b.ReadLine(), "released");
+  ASSERT_OK(locker_->Release(*lease));
 }
 
 // Fenced CAS (DESIGN.md "Fenced CAS"): the token is checked before the version, so a holder

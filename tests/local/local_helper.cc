@@ -16,6 +16,7 @@
 #include <string>
 
 #include "ordo/ordo.h"
+#include "ordo_local/range_lock.h"
 
 namespace {
 

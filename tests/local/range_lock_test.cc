@@ -1,5 +1,5 @@
 // RangeLock: OFD byte-range locks on one shared file, across processes and within one.
-#include "ordo/range_lock.h"
+#include "ordo_local/range_lock.h"
 
 #include <fcntl.h>
 #include <signal.h>

@@ -134,8 +134,8 @@ TEST_F(SqliteTest, ConcurrentFirstOpenOfANewDatabaseMigratesOnce) {
   int found_current = 0;
   for (auto& c : children) {
     const std::string line = c->ReadLine();
-    applied_once += line == "applied 1 version 1";
-    found_current += line == "applied 0 version 1";
+    applied_once += line == "applied 3 version 3";  // 0001 … 0003
+    found_current += line == "applied 0 version 3";
     EXPECT_TRUE(line.rfind("applied", 0) == 0) << line;
     const int status = c->Wait();
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
@@ -143,14 +143,14 @@ TEST_F(SqliteTest, ConcurrentFirstOpenOfANewDatabaseMigratesOnce) {
   EXPECT_EQ(applied_once, 1);
   EXPECT_EQ(found_current, kProcesses - 1);
   RawDb raw(path_);
-  EXPECT_EQ(raw.Query("SELECT count(*) FROM schema_migrations"), "1");
+  EXPECT_EQ(raw.Query("SELECT count(*) FROM schema_migrations"), "3");
   EXPECT_EQ(raw.Query("PRAGMA integrity_check"), "ok");
   // Idempotent afterwards.
   auto again = sqlite::Migrate(Url());
   ASSERT_OK(again);
   EXPECT_TRUE(again->applied.empty());
-  EXPECT_EQ(again->from_version, 1);
-  EXPECT_EQ(again->to_version, 1);
+  EXPECT_EQ(again->from_version, 3);
+  EXPECT_EQ(again->to_version, 3);
 }
 
 TEST_F(SqliteTest, NewerSchemaIsRefusedAndNeverDowngraded) {
@@ -168,7 +168,7 @@ TEST_F(SqliteTest, NewerSchemaIsRefusedAndNeverDowngraded) {
   }
   EXPECT_EQ(sqlite::Migrate(Url()).status().code(), StatusCode::kInvalidArgument);
   RawDb raw(path_);
-  EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_migrations"), "1,99");
+  EXPECT_EQ(raw.Query("SELECT group_concat(version) FROM schema_migrations"), "1,2,3,99");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,8 +3,9 @@
 //
 //   increment URL LOCK FILE N [nolock]   print "ready", wait for a line on stdin, then N times:
 //                                        lock, read the integer in FILE, write +1, unlock
-//   hold URL LOCK MODE TTL_MS            acquire (waiting), print "token T", release on a
-//                                        "release" line from stdin, exit without release on EOF
+//   hold URL LOCK MODE TTL_MS            acquire (waiting), print "token T slot S", release on a
+//                                        "release" line from stdin, exit without release on EOF;
+//                                        MODE "permit/N" is one permit of a semaphore of limit N
 //   cas URL KEY EXPECTED VALUE           print "won V" or "lost <code>"
 //   fenced-rmw URL LOCK KEY N            N times: lock, fenced read of KEY, write +1, unlock
 #include <fcntl.h>
@@ -80,10 +81,11 @@ int Increment(ordo::Locker& locker, const std::string& name, const std::string& 
 int Hold(ordo::Locker& locker, const std::string& name, const std::string& mode, long ttl_ms) {
   auto req = Waiting(name);
   req.mode = mode == "shared" ? ordo::LockMode::kShared : ordo::LockMode::kExclusive;
+  if (mode.rfind("permit/", 0) == 0) req.limit = static_cast<std::uint32_t>(std::stoul(mode.substr(7)));
   req.ttl = std::chrono::milliseconds(ttl_ms);
   auto lease = locker.Acquire(req);
   if (!lease.ok()) return Fail("acquire", lease.status());
-  std::cout << "token " << lease->token << std::endl;
+  std::cout << "token " << lease->token << " slot " << lease->slot << std::endl;
   std::string line;
   if (!std::getline(std::cin, line)) return 0;  // EOF: exit still holding (the OS cleans up)
   ordo::Status s = locker.Release(*lease);

@@ -368,24 +368,6 @@ void Database::Return(std::unique_ptr<Connection> conn) {
   if (idle_.size() < kMaxIdleConnections) idle_.push_back(std::move(conn));
 }
 
-void Database::NotifyRelease() {
-  {
-    std::lock_guard<std::mutex> lock(shared_->mu);
-    ++shared_->releases;
-  }
-  shared_->released.notify_all();
-}
-
-std::uint64_t Database::releases() {
-  std::lock_guard<std::mutex> lock(shared_->mu);
-  return shared_->releases;
-}
-
-void Database::WaitForRelease(std::uint64_t seen, std::chrono::steady_clock::time_point until) {
-  std::unique_lock<std::mutex> lock(shared_->mu);
-  shared_->released.wait_until(lock, until, [&] { return shared_->releases != seen; });
-}
-
 std::chrono::system_clock::time_point FromEpochMs(std::int64_t ms) {
   return std::chrono::system_clock::time_point(
       std::chrono::duration_cast<std::chrono::system_clock::duration>(

@@ -38,6 +38,7 @@
 #include <utility>
 #include <vector>
 
+#include "ordo/engine.h"
 #include "ordo/status.h"
 #include "ordo_sqlite/sqlite.h"
 
@@ -139,10 +140,9 @@ class Connection {
 struct FileShared {
   // Held around every write transaction of this process on the file (see the top comment).
   std::mutex writer;
-  // Signalled by every release in this process; waiters re-check the lock table on it.
-  std::mutex mu;
-  std::condition_variable released;
-  std::uint64_t releases = 0;  // guarded by mu
+  // Notified by every release in this process (any Locker on the file); its waiters and
+  // watchers re-check the lock table on it.
+  ChangeBoard board;
 };
 
 // One open database: its path, a pool of connections and the process-wide FileShared. Safe for
@@ -184,12 +184,8 @@ class Database {
     return InTransaction(/*write=*/false, std::forward<Fn>(fn));
   }
 
-  // Wakes the waiters of this process (called after a successful release).
-  void NotifyRelease();
-  // The number of releases seen so far; pass it to WaitForRelease.
-  std::uint64_t releases();
-  // Sleeps until a release after `seen` happens in this process, or until `until`.
-  void WaitForRelease(std::uint64_t seen, std::chrono::steady_clock::time_point until);
+  // The in-process release signal of the file, shared by every Locker on it.
+  ChangeBoard& board() { return shared_->board; }
 
  private:
   Database(std::string path, std::shared_ptr<FileShared> shared)

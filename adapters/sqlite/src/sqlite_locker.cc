@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "ordo/engine.h"
 #include "ordo/names.h"
 #include "sqlite_stores.h"
 
@@ -18,7 +19,6 @@ using std::chrono::milliseconds;
 // A version-strategy call that keeps losing its write-back gives up with kUnavailable. Every
 // conflict means another call changed the lock meanwhile, so this takes heavy contention.
 constexpr int kMaxConflicts = 100;
-constexpr std::uint64_t kMaxToken = std::numeric_limits<std::int64_t>::max();
 
 // ---------------------------------------------------------------------------------------------
 // SQL of the cas strategy: each call is one BEGIN IMMEDIATE transaction (Database::Write), and
@@ -46,19 +46,31 @@ constexpr const char kClaim[] =
 // The holder row carries the token just issued; it commits with the bump or not at all, so a
 // token is never issued without its holder nor reissued after a crash.
 constexpr const char kInsertHolder[] =
-    "INSERT INTO holders (name, token, owner, mode, expires_at) "
-    "VALUES (?1, ?2, ?3, ?4, " ORDO_SQLITE_NOW " + ?5) RETURNING expires_at";
+    "INSERT INTO holders (name, token, owner, mode, expires_at, slot, lim) "
+    "VALUES (?1, ?2, ?3, ?4, " ORDO_SQLITE_NOW " + ?5, ?6, ?7) RETURNING expires_at";
+// The limit in force: that of any live holder (they all share it); no row when free.
+constexpr const char kLimitInForce[] =
+    "SELECT lim FROM holders WHERE name = ?1 AND expires_at > " ORDO_SQLITE_NOW " LIMIT 1";
+// A permit of a semaphore with limit ?2: issue the next token only while fewer than ?2 holders
+// remain. Rows are counted whether or not they expired since kPurgeExpired a moment ago in the
+// same transaction (conservative: never more than ?2 rows, so a free slot always exists).
+constexpr const char kClaimPermit[] =
+    "UPDATE locks SET last_token = last_token + 1 "
+    " WHERE name = ?1 AND (SELECT count(*) FROM holders WHERE name = ?1) < ?2 "
+    "RETURNING last_token";
+// The slots in use, for the lowest free one.
+constexpr const char kUsedSlots[] = "SELECT slot FROM holders WHERE name = ?1 ORDER BY slot";
 // Renew and release act only on a live holder (by SQLite's clock): an expired, released or
 // taken-over lease changes no row, which is kLeaseLost.
 constexpr const char kCasRenew[] =
     "UPDATE holders SET expires_at = " ORDO_SQLITE_NOW " + ?3 "
     " WHERE name = ?1 AND token = ?2 AND expires_at > " ORDO_SQLITE_NOW " "
-    "RETURNING owner, mode, expires_at";
+    "RETURNING owner, mode, expires_at, slot";
 constexpr const char kCasRelease[] =
     "DELETE FROM holders WHERE name = ?1 AND token = ?2 AND expires_at > " ORDO_SQLITE_NOW;
 // Who holds the lock, for the kLockHeld message and the waiter's next wake-up.
 constexpr const char kLiveHolders[] =
-    "SELECT owner, token, mode, expires_at, " ORDO_SQLITE_NOW " FROM holders "
+    "SELECT owner, token, mode, expires_at, " ORDO_SQLITE_NOW ", slot FROM holders "
     " WHERE name = ?1 AND expires_at > " ORDO_SQLITE_NOW " ORDER BY token";
 
 // ---------------------------------------------------------------------------------------------
@@ -71,7 +83,7 @@ constexpr const char kLiveHolders[] =
 constexpr const char kSnapshotLock[] =
     "SELECT " ORDO_SQLITE_NOW ", (SELECT last_token FROM locks WHERE name = ?1)";
 constexpr const char kAllHolders[] =
-    "SELECT owner, token, mode, expires_at FROM holders WHERE name = ?1 ORDER BY token";
+    "SELECT owner, token, mode, expires_at, slot, lim FROM holders WHERE name = ?1 ORDER BY token";
 // Write-back of an acquisition: the version must be the one read (no acquisition in between)…
 constexpr const char kCreateLock[] =
     "INSERT INTO locks (name, last_token) VALUES (?1, 1) ON CONFLICT (name) DO NOTHING";
@@ -82,7 +94,7 @@ constexpr const char kBumpIfVersion[] =
 constexpr const char kDeleteIfUnchanged[] =
     "DELETE FROM holders WHERE name = ?1 AND token = ?2 AND expires_at = ?3";
 constexpr const char kSnapshotHolder[] =
-    "SELECT " ORDO_SQLITE_NOW ", owner, mode, expires_at FROM holders "
+    "SELECT " ORDO_SQLITE_NOW ", owner, mode, expires_at, slot FROM holders "
     " WHERE name = ?1 AND token = ?2";
 // Renew/release write back only where the holder is as read (expires_at = ?3) and, since the
 // client's decision is already a few microseconds old, still live by SQLite's clock.
@@ -98,14 +110,14 @@ constexpr const char kReleaseIfUnchanged[] =
 // Reads shared by both strategies.
 
 constexpr const char kDescribe[] =
-    "SELECT l.last_token, h.owner, h.token, h.mode, h.expires_at "
+    "SELECT l.last_token, h.owner, h.token, h.mode, h.expires_at, h.slot, h.lim "
     "  FROM locks AS l LEFT JOIN holders AS h "
     "    ON h.name = l.name AND h.expires_at > " ORDO_SQLITE_NOW
     " WHERE l.name = ?1 ORDER BY h.token";
 // Names are ASCII below 0x7f, so [prefix, prefix || char(127)) is exactly the names starting
 // with the prefix, and the primary-key index serves the range and the order.
 constexpr const char kList[] =
-    "SELECT l.name, l.last_token, h.owner, h.token, h.mode, h.expires_at "
+    "SELECT l.name, l.last_token, h.owner, h.token, h.mode, h.expires_at, h.slot, h.lim "
     "  FROM (SELECT name, last_token FROM locks "
     "         WHERE name >= ?1 AND name < (?1 || char(127)) ORDER BY name LIMIT ?2) AS l "
     "  LEFT JOIN holders AS h ON h.name = l.name AND h.expires_at > " ORDO_SQLITE_NOW
@@ -119,7 +131,19 @@ struct HolderRow {
   std::uint64_t token = 0;
   LockMode mode = LockMode::kExclusive;
   std::int64_t expires_at = 0;  // ms since the epoch, SQLite's clock
+  std::uint32_t slot = 0;
+  std::uint32_t limit = 1;
 };
+
+// The lowest slot not in `used` (sorted).
+std::uint32_t LowestFreeSlot(const std::vector<std::uint32_t>& used) {
+  std::uint32_t slot = 0;
+  for (std::uint32_t u : used) {
+    if (u == slot) ++slot;
+    if (u > slot) break;
+  }
+  return slot;
+}
 
 LockMode ModeFromText(std::string_view text) {
   return text == "shared" ? LockMode::kShared : LockMode::kExclusive;
@@ -129,37 +153,32 @@ bool Conflicts(LockMode requested, LockMode held) {
   return requested == LockMode::kExclusive || held == LockMode::kExclusive;
 }
 
-// The outcome of one try: a lease, or who holds the lock and when the first conflicting
-// holder's lease runs out (so a waiter need not sleep past it).
-struct Attempt {
-  std::optional<Lease> lease;
-  std::string holders;
-  milliseconds retry_in{0};
-};
-
+// A refused try: who holds the lock and when the first conflicting holder's lease runs out
+// (so a waiter need not sleep past it), by SQLite's clock.
 Attempt Held(const std::vector<HolderRow>& conflicting, std::int64_t now) {
   Attempt out;
   std::int64_t first_expiry = std::numeric_limits<std::int64_t>::max();
   for (const auto& h : conflicting) {
-    if (!out.holders.empty()) out.holders += ", ";
-    out.holders += "'" + h.owner + "' (token " + std::to_string(h.token) + ", " +
-                   std::string(LockModeName(h.mode)) + ")";
+    out.holders.push_back({h.owner, h.token, h.mode, FromEpochMs(h.expires_at), h.slot});
     first_expiry = std::min(first_expiry, h.expires_at);
   }
-  out.retry_in = milliseconds(std::max<std::int64_t>(0, first_expiry - now));
+  if (!conflicting.empty()) out.expiry = milliseconds(std::max<std::int64_t>(0, first_expiry - now));
+  return out;
+}
+
+Attempt Granted(Lease lease) {
+  Attempt out;
+  out.lease = std::move(lease);
   return out;
 }
 
 Lease MakeLease(std::string_view name, std::string owner, std::uint64_t token, LockMode mode,
-                std::int64_t expires_at, milliseconds ttl) {
-  return Lease{std::string(name), std::move(owner), token, mode, FromEpochMs(expires_at), ttl};
+                std::int64_t expires_at, milliseconds ttl, std::uint32_t slot = 0) {
+  return Lease{std::string(name), std::move(owner), token, mode, FromEpochMs(expires_at), ttl,
+               slot};
 }
 
-Status LeaseLost(const Lease& lease) {
-  return LeaseLostError("lease on '" + lease.name + "' with token " +
-                        std::to_string(lease.token) +
-                        " is not held: it expired, was released or was taken over");
-}
+Status LeaseLost(const Lease& lease) { return LostError(lease); }
 
 // The internal signal of a lost write-back in the version strategy; never returned to users.
 Status Conflict() { return Status(StatusCode::kVersionMismatch, "version conflict"); }
@@ -182,14 +201,16 @@ Status RunStatement(Connection& conn, const char* sql, Bind&& bind) {
 
 // Inserts the holder row of a new acquisition with `token`; returns the lease.
 Result<Lease> InsertHolder(Connection& conn, const LockRequest& request, const std::string& owner,
-                           std::uint64_t token) {
+                           std::uint64_t token, std::uint32_t slot) {
   auto insert = conn.Prepare(kInsertHolder);
   if (!insert.ok()) return insert.status();
   insert->BindText(1, request.name)
       .Bind(2, static_cast<std::int64_t>(token))
       .BindText(3, owner)
       .BindText(4, LockModeName(request.mode))
-      .Bind(5, request.ttl.count());
+      .Bind(5, request.ttl.count())
+      .Bind(6, static_cast<std::int64_t>(slot))
+      .Bind(7, static_cast<std::int64_t>(request.limit));
   auto row = insert->Step();
   if (!row.ok()) return row.status();
   if (!*row) {
@@ -197,7 +218,7 @@ Result<Lease> InsertHolder(Connection& conn, const LockRequest& request, const s
   }
   const std::int64_t expires_at = insert->Int(0);
   ORDO_RETURN_IF_ERROR(insert->Run());
-  return MakeLease(request.name, owner, token, request.mode, expires_at, request.ttl);
+  return MakeLease(request.name, owner, token, request.mode, expires_at, request.ttl, slot);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -215,6 +236,35 @@ class LeaseStrategy {
   const std::shared_ptr<Database> db_;
 };
 
+// kInvalidArgument when the live holders' limit is not the request's. REQUIRES: inside the
+// acquisition's write transaction (so the answer holds until it commits).
+Status CheckLimit(Connection& conn, const LockRequest& request) {
+  auto in_force = conn.Prepare(kLimitInForce);
+  if (!in_force.ok()) return in_force.status();
+  in_force->BindText(1, request.name);
+  auto row = in_force->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return OkStatus();
+  const auto limit = static_cast<std::uint32_t>(in_force->Int(0));
+  ORDO_RETURN_IF_ERROR(in_force->Run());
+  if (limit == request.limit) return OkStatus();
+  return LimitMismatchError(request.name, request.limit, limit);
+}
+
+Result<std::vector<std::uint32_t>> UsedSlots(Connection& conn, const std::string& name) {
+  auto used = conn.Prepare(kUsedSlots);
+  if (!used.ok()) return used.status();
+  used->BindText(1, name);
+  std::vector<std::uint32_t> out;
+  while (true) {
+    auto row = used->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    out.push_back(static_cast<std::uint32_t>(used->Int(0)));
+  }
+  return out;
+}
+
 class CasStrategy final : public LeaseStrategy {
  public:
   using LeaseStrategy::LeaseStrategy;
@@ -224,17 +274,31 @@ class CasStrategy final : public LeaseStrategy {
       const auto bind_name = [&](Statement& s) { s.BindText(1, request.name); };
       ORDO_RETURN_IF_ERROR(RunStatement(conn, kEnsureLock, bind_name));
       ORDO_RETURN_IF_ERROR(RunStatement(conn, kPurgeExpired, bind_name));
-      auto claim = conn.Prepare(kClaim);
+      // A refusal returns an error, which rolls the transaction back: nothing changed.
+      ORDO_RETURN_IF_ERROR(CheckLimit(conn, request));
+      const bool permit = request.limit > 1;
+      auto claim = conn.Prepare(permit ? kClaimPermit : kClaim);
       if (!claim.ok()) return claim.status();
-      claim->BindText(1, request.name).BindText(2, LockModeName(request.mode));
+      claim->BindText(1, request.name);
+      if (permit) {
+        claim->Bind(2, static_cast<std::int64_t>(request.limit));
+      } else {
+        claim->BindText(2, LockModeName(request.mode));
+      }
       auto claimed = claim->Step();
       if (!claimed.ok()) return claimed.status();
       if (*claimed) {
         const auto token = static_cast<std::uint64_t>(claim->Int(0));
         ORDO_RETURN_IF_ERROR(claim->Run());
-        auto lease = InsertHolder(conn, request, owner, token);
+        std::uint32_t slot = 0;
+        if (permit) {
+          auto used = UsedSlots(conn, request.name);
+          if (!used.ok()) return used.status();
+          slot = LowestFreeSlot(*used);
+        }
+        auto lease = InsertHolder(conn, request, owner, token, slot);
         if (!lease.ok()) return lease.status();
-        return Attempt{std::move(*lease), {}, {}};
+        return Granted(std::move(*lease));
       }
       return HeldBy(conn, request);
     });
@@ -251,7 +315,8 @@ class CasStrategy final : public LeaseStrategy {
       if (!row.ok()) return row.status();
       if (!*row) return LeaseLost(lease);
       Lease out = MakeLease(lease.name, renew->Bytes(0), lease.token,
-                            ModeFromText(renew->Bytes(1)), renew->Int(2), ttl);
+                            ModeFromText(renew->Bytes(1)), renew->Int(2), ttl,
+                            static_cast<std::uint32_t>(renew->Int(3)));
       ORDO_RETURN_IF_ERROR(renew->Run());
       return out;
     });
@@ -278,9 +343,11 @@ class CasStrategy final : public LeaseStrategy {
       if (!row.ok()) return row.status();
       if (!*row) break;
       HolderRow h{live->Bytes(0), static_cast<std::uint64_t>(live->Int(1)),
-                  ModeFromText(live->Bytes(2)), live->Int(3)};
+                  ModeFromText(live->Bytes(2)), live->Int(3),
+                  static_cast<std::uint32_t>(live->Int(5))};
       now = live->Int(4);
-      if (Conflicts(request.mode, h.mode)) conflicting.push_back(std::move(h));
+      // Every permit holder stands between a permit request and the next free slot.
+      if (request.limit > 1 || Conflicts(request.mode, h.mode)) conflicting.push_back(std::move(h));
     }
     return Held(conflicting, now);
   }
@@ -295,16 +362,25 @@ class VersionStrategy final : public LeaseStrategy {
       auto snapshot = db_->Read([&](Connection& conn) { return ReadLock(conn, request.name); });
       if (!snapshot.ok()) return snapshot.status();
       // The decision, in the client, on what was read.
-      std::vector<HolderRow> conflicting;
+      std::vector<HolderRow> live;
       std::vector<HolderRow> expired;
       for (auto& h : snapshot->holders) {
-        if (h.expires_at <= snapshot->now) {
-          expired.push_back(std::move(h));
-        } else if (Conflicts(request.mode, h.mode)) {
-          conflicting.push_back(std::move(h));
-        }
+        (h.expires_at <= snapshot->now ? expired : live).push_back(std::move(h));
       }
-      if (!conflicting.empty()) return Held(conflicting, snapshot->now);
+      if (!live.empty() && live.front().limit != request.limit) {
+        return LimitMismatchError(request.name, request.limit, live.front().limit);
+      }
+      std::vector<HolderRow> conflicting;
+      std::vector<std::uint32_t> used;
+      for (auto& h : live) {
+        used.push_back(h.slot);
+        if (request.limit > 1 || Conflicts(request.mode, h.mode)) conflicting.push_back(h);
+      }
+      if (request.limit > 1 ? live.size() >= request.limit : !conflicting.empty()) {
+        return Held(conflicting, snapshot->now);
+      }
+      std::sort(used.begin(), used.end());
+      const std::uint32_t slot = request.limit > 1 ? LowestFreeSlot(used) : 0;
       auto granted = db_->Write([&](Connection& conn) -> Result<Lease> {
         const std::optional<std::int64_t>& version = snapshot->version;
         ORDO_RETURN_IF_ERROR(RunStatement(conn, version ? kBumpIfVersion : kCreateLock,
@@ -322,9 +398,9 @@ class VersionStrategy final : public LeaseStrategy {
           if (conn.changes() != 1) return Conflict();
         }
         return InsertHolder(conn, request, owner,
-                            static_cast<std::uint64_t>(version.value_or(0)) + 1);
+                            static_cast<std::uint64_t>(version.value_or(0)) + 1, slot);
       });
-      if (granted.ok()) return Attempt{std::move(*granted), {}, {}};
+      if (granted.ok()) return Granted(std::move(*granted));
       if (!IsConflict(granted.status())) return granted.status();
     }
     return TooManyConflicts(request.name);
@@ -345,7 +421,7 @@ class VersionStrategy final : public LeaseStrategy {
         if (!row.ok()) return row.status();
         if (!*row) return Conflict();
         Lease out = MakeLease(lease.name, holder->owner, lease.token, holder->mode,
-                              renew->Int(0), ttl);
+                              renew->Int(0), ttl, holder->slot);
         ORDO_RETURN_IF_ERROR(renew->Run());
         return out;
       });
@@ -395,7 +471,9 @@ class VersionStrategy final : public LeaseStrategy {
       if (!hrow.ok()) return hrow.status();
       if (!*hrow) break;
       out.holders.push_back({holders->Bytes(0), static_cast<std::uint64_t>(holders->Int(1)),
-                             ModeFromText(holders->Bytes(2)), holders->Int(3)});
+                             ModeFromText(holders->Bytes(2)), holders->Int(3),
+                             static_cast<std::uint32_t>(holders->Int(4)),
+                             static_cast<std::uint32_t>(holders->Int(5))});
     }
     return out;
   }
@@ -409,77 +487,35 @@ class VersionStrategy final : public LeaseStrategy {
       auto row = read->Step();
       if (!row.ok()) return row.status();
       if (!*row || read->Int(3) <= read->Int(0)) return LeaseLost(lease);
-      return HolderRow{read->Bytes(1), lease.token, ModeFromText(read->Bytes(2)), read->Int(3)};
+      return HolderRow{read->Bytes(1), lease.token, ModeFromText(read->Bytes(2)), read->Int(3),
+                       static_cast<std::uint32_t>(read->Int(4))};
     });
   }
 };
 
 // ---------------------------------------------------------------------------------------------
 
-class SqliteLocker final : public Locker {
+// A waiter sleeps on the file's in-process release signal, and for releases by other processes,
+// which SQLite cannot announce, wakes on its own after a backoff of 1 ms doubling to
+// kMaxBackoff: the one bounded poll in ordo (LockerTraits::recheck says so).
+class BackoffWakeups final : public Wakeups {
+ public:
+  explicit BackoffWakeups(std::unique_ptr<Wakeups> board) : board_(std::move(board)) {}
+  std::uint64_t Take() override { return board_->Take(); }
+  void Wait(std::uint64_t ticket, SteadyClock::time_point until) override {
+    board_->Wait(ticket, std::min(until, SteadyClock::now() + backoff_));
+    backoff_ = std::min(backoff_ * 2, kMaxBackoff);
+  }
+
+ private:
+  const std::unique_ptr<Wakeups> board_;
+  milliseconds backoff_ = kMinBackoff;
+};
+
+class SqliteLocker final : public EngineLocker {
  public:
   SqliteLocker(std::shared_ptr<Database> db, std::unique_ptr<LeaseStrategy> strategy)
       : db_(std::move(db)), strategy_(std::move(strategy)), fenced_(db_), objects_(db_) {}
-
-  Result<Lease> Acquire(const LockRequest& request) override {
-    ORDO_RETURN_IF_ERROR(ValidateRequest(request));
-    const std::string owner = request.owner.empty() ? DefaultOwner() : request.owner;
-    const auto deadline = SteadyClock::now() + request.wait;
-    milliseconds backoff = kMinBackoff;
-    while (true) {
-      // Read the release count before the try: a release in this process that lands after the
-      // try looked at the table ends the sleep below at once instead of being missed.
-      const std::uint64_t seen = db_->releases();
-      auto attempt = strategy_->TryAcquire(request, owner);
-      if (!attempt.ok()) return attempt.status();
-      if (attempt->lease) return std::move(*attempt->lease);
-      const auto now = SteadyClock::now();
-      if (now >= deadline) {
-        return LockHeldError("lock '" + request.name + "' is held by " + attempt->holders);
-      }
-      // Other processes cannot wake us: look again after the backoff, or as soon as the first
-      // conflicting lease runs out (+1 ms: expiry is "expires_at <= now").
-      const auto nap = std::min(backoff, attempt->retry_in + milliseconds(1));
-      db_->WaitForRelease(seen, std::min(deadline, now + nap));
-      backoff = std::min(backoff * 2, kMaxBackoff);
-    }
-  }
-
-  Result<Lease> Renew(const Lease& lease, milliseconds ttl) override {
-    ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
-    ORDO_RETURN_IF_ERROR(ValidateTtl(ttl));
-    if (lease.token == 0 || lease.token > kMaxToken) return LeaseLost(lease);
-    return strategy_->Renew(lease, ttl);
-  }
-
-  Status Release(const Lease& lease) override {
-    ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
-    if (lease.token == 0 || lease.token > kMaxToken) return LeaseLost(lease);
-    Status s = strategy_->Release(lease);
-    if (s.ok()) db_->NotifyRelease();
-    return s;
-  }
-
-  Result<LockState> Describe(std::string_view name) override {
-    ORDO_RETURN_IF_ERROR(ValidateName(name));
-    return db_->Read([&](Connection& conn) -> Result<LockState> {
-      auto describe = conn.Prepare(kDescribe);
-      if (!describe.ok()) return describe.status();
-      describe->BindText(1, name);
-      LockState state{std::string(name), {}, 0};
-      bool found = false;
-      while (true) {
-        auto row = describe->Step();
-        if (!row.ok()) return row.status();
-        if (!*row) break;
-        found = true;
-        state.last_token = static_cast<std::uint64_t>(describe->Int(0));
-        if (!describe->IsNull(2)) state.holders.push_back(HolderAt(*describe, 1));
-      }
-      if (!found) return NotFoundError("lock '" + std::string(name) + "' was never acquired");
-      return state;
-    });
-  }
 
   Result<std::vector<LockState>> List(std::string_view prefix, std::size_t limit) override {
     return db_->Read([&](Connection& conn) -> Result<std::vector<LockState>> {
@@ -496,7 +532,10 @@ class SqliteLocker final : public Locker {
         if (out.empty() || out.back().name != name) {
           out.push_back({std::move(name), {}, static_cast<std::uint64_t>(list->Int(1))});
         }
-        if (!list->IsNull(3)) out.back().holders.push_back(HolderAt(*list, 2));
+        if (!list->IsNull(3)) {
+          out.back().holders.push_back(HolderAt(*list, 2));
+          out.back().limit = static_cast<std::uint32_t>(list->Int(7));
+        }
       }
       return out;
     });
@@ -507,16 +546,61 @@ class SqliteLocker final : public Locker {
   }
 
   LockerTraits traits() const override {
-    return {.expires_by_ttl = true, .shared_across_processes = true};
+    return {.expires_by_ttl = true, .shared_across_processes = true, .recheck = kMaxBackoff};
   }
   FencedStore& fenced() override { return fenced_; }
   VersionedStore& objects() override { return objects_; }
 
+ protected:
+  Result<Attempt> TryAcquire(const LockRequest& request, const std::string& owner,
+                             SteadyClock::time_point /*deadline*/) override {
+    auto attempt = strategy_->TryAcquire(request, owner);
+    if (attempt.ok() && attempt->lease) db_->board().NotifyWatchers(request.name);
+    return attempt;
+  }
+  Result<Lease> DoRenew(const Lease& lease, milliseconds ttl) override {
+    return strategy_->Renew(lease, ttl);
+  }
+  Status DoRelease(const Lease& lease) override { return strategy_->Release(lease); }
+  void Released(std::string_view name) override { db_->board().Notify(name); }
+  std::unique_ptr<Wakeups> WaitFor(std::string_view name) override {
+    return std::make_unique<BackoffWakeups>(db_->board().WaitFor(name));
+  }
+  std::unique_ptr<Subscription> Subscribe(std::string_view name,
+                                          std::function<void()> changed) override {
+    return db_->board().Watch(name, std::move(changed));
+  }
+
+  Result<LockState> DoDescribe(std::string_view name) override {
+    return db_->Read([&](Connection& conn) -> Result<LockState> {
+      auto describe = conn.Prepare(kDescribe);
+      if (!describe.ok()) return describe.status();
+      describe->BindText(1, name);
+      LockState state{std::string(name), {}, 0};
+      bool found = false;
+      while (true) {
+        auto row = describe->Step();
+        if (!row.ok()) return row.status();
+        if (!*row) break;
+        found = true;
+        state.last_token = static_cast<std::uint64_t>(describe->Int(0));
+        if (!describe->IsNull(2)) {
+          state.holders.push_back(HolderAt(*describe, 1));
+          state.limit = static_cast<std::uint32_t>(describe->Int(6));
+        }
+      }
+      if (!found) return NotFoundError("lock '" + std::string(name) + "' was never acquired");
+      return state;
+    });
+  }
+
  private:
   // Reads (owner, token, mode, expires_at) starting at `column`.
+  // Reads (owner, token, mode, expires_at, slot) starting at `column`.
   static Holder HolderAt(const Statement& s, int column) {
     return Holder{s.Bytes(column), static_cast<std::uint64_t>(s.Int(column + 1)),
-                  ModeFromText(s.Bytes(column + 2)), FromEpochMs(s.Int(column + 3))};
+                  ModeFromText(s.Bytes(column + 2)), FromEpochMs(s.Int(column + 3)),
+                  static_cast<std::uint32_t>(s.Int(column + 4))};
   }
 
   const std::shared_ptr<Database> db_;

@@ -117,6 +117,11 @@ struct LockerTraits {
   bool expires_by_ttl = true;
   // True when processes other than this one see the same locks (everything but inproc:).
   bool shared_across_processes = true;
+  // 0 when every change, by any process, is notified (waiters and Watch never poll). Otherwise
+  // the bounded period at which waiters re-check, and Watch callers must re-check, because
+  // changes made by other processes are not notified: sqlite:// (SQLite has no cross-process
+  // notification; releases inside the process are notified at once).
+  std::chrono::milliseconds recheck{0};
 };
 
 // A Locker is one open backend. Implementations are safe for concurrent use from many threads.
@@ -154,13 +159,16 @@ class Locker {
 
   virtual LockerTraits traits() const = 0;
 
-  // Asks to be told when lock `name` may have changed hands (a release, a holder's death, a
-  // revocation, an acquisition), so that a caller can wait without a thread or a connection of
-  // its own: `changed` is called on a backend thread, must not block, and may be called
-  // spuriously; a change after Watch returned is never missed. Expiry by TTL is not signalled:
-  // wait for the first holder's expires_at as well.
-  // Returns nullptr when the backend has no notification source; the caller must then re-check
-  // on a bounded period of its own.
+  // Asks to be told when lock `name` may have changed hands, so that a caller can wait without
+  // a thread or a connection of its own: `changed` is called on a backend thread, must not
+  // block and must not call into this Locker, and may be called spuriously. Signalled: every
+  // release (inproc:, sqlite:// in this process, postgresql:// through NOTIFY), and
+  // acquisitions on the in-process sources (inproc:, sqlite://). Not signalled: expiry by TTL
+  // and a for-update holder's dropped connection (wait for the first holder's expires_at as
+  // well), and on sqlite:// other processes' changes (re-check every traits().recheck).
+  // Returns nullptr when the backend has no notification source (flock://, fcntl://, http://);
+  // the caller must then re-check on a bounded period of its own. The Subscription must not
+  // outlive this Locker.
   virtual std::unique_ptr<Subscription> Watch(std::string_view name,
                                               std::function<void()> changed);
 

@@ -13,8 +13,8 @@
 // store.h         FencedStore, VersionedStore
 // state_machine.h guarded transitions on a VersionedStore
 // memory_store.h  in-process stores
-// range_lock.h    byte-range locks on one shared file (fcntl OFD locks)
 // duration.h      "30s", "500ms" parsing
+// (RangeLock, byte-range locks of one shared file, is <ordo_local/range_lock.h>.)
 #ifndef ORDO_ORDO_H_
 #define ORDO_ORDO_H_
 
@@ -22,7 +22,6 @@
 #include "ordo/lock.h"
 #include "ordo/memory_store.h"
 #include "ordo/names.h"
-#include "ordo/range_lock.h"
 #include "ordo/registry.h"
 #include "ordo/scoped_lease.h"
 #include "ordo/state_machine.h"

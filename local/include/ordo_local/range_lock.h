@@ -1,4 +1,7 @@
-// ordo/range_lock.h — locking byte ranges (records) of one shared file across processes.
+// ordo_local/range_lock.h — locking byte ranges (records) of one shared file across processes.
+//
+// Part of the local layer (it is fcntl, not a backend of the Locker API), so it is not in the
+// umbrella ordo/ordo.h: include <ordo_local/range_lock.h> where you use it.
 //
 //   auto rec = ordo::RangeLock::Lock("/var/lib/app/table.dat", 4096 * 7, 4096,
 //                                    ordo::LockMode::kExclusive, std::chrono::seconds(5));
@@ -16,8 +19,8 @@
 //
 // Thread safety: a RangeLock is a move-only value; distinct objects may be used from distinct
 // threads, one object from one thread at a time.
-#ifndef ORDO_RANGE_LOCK_H_
-#define ORDO_RANGE_LOCK_H_
+#ifndef ORDO_LOCAL_RANGE_LOCK_H_
+#define ORDO_LOCAL_RANGE_LOCK_H_
 
 #include <chrono>
 #include <cstdint>
@@ -72,4 +75,4 @@ class RangeLock {
 
 }  // namespace ordo
 
-#endif  // ORDO_RANGE_LOCK_H_
+#endif  // ORDO_LOCAL_RANGE_LOCK_H_

@@ -1,0 +1,70 @@
+// `ordo run --limit N` and `ordo lock acquire --limit N`: semaphores from the command line, on
+// a real SQLite file, with the real binary.
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "ordo_process.h"
+#include "test_support.h"
+
+namespace ordo::testing {
+namespace {
+
+// Prints its slot, says "ready", and runs until a line arrives on stdin.
+const std::vector<std::string> kSlotThenHold = {
+    "sh", "-c", "echo slot=$ORDO_LOCK_SLOT; echo ready; read code; exit $code"};
+
+class LimitTest : public ::testing::Test {
+ protected:
+  std::string Backend() const { return "sqlite://" + dir_.path() + "/locks.db"; }
+  std::vector<std::string> Run(const std::vector<std::string>& tail, const std::string& limit) {
+    return Cat({"run", "--backend", Backend(), "--lock", "sem", "--limit", limit, "--"}, tail);
+  }
+  TempDir dir_;
+};
+
+TEST_F(LimitTest, RunHoldsOneOfNPermitsAndExportsItsSlot) {
+  auto first = StartOrdo(Run(kSlotThenHold, "2"));
+  EXPECT_EQ(first->ReadLine(), "slot=0");
+  EXPECT_EQ(first->ReadLine(), "ready");
+  auto second = StartOrdo(Run(kSlotThenHold, "2"));
+  EXPECT_EQ(second->ReadLine(), "slot=1");
+  EXPECT_EQ(second->ReadLine(), "ready");
+  // Both permits are taken: a third run is refused like a held lock.
+  EXPECT_EQ(RunOrdo(Run({"true"}, "2")).code, 1);
+  // A different limit while permits are held is ordo's error, and changes nothing.
+  EXPECT_EQ(RunOrdo(Run({"true"}, "3")).code, 125);
+  first->WriteLine("0");
+  EXPECT_EQ(ExitCode(first->Wait()), 0);
+  // The freed slot is the next one handed out.
+  auto r = RunOrdo(Run({"sh", "-c", "echo $ORDO_LOCK_SLOT"}, "2"));
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, "0\n");
+  second->WriteLine("0");
+  EXPECT_EQ(ExitCode(second->Wait()), 0);
+}
+
+TEST_F(LimitTest, PlainRunsExportNoSlotAndBadLimitsAreRefused) {
+  auto r = RunOrdo(Cat({"run", "--backend", Backend(), "--lock", "plain", "--"},
+                       {"sh", "-c", "echo ${ORDO_LOCK_SLOT-unset}"}));
+  EXPECT_EQ(r.code, 0);
+  EXPECT_EQ(r.out, "unset\n");
+  EXPECT_EQ(RunOrdo(Run({"true"}, "0")).code, 125);
+  EXPECT_EQ(RunOrdo(Run({"true"}, "10001")).code, 125);
+}
+
+TEST_F(LimitTest, LockAcquirePrintsThePermitsSlot) {
+  for (int slot = 0; slot < 2; ++slot) {
+    auto r = RunOrdo({"lock", "acquire", "--backend", Backend(), "--limit", "2", "sem"});
+    ASSERT_EQ(r.code, 0) << r.out;
+    const auto lease = nlohmann::json::parse(r.out);
+    EXPECT_EQ(lease["slot"], slot);
+  }
+  EXPECT_EQ(RunOrdo({"lock", "acquire", "--backend", Backend(), "--limit", "2", "sem"}).code, 1);
+  auto status = RunOrdo({"lock", "status", "--backend", Backend(), "sem"});
+  ASSERT_EQ(status.code, 0);
+  EXPECT_EQ(nlohmann::json::parse(status.out)["limit"], 2);
+}
+
+}  // namespace
+}  // namespace ordo::testing
