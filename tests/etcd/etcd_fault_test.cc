@@ -95,6 +95,31 @@ TEST(EtcdFaultTest, LeaderKillAndPauseKeepMutualExclusionAndTokenOrder) {
   EXPECT_GT(total.acquired, 20) << "the workers made no progress around the faults";
 }
 
+// The control run: the same workers, each on a lock of its own (so nothing excludes them),
+// must see violations, or the test above is blind.
+TEST(EtcdFaultTest, ControlRunWithoutACommonLockSeesViolations) {
+  EtcdCluster cluster(1);
+  TempDir dir;
+  const std::string lock = UniqueName("control");
+  long violations = 0;
+  for (int round = 0; round < 5 && violations == 0; ++round) {
+    std::vector<std::unique_ptr<Child>> workers;
+    for (int i = 0; i < 3; ++i) {
+      workers.push_back(std::make_unique<Child>(std::vector<std::string>{
+          ORDO_ETCD_FAULT_WORKER, cluster.Url(), lock + "-" + std::to_string(i), dir.path(), "2",
+          "3000"}));
+    }
+    for (auto& w : workers) ASSERT_EQ(w->ReadLine(), "ready");
+    for (auto& w : workers) w->WriteLine("go");
+    for (auto& w : workers) {
+      violations += ParseDone(w->ReadLine(std::chrono::seconds(60))).violations;
+      w->Wait();
+    }
+  }
+  std::printf("etcd control run: violations %ld\n", violations);
+  EXPECT_GT(violations, 0) << "separate locks overlapped nowhere: the fault test is blind";
+}
+
 TEST(EtcdFaultTest, ExpiredHolderGetsLeaseLostAcrossLeaderChange) {
   EtcdCluster cluster(3);
   auto a = Open(cluster.Url());
