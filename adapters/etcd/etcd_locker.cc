@@ -27,8 +27,11 @@
 // semaphores (the N oldest exclusive keys hold), which ValidateRequest refuses for now.
 //
 // Endpoints: calls go to one endpoint at a time; a transport failure moves to the next one for
-// the following call, and calls that are safe to repeat (reads, keep-alives) are retried on
-// every endpoint once. A transaction that may or may not have been applied is kUnavailable.
+// the following call. A refused connection (nothing was sent) and calls that are safe to repeat
+// (reads, keep-alives, lease grants) are retried on every endpoint once; a transaction that may
+// or may not have been applied is kUnavailable. etcd's error replies carry gRPC trailers that
+// cpp-httplib 0.11 cannot read, so every error reply arrives as a broken reply: the backend
+// never depends on an error's contents (a lost lease is found by looking, not by the error).
 //
 // Thread safety: the Locker and its stores are one object, safe for concurrent use; each call
 // borrows a keep-alive connection (httplib::Client is not safe for concurrent requests).
@@ -45,6 +48,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -70,6 +74,8 @@ constexpr auto kRequestTimeout = milliseconds(5'000);
 constexpr std::size_t kMaxIdlePerEndpoint = 16;
 // Optimistic fenced transactions retry this often before reporting kUnavailable.
 constexpr int kMaxTxnAttempts = 100;
+// Own holder keys remembered for a Release or Renew without a lookup.
+constexpr std::size_t kMaxRemembered = 65'536;
 
 // Writing to a connection the peer reset raises SIGPIPE; block it for the duration of a call.
 class SigpipeGuard {
@@ -340,8 +346,9 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
     const auto deadline = SteadyClock::now() + request.wait;
     const std::string owner = request.owner.empty() ? DefaultOwner() : request.owner;
     const bool exclusive = request.mode == LockMode::kExclusive;
+    // A grant repeated after a lost reply only leaves an unused lease to expire.
     auto granted = Post("/v3/lease/grant", {{"TTL", std::to_string(TtlSeconds(request.ttl))}},
-                        /*idempotent=*/false);
+                        /*idempotent=*/true);
     if (!granted.ok()) return granted.status();
     const std::int64_t lease_id = I64(*granted, "ID");
     const std::int64_t lease_ttl = I64(*granted, "TTL");
@@ -369,7 +376,10 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
                 .expires_at = SystemClock::now() + std::chrono::seconds(lease_ttl),
                 .ttl = request.ttl,
                 .slot = 0};
-    if (Succeeded(*reply)) return lease;
+    if (Succeeded(*reply)) {
+      Remember(lease.token, {request.name, key, lease_id, request.ttl.count()});
+      return lease;
+    }
     if (request.wait.count() == 0) {
       RevokeQuietly(lease_id);
       return LockHeldError("lock '" + request.name + "' is held");
@@ -380,17 +390,23 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
       return waited;
     }
     lease.expires_at = SystemClock::now() + std::chrono::seconds(lease_ttl);
+    Remember(lease.token, {request.name, key, lease_id, request.ttl.count()});
     return lease;
   }
 
   Result<Lease> Renew(const Lease& lease, milliseconds ttl) override {
     ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
     ORDO_RETURN_IF_ERROR(ValidateTtl(ttl));
-    auto found = FindHolder(lease.name, lease.token);
-    if (!found.ok()) return found.status();
-    const Kv& kv = *found;
-    json value = json::parse(kv.value, nullptr, false);
-    const std::int64_t old_ttl_ms = value.is_object() ? I64(value, "ttl_ms") : 0;
+    // This Locker's own leases are known; another process's are looked up by token.
+    std::optional<Own> own = Recall(lease.token, lease.name);
+    if (!own) {
+      auto found = FindHolder(lease.name, lease.token);
+      if (!found.ok()) return found.status();
+      json value = json::parse(found->value, nullptr, false);
+      own = Own{lease.name, found->key, found->lease, value.is_object() ? I64(value, "ttl_ms") : 0};
+    }
+    const Own kv = *own;
+    const std::int64_t old_ttl_ms = kv.ttl_ms;
     Lease out = lease;
     out.ttl = ttl;
     if (TtlSeconds(milliseconds(old_ttl_ms)) == TtlSeconds(ttl)) {
@@ -412,9 +428,9 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
     auto granted = Post("/v3/lease/grant", {{"TTL", std::to_string(TtlSeconds(ttl))}}, false);
     if (!granted.ok()) return granted.status();
     const std::int64_t lease_id = I64(*granted, "ID");
-    value["ttl_ms"] = ttl.count();
+    const std::string value = json{{"owner", lease.owner}, {"ttl_ms", ttl.count()}}.dump();
     json txn = {{"compare", {CompareCreate(kv.key, lease.token)}},
-                {"success", {OpPut(kv.key, value.dump(), lease_id)}}};
+                {"success", {OpPut(kv.key, value, lease_id)}}};
     auto moved = Post("/v3/kv/txn", txn, false);
     if (!moved.ok() || !Succeeded(*moved)) {
       RevokeQuietly(lease_id);
@@ -422,12 +438,23 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
       return Lost(lease);
     }
     RevokeQuietly(kv.lease);
+    Remember(lease.token, {lease.name, kv.key, lease_id, ttl.count()});
     out.expires_at = SystemClock::now() + std::chrono::seconds(I64(*granted, "TTL"));
     return out;
   }
 
   Status Release(const Lease& lease) override {
     ORDO_RETURN_IF_ERROR(ValidateName(lease.name));
+    if (std::optional<Own> own = Recall(lease.token, lease.name)) {
+      // The lease was granted for this holder key alone: revoking it deletes the key, in one
+      // Raft entry. Any other answer (etcd's "lease not found" for an expired lease reaches
+      // httplib as a broken reply: the gateway sends gRPC trailers it cannot read) is settled
+      // by the lookup below.
+      Forget(lease.token);
+      if (Post("/v3/lease/revoke", {{"ID", std::to_string(own->lease)}}, false).ok()) {
+        return OkStatus();
+      }
+    }
     auto found = FindHolder(lease.name, lease.token);
     if (!found.ok()) return found.status();
     json txn = {{"compare", {CompareCreate(found->key, lease.token)}},
@@ -637,6 +664,32 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
   }
 
  private:
+  // A holder key this Locker created: enough to renew or release it without a lookup.
+  struct Own {
+    std::string name;
+    std::string key;
+    std::int64_t lease = 0;
+    std::int64_t ttl_ms = 0;
+  };
+
+  void Remember(std::uint64_t token, Own own) {
+    std::lock_guard<std::mutex> lock(own_mu_);
+    // Leases that expired without a release stay behind; a bounded map forgets them in bulk
+    // (the lookup by token still works for anything forgotten).
+    if (own_.size() >= kMaxRemembered) own_.clear();
+    own_[token] = std::move(own);
+  }
+  std::optional<Own> Recall(std::uint64_t token, std::string_view name) {
+    std::lock_guard<std::mutex> lock(own_mu_);
+    auto it = own_.find(token);
+    if (it == own_.end() || it->second.name != name) return std::nullopt;
+    return it->second;
+  }
+  void Forget(std::uint64_t token) {
+    std::lock_guard<std::mutex> lock(own_mu_);
+    own_.erase(token);
+  }
+
   struct FenceSeen {
     std::uint64_t fence = 0;
     std::uint64_t fence_mod = 0;
@@ -869,6 +922,8 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
   std::atomic<std::size_t> current_{0};
   std::mutex mu_;
   std::vector<std::vector<std::unique_ptr<httplib::Client>>> idle_;  // guarded by mu_
+  std::mutex own_mu_;
+  std::unordered_map<std::uint64_t, Own> own_;  // guarded by own_mu_: token -> own holder key
 };
 
 EtcdSubscription::EtcdSubscription(EtcdLocker* locker, std::string key,
