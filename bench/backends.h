@@ -69,11 +69,14 @@ std::vector<std::unique_ptr<BackendBench>> LocalBackends();
 std::vector<std::unique_ptr<BackendBench>> SqliteBackends();
 std::vector<std::unique_ptr<BackendBench>> PostgresBackends();
 std::vector<std::unique_ptr<BackendBench>> HttpBackends();
+std::vector<std::unique_ptr<BackendBench>> EtcdBackends();
 
 // Rows that are not a Locker scenario: `ordo run`, memory, scale.
 void RunCliRows(const Config& cfg, Table& table);
 void RunMemoryRow(const Config& cfg, Table& table);
 void RunScaleRow(const Config& cfg, Table& table);
+// `ordo run --backend etcd://… -- true` against `etcdctl lock NAME true` (rows_etcd.cc).
+void RunEtcdCliRow(const Config& cfg, Table& table);
 
 // `ordo serve --backend URL` on a free loopback port (stderr to a log file), or an error.
 class OrdoServe {
