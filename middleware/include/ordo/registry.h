@@ -6,6 +6,7 @@
 //   sqlite:///path.db[?strategy=cas|version]   lease rows in a SQLite file (the embedded default)
 //   postgresql://user:pw@host:port/db[?strategy=for-update|cas|version]
 //   http://host:port                           a running `ordo serve`
+//   etcd://host:port[,host:port…][?prefix=/ordo/]  an etcd v3 cluster (its JSON gateway)
 //
 // Backends register themselves when libordo loads; Open needs no #include of an adapter.
 // Open is thread-safe. Registration is meant for static initialisation and is thread-safe too.
