@@ -35,14 +35,12 @@
 //
 // Thread safety: the Locker and its stores are one object, safe for concurrent use; each call
 // borrows a keep-alive connection (httplib::Client is not safe for concurrent requests).
-#include <pthread.h>
-#include <signal.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -59,6 +57,7 @@
 #include "ordo/names.h"
 #include "ordo/registry.h"
 #include "ordo/store.h"
+#include "sigpipe_guard.h"
 
 namespace ordo {
 namespace {
@@ -77,33 +76,7 @@ constexpr int kMaxTxnAttempts = 100;
 // Own holder keys remembered for a Release or Renew without a lookup.
 constexpr std::size_t kMaxRemembered = 65'536;
 
-// Writing to a connection the peer reset raises SIGPIPE; block it for the duration of a call.
-class SigpipeGuard {
- public:
-  SigpipeGuard() {
-    sigemptyset(&pipe_);
-    sigaddset(&pipe_, SIGPIPE);
-    sigset_t pending;
-    sigpending(&pending);
-    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
-  }
-  ~SigpipeGuard() {
-    if (!was_pending_) {
-      const timespec zero{0, 0};
-      while (sigtimedwait(&pipe_, nullptr, &zero) > 0) {
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  SigpipeGuard(const SigpipeGuard&) = delete;
-  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
-
- private:
-  sigset_t pipe_;
-  sigset_t old_;
-  bool was_pending_ = false;
-};
+using adapters::SigpipeGuard;
 
 // --- encoding ---------------------------------------------------------------------------------
 
@@ -298,6 +271,36 @@ std::string Hex(std::int64_t id) {
 }
 
 std::int64_t TtlSeconds(milliseconds ttl) { return (ttl.count() + 999) / 1000; }
+
+// A streaming watch of [key, range_end) (one key when range_end is empty) from start_revision.
+// The gateway writes one JSON message per line; `on_result` gets each message's "result" and
+// returns false to end the stream.
+httplib::Request WatchRequest(const std::string& key, const std::string& range_end,
+                              std::uint64_t start_revision,
+                              std::function<bool(const json& result)> on_result) {
+  json create = {{"key", Base64(key)}, {"start_revision", std::to_string(start_revision)}};
+  if (!range_end.empty()) create["range_end"] = Base64(range_end);
+  httplib::Request req;
+  req.method = "POST";
+  req.path = "/v3/watch";
+  req.set_header("Content-Type", "application/json");
+  req.body = json{{"create_request", create}}.dump();
+  auto buffer = std::make_shared<std::string>();
+  req.content_receiver = [buffer, on_result = std::move(on_result)](
+                             const char* data, std::size_t size, std::uint64_t, std::uint64_t) {
+    buffer->append(data, size);
+    std::size_t nl;
+    while ((nl = buffer->find('\n')) != std::string::npos) {
+      json message = json::parse(buffer->substr(0, nl), nullptr, false);
+      buffer->erase(0, nl + 1);
+      const json& result =
+          message.is_object() && message.contains("result") ? message["result"] : message;
+      if (result.is_object() && !on_result(result)) return false;
+    }
+    return true;
+  };
+  return req;
+}
 
 // --- the client ---------------------------------------------------------------------------------
 
@@ -806,30 +809,11 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
     auto client = NewClient(index);
     client->set_keep_alive(false);
     client->set_read_timeout(timeout);
-    httplib::Request req;
-    req.method = "POST";
-    req.path = "/v3/watch";
-    req.set_header("Content-Type", "application/json");
-    req.body = json{{"create_request",
-                     {{"key", Base64(key)}, {"start_revision", std::to_string(start_revision)}}}}
-                   .dump();
-    std::string buffer;
     bool changed = false;
-    req.content_receiver = [&](const char* data, std::size_t size, std::uint64_t,
-                               std::uint64_t) {
-      buffer.append(data, size);
-      std::size_t nl;
-      while ((nl = buffer.find('\n')) != std::string::npos) {
-        json message = json::parse(buffer.substr(0, nl), nullptr, false);
-        buffer.erase(0, nl + 1);
-        const json& result = message.is_object() && message.contains("result")
-                                 ? message["result"]
-                                 : message;
-        if (!result.is_object()) continue;
-        if (result.contains("events") || result.contains("canceled")) changed = true;
-      }
+    httplib::Request req = WatchRequest(key, {}, start_revision, [&](const json& result) {
+      changed = result.contains("events") || result.contains("canceled");
       return !changed;
-    };
+    });
     httplib::Response res;
     httplib::Error error = httplib::Error::Success;
     const auto start = SteadyClock::now();
@@ -956,37 +940,19 @@ void EtcdSubscription::Run() {
       if (stop_) return;
       active_ = client.get();
     }
-    httplib::Request req;
-    req.method = "POST";
-    req.path = "/v3/watch";
-    req.set_header("Content-Type", "application/json");
-    req.body = json{{"create_request",
-                     {{"key", Base64(key_)},
-                      {"range_end", Base64(PrefixEnd(key_))},
-                      {"start_revision", std::to_string(next_revision_)}}}}
-                   .dump();
-    std::string buffer;
-    req.content_receiver = [&](const char* data, std::size_t size, std::uint64_t,
-                               std::uint64_t) {
-      buffer.append(data, size);
-      std::size_t nl;
-      while ((nl = buffer.find('\n')) != std::string::npos) {
-        json message = json::parse(buffer.substr(0, nl), nullptr, false);
-        buffer.erase(0, nl + 1);
-        const json& result = message.is_object() && message.contains("result")
-                                 ? message["result"]
-                                 : message;
-        if (!result.is_object() || !result.contains("events")) continue;
-        for (const auto& event : result["events"]) {
-          if (event.contains("kv")) {
-            next_revision_ = std::max(next_revision_, U64(event["kv"], "mod_revision") + 1);
+    httplib::Request req =
+        WatchRequest(key_, PrefixEnd(key_), next_revision_, [&](const json& result) {
+          if (result.contains("events")) {
+            for (const auto& event : result["events"]) {
+              if (event.contains("kv")) {
+                next_revision_ = std::max(next_revision_, U64(event["kv"], "mod_revision") + 1);
+              }
+            }
+            changed_();
           }
-        }
-        changed_();
-      }
-      std::lock_guard<std::mutex> lock(mu_);
-      return !stop_;
-    };
+          std::lock_guard<std::mutex> lock(mu_);
+          return !stop_;
+        });
     httplib::Response res;
     httplib::Error error = httplib::Error::Success;
     client->send(req, res, error);
