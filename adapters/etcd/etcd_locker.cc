@@ -791,27 +791,40 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
       if (now - last_keepalive >= keepalive_every) {
         auto alive = Post("/v3/lease/keepalive", {{"ID", std::to_string(lease_id)}}, true);
         if (!alive.ok()) return alive.status();
+        if (I64(alive->contains("result") ? (*alive)["result"] : *alive, "TTL") <= 0) {
+          return UnavailableError("the waiting key of lock '" + request.name +
+                                  "' lost its lease while the wait went on");
+        }
         last_keepalive = now;
       }
       const auto chunk = std::min(std::chrono::duration_cast<milliseconds>(deadline - now),
                                   keepalive_every - std::chrono::duration_cast<milliseconds>(
                                                         now - last_keepalive));
-      WaitForChange(predecessor->key, HeaderRevision(*reply) + 1,
-                    std::max(chunk, milliseconds(1)));
+      // The queue is read again after every change, also when the only key ahead of ours was
+      // deleted: that read is what proves our own key still exists (its lease may have ended
+      // while a paused member held the watch).
+      WaitForChange(predecessor->key, HeaderRevision(*reply) + 1, std::max(chunk, milliseconds(1)));
     }
   }
 
   // Blocks until `key` changes after `start_revision` (etcd watch), or `timeout` passes, or the
-  // watch fails. The caller re-reads the queue either way.
-  void WaitForChange(const std::string& key, std::uint64_t start_revision, milliseconds timeout) {
+  // watch fails. True when the change was the key's deletion; otherwise the caller reads the
+  // queue again.
+  bool WaitForChange(const std::string& key, std::uint64_t start_revision, milliseconds timeout) {
     SigpipeGuard no_sigpipe;
     const std::size_t index = CurrentEndpoint();
     auto client = NewClient(index);
     client->set_keep_alive(false);
     client->set_read_timeout(timeout);
     bool changed = false;
+    bool deleted = false;
     httplib::Request req = WatchRequest(key, {}, start_revision, [&](const json& result) {
       changed = result.contains("events") || result.contains("canceled");
+      if (result.contains("events")) {
+        for (const auto& event : result["events"]) {
+          deleted = deleted || (event.contains("type") && event["type"] == "DELETE");
+        }
+      }
       return !changed;
     });
     httplib::Response res;
@@ -823,6 +836,7 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
       Rotate(index);
       std::this_thread::sleep_until(std::min(start + timeout, start + milliseconds(100)));
     }
+    return deleted;
   }
 
   // Reads a fenced key's fence and data and, in strict mode, the lock's holders, in one
