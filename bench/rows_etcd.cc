@@ -74,7 +74,8 @@ class RawEtcd {
     const std::string key = dir + "x/" + lease;
     const std::string txn =
         R"({"compare":[{"key":")" + B64(dir) + R"(","range_end":")" + B64(end) +
-        R"(","target":"CREATE","result":"EQUAL","create_revision":"0"}],"success":[{"request_put":{"key":")" +
+        R"(","target":"CREATE","result":"EQUAL","create_revision":"0"}],)"
+        R"("success":[{"request_put":{"key":")" +
         B64(key) + R"(","value":")" + B64(R"({"owner":"raw","ttl_ms":30000})") + R"(","lease":")" +
         lease + R"("}},{"request_put":{"key":")" + B64("/raw/last/" + name) + R"(","value":""}}]})";
     if (!Call("/v3/kv/txn", txn, &reply, error)) return {};
@@ -147,7 +148,8 @@ class EtcdBench final : public BackendBench {
           cfg, clients,
           [&](int c, std::string* err) {
             RawEtcd& r = *raw[static_cast<std::size_t>(c)];
-            const std::string lease = r.Lock(BenchName(tag + "-" + std::to_string(c)), nullptr, err);
+            const std::string lease =
+                r.Lock(BenchName(tag + "-" + std::to_string(c)), nullptr, err);
             return !lease.empty() && r.Unlock(lease, err);
           },
           false);

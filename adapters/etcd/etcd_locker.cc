@@ -349,6 +349,8 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
     const auto deadline = SteadyClock::now() + request.wait;
     const std::string owner = request.owner.empty() ? DefaultOwner() : request.owner;
     const bool exclusive = request.mode == LockMode::kExclusive;
+    // The lease's TTL starts counting no earlier than this.
+    Fresh fresh{SteadyClock::now(), SystemClock::now()};
     // A grant repeated after a lost reply only leaves an unused lease to expire.
     auto granted = Post("/v3/lease/grant", {{"TTL", std::to_string(TtlSeconds(request.ttl))}},
                         /*idempotent=*/true);
@@ -380,21 +382,18 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
                 .ttl = request.ttl,
                 .slot = 0};
     if (Succeeded(*reply)) {
-      Remember(lease.token, {request.name, key, lease_id, request.ttl.count()});
-      return lease;
+      return Deliver(std::move(lease), request, key, lease_id, lease_ttl, fresh);
     }
     if (request.wait.count() == 0) {
       RevokeQuietly(lease_id);
       return LockHeldError("lock '" + request.name + "' is held");
     }
-    Status waited = WaitTurn(request, key, revision, lease_id, deadline);
+    Status waited = WaitTurn(request, key, revision, lease_id, deadline, &fresh);
     if (!waited.ok()) {
       RevokeQuietly(lease_id);  // leaves the queue: the key goes with its lease
       return waited;
     }
-    lease.expires_at = SystemClock::now() + std::chrono::seconds(lease_ttl);
-    Remember(lease.token, {request.name, key, lease_id, request.ttl.count()});
-    return lease;
+    return Deliver(std::move(lease), request, key, lease_id, lease_ttl, fresh);
   }
 
   Result<Lease> Renew(const Lease& lease, milliseconds ttl) override {
@@ -491,7 +490,9 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
       h.mode = IsExclusiveKey(kv.key) ? LockMode::kExclusive : LockMode::kShared;
       h.expires_at = SystemClock::now();
       auto ttl = Post("/v3/lease/timetolive", {{"ID", std::to_string(kv.lease)}}, true);
-      if (ttl.ok()) h.expires_at += std::chrono::seconds(std::max<std::int64_t>(0, I64(*ttl, "TTL")));
+      if (ttl.ok()) {
+        h.expires_at += std::chrono::seconds(std::max<std::int64_t>(0, I64(*ttl, "TTL")));
+      }
       state.holders.push_back(std::move(h));
       state.last_token = std::max(state.last_token, kv.create_revision);
     }
@@ -637,7 +638,8 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
               ? reply["message"].get<std::string>()
               : result->body.substr(0, 200);
       const std::int64_t code = reply.is_object() ? I64(reply, "code") : 0;
-      const std::string what = "etcd at " + endpoints_[index].text() + " (" + path + "): " + message;
+      const std::string what =
+          "etcd at " + endpoints_[index].text() + " (" + path + "): " + message;
       if (code == 5) return NotFoundError(what);          // e.g. "requested lease not found"
       if (code == 3) return InvalidArgumentError(what);
       if (code == 14 || code == 4 || code == 8 || result->status >= 500) {
@@ -667,6 +669,38 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
   }
 
  private:
+  // When a lease's TTL last started counting, at the latest (a grant or keep-alive was sent).
+  struct Fresh {
+    SteadyClock::time_point steady;
+    SystemClock::time_point wall;
+  };
+
+  static milliseconds KeepAliveEvery(milliseconds ttl) {
+    return std::max(milliseconds(300), ttl / 3);
+  }
+
+  // Hands out a granted lease. A grant that took long (a paused member, a fail-over) may have
+  // left little of the lease: it is refreshed first, so that a holder never starts with less
+  // than two thirds of its TTL, and a lease that ended meanwhile is not handed out at all.
+  Result<Lease> Deliver(Lease lease, const LockRequest& request, const std::string& key,
+                        std::int64_t lease_id, std::int64_t lease_ttl, Fresh fresh) {
+    if (SteadyClock::now() - fresh.steady > KeepAliveEvery(request.ttl)) {
+      fresh = {SteadyClock::now(), SystemClock::now()};
+      auto alive = Post("/v3/lease/keepalive", {{"ID", std::to_string(lease_id)}}, true);
+      lease_ttl = alive.ok() ? I64(alive->contains("result") ? (*alive)["result"] : *alive, "TTL")
+                             : 0;
+      if (lease_ttl <= 0) {
+        RevokeQuietly(lease_id);
+        return alive.ok() ? UnavailableError("the lease on lock '" + request.name +
+                                             "' ended before the grant could be delivered")
+                          : alive.status();
+      }
+    }
+    lease.expires_at = fresh.wall + std::chrono::seconds(lease_ttl);
+    Remember(lease.token, {request.name, key, lease_id, request.ttl.count()});
+    return lease;
+  }
+
   // A holder key this Locker created: enough to renew or release it without a lookup.
   struct Own {
     std::string name;
@@ -757,11 +791,11 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
   // Waits until the key created at `revision` holds the lock, watching only its predecessor.
   // The waiting key's own lease is kept alive meanwhile.
   Status WaitTurn(const LockRequest& request, const std::string& key, std::uint64_t revision,
-                  std::int64_t lease_id, SteadyClock::time_point deadline) {
+                  std::int64_t lease_id, SteadyClock::time_point deadline, Fresh* fresh) {
     const bool exclusive = request.mode == LockMode::kExclusive;
     const std::string dir = LockDir(request.name);
-    const milliseconds keepalive_every = std::max(milliseconds(300), request.ttl / 3);
-    auto last_keepalive = SteadyClock::now();
+    const milliseconds keepalive_every = KeepAliveEvery(request.ttl);
+    auto last_keepalive = fresh->steady;
     while (true) {
       auto reply = Post("/v3/kv/range",
                         {{"key", Base64(dir)},
@@ -789,6 +823,7 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
       const auto now = SteadyClock::now();
       if (now >= deadline) return LockHeldError("lock '" + request.name + "' is held");
       if (now - last_keepalive >= keepalive_every) {
+        const Fresh sent{SteadyClock::now(), SystemClock::now()};
         auto alive = Post("/v3/lease/keepalive", {{"ID", std::to_string(lease_id)}}, true);
         if (!alive.ok()) return alive.status();
         if (I64(alive->contains("result") ? (*alive)["result"] : *alive, "TTL") <= 0) {
@@ -796,6 +831,7 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
                                   "' lost its lease while the wait went on");
         }
         last_keepalive = now;
+        *fresh = sent;
       }
       const auto chunk = std::min(std::chrono::duration_cast<milliseconds>(deadline - now),
                                   keepalive_every - std::chrono::duration_cast<milliseconds>(
@@ -875,8 +911,9 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
         if (kv.create_revision == token) seen.holder_key = kv.key;
       }
       if (seen.holder_key.empty()) {
-        return StaleTokenError("token " + std::to_string(token) + " is not a live holder of lock '" +
-                                   std::string(lock_name) + "'",
+        return StaleTokenError("token " + std::to_string(token) +
+                                   " is not a live holder of lock '" + std::string(lock_name) +
+                                   "'",
                                std::max(seen.fence, token));
       }
     }
