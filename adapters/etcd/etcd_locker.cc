@@ -414,20 +414,24 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
     if (TtlSeconds(milliseconds(old_ttl_ms)) == TtlSeconds(ttl)) {
       // Same lease length: etcd's keep-alive, then make sure the key is still there (a release
       // may have deleted it just before the keep-alive reached the lease).
+      const auto sent = SystemClock::now();  // the TTL restarts no earlier than this
       auto alive = Post("/v3/lease/keepalive", {{"ID", std::to_string(kv.lease)}}, true);
       if (!alive.ok()) return alive.status();
       const json& result = alive->contains("result") ? (*alive)["result"] : *alive;
       const std::int64_t left = I64(result, "TTL");
-      if (left <= 0) return Lost(lease);
       auto check = Post("/v3/kv/txn", {{"compare", {CompareCreate(kv.key, lease.token)}}}, true);
       if (!check.ok()) return check.status();
-      if (!Succeeded(*check)) return Lost(lease);
-      out.expires_at = SystemClock::now() + std::chrono::seconds(left);
+      if (left <= 0 || !Succeeded(*check)) {
+        Forget(lease.token);
+        return Lost(lease);
+      }
+      out.expires_at = sent + std::chrono::seconds(left);
       return out;
     }
     // A different length: move the key to a new lease (a put keeps its create revision, so
     // the token stays), then drop the old lease.
-    auto granted = Post("/v3/lease/grant", {{"TTL", std::to_string(TtlSeconds(ttl))}}, false);
+    const auto sent = SystemClock::now();
+    auto granted = Post("/v3/lease/grant", {{"TTL", std::to_string(TtlSeconds(ttl))}}, true);
     if (!granted.ok()) return granted.status();
     const std::int64_t lease_id = I64(*granted, "ID");
     const std::string value = json{{"owner", lease.owner}, {"ttl_ms", ttl.count()}}.dump();
@@ -437,11 +441,12 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
     if (!moved.ok() || !Succeeded(*moved)) {
       RevokeQuietly(lease_id);
       if (!moved.ok()) return moved.status();
+      Forget(lease.token);
       return Lost(lease);
     }
     RevokeQuietly(kv.lease);
     Remember(lease.token, {lease.name, kv.key, lease_id, ttl.count()});
-    out.expires_at = SystemClock::now() + std::chrono::seconds(I64(*granted, "TTL"));
+    out.expires_at = sent + std::chrono::seconds(I64(*granted, "TTL"));
     return out;
   }
 
