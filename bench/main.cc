@@ -110,6 +110,7 @@ int Main(int argc, char** argv) {
   if (Wanted(cfg, "memory ordo serve")) RunMemoryRow(cfg, table);
   if (Wanted(cfg, "ordo run")) RunCliRows(cfg, table);
   if (Wanted(cfg, "ordo run -- true (etcd://)")) RunEtcdCliRow(cfg, table);
+  if (Wanted(cfg, "your own PostgreSQL table")) RunFenceRows(cfg, table);
 
   const char* mode = cfg.smoke ? "--smoke" : cfg.quick ? "--quick" : "full";
   char header[256];

@@ -447,7 +447,8 @@ httplib::Server::HandlerResponse Server::Impl::PreRoute(const httplib::Request& 
     std::vector<std::string> touched;
     if (!route->name.empty()) touched.push_back(route->name);
     if (route->id == RouteId::kList) touched.push_back(req.get_param_value("prefix"));
-    if (route->id == RouteId::kFenced && req.has_header("Fencing-Lock")) {
+    if ((route->id == RouteId::kFenced || route->id == RouteId::kObject) &&
+        req.has_header("Fencing-Lock")) {
       touched.push_back(req.get_header_value("Fencing-Lock"));
     }
     for (const auto& name : touched) {
@@ -736,6 +737,22 @@ void Server::Impl::ObjectPut(const Route& route, const httplib::Request& req,
     return SendStatus(res,
                       InvalidArgumentError("If-None-Match is not '*' or a list of entity tags"));
   }
+  // A fenced CAS (the leader's term as Fencing-Token, its election as Fencing-Lock): the store
+  // checks the token before the version, so a stale leader gets 409 even with a fresh ETag.
+  std::uint64_t token = 0;
+  if (req.has_header("Fencing-Token")) {
+    auto parsed = ParseTokenText(req.get_header_value("Fencing-Token"), "Fencing-Token");
+    if (!parsed.ok()) return SendStatus(res, parsed.status());
+    token = *parsed;
+  }
+  const std::string lock = req.get_header_value("Fencing-Lock");
+  if (req.has_header("Fencing-Lock")) {
+    if (token == 0) {
+      return SendStatus(res, InvalidArgumentError("Fencing-Lock needs a Fencing-Token"));
+    }
+    Status valid = ValidateName(lock, "Fencing-Lock");
+    if (!valid.ok()) return SendStatus(res, valid);
+  }
   if (!json::accept(req.body)) {
     return SendStatus(res, InvalidArgumentError("an object must be a JSON document"));
   }
@@ -772,7 +789,9 @@ void Server::Impl::ObjectPut(const Route& route, const httplib::Request& req,
     }
     expected = version;
   }
-  auto written = locker->objects().CompareAndSwap(route.name, expected, req.body);
+  auto written = token == 0
+                     ? locker->objects().CompareAndSwap(route.name, expected, req.body)
+                     : locker->objects().CompareAndSwap(route.name, expected, req.body, token, lock);
   if (!written.ok()) return SendStatus(res, written.status());
   res.set_header("ETag", QuotedEtag(*written));
   SendJson(res, 200, {{"key", route.name}, {"version", *written}});
