@@ -596,7 +596,7 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
 
   Result<std::uint64_t> CompareAndSwap(std::string_view key, std::uint64_t expected_version,
                                        std::string_view value) override {
-    ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
+    ORDO_RETURN_IF_ERROR(ValidateCasArgs(key, expected_version, false, 0, {}));
     const std::string k = ObjectKey(key);
     // etcd counts a key's versions from 1 at creation, as VersionedStore does; 0 = absent.
     json txn = {{"compare", {CompareVersion(k, expected_version)}},
@@ -607,10 +607,64 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
     if (Succeeded(*reply)) return expected_version + 1;
     auto ranges = TxnRanges(*reply);
     const std::uint64_t current = ranges.empty() || ranges[0].empty() ? 0 : ranges[0][0].version;
-    return VersionMismatchError("object '" + std::string(key) + "' is at version " +
-                                    std::to_string(current) + ", not " +
-                                    std::to_string(expected_version),
-                                current);
+    return ObjectVersionMismatch(key, current, expected_version);
+  }
+
+  // Fenced CAS: the object's fence is the key P objfence/KEY. One snapshot reads the object,
+  // its fence and (strict) the lock's holders; the decision is made here; one transaction
+  // writes the object and raises the fence if the version, the fence's mod_revision and
+  // (strict) the holder key are all still as read. A transaction that lost to a concurrent
+  // change is decided again from a fresh snapshot.
+  Result<std::uint64_t> CompareAndSwap(std::string_view key, std::uint64_t expected_version,
+                                       std::string_view value, std::uint64_t token,
+                                       std::string_view lock_name) override {
+    ORDO_RETURN_IF_ERROR(ValidateCasArgs(key, expected_version, true, token, lock_name));
+    const std::string object = ObjectKey(key);
+    const std::string fence_key = prefix_ + "objfence/" + std::string(key);
+    for (int attempt = 0; attempt < kMaxTxnAttempts; ++attempt) {
+      std::vector<json> reads = {OpRange(object), OpRange(fence_key)};
+      if (!lock_name.empty()) {
+        const std::string dir = LockDir(lock_name);
+        reads.push_back(OpRange(dir, PrefixEnd(dir), true));
+      }
+      auto snapshot = Post("/v3/kv/txn", {{"success", reads}}, true);
+      if (!snapshot.ok()) return snapshot.status();
+      auto ranges = TxnRanges(*snapshot);
+      if (ranges.size() != reads.size()) {
+        return InternalError("malformed etcd reply: " + snapshot->dump());
+      }
+      const std::uint64_t current = ranges[0].empty() ? 0 : ranges[0][0].version;
+      const std::uint64_t fence =
+          ranges[1].empty() ? 0 : std::strtoull(ranges[1][0].value.c_str(), nullptr, 10);
+      const std::uint64_t fence_mod = ranges[1].empty() ? 0 : ranges[1][0].mod_revision;
+      // The token first, then the version (store.h).
+      if (token < fence) return StaleObjectToken(key, token, fence);
+      std::string holder_key;
+      if (!lock_name.empty()) {
+        for (const Kv& kv : HoldersOf(ranges[2])) {
+          if (kv.create_revision == token) holder_key = kv.key;
+        }
+        if (holder_key.empty()) {
+          return StaleTokenError("token " + std::to_string(token) +
+                                     " is not a live holder of lock '" + std::string(lock_name) +
+                                     "'",
+                                 fence);
+        }
+      }
+      if (current != expected_version) {
+        return ObjectVersionMismatch(key, current, expected_version);
+      }
+      json compares = json::array(
+          {CompareVersion(object, expected_version), CompareMod(fence_key, fence_mod)});
+      if (!holder_key.empty()) compares.push_back(CompareCreate(holder_key, token));
+      json txn = {{"compare", compares},
+                  {"success", {OpPut(object, value), OpPut(fence_key, std::to_string(token))}}};
+      auto reply = Post("/v3/kv/txn", txn, /*idempotent=*/false);
+      if (!reply.ok()) return reply.status();
+      if (Succeeded(*reply)) return expected_version + 1;
+    }
+    return UnavailableError("fenced compare-and-swap of '" + std::string(key) +
+                            "' kept conflicting");
   }
 
   // --- transport (used by EtcdSubscription too) ----------------------------------------------
