@@ -69,6 +69,7 @@ std::vector<std::unique_ptr<BackendBench>> LocalBackends();
 std::vector<std::unique_ptr<BackendBench>> SqliteBackends();
 std::vector<std::unique_ptr<BackendBench>> PostgresBackends();
 std::vector<std::unique_ptr<BackendBench>> HttpBackends();
+std::vector<std::unique_ptr<BackendBench>> EtcdBackends();
 
 // Rows that are not a Locker scenario: `ordo run`, memory, scale.
 void RunCliRows(const Config& cfg, Table& table);
@@ -76,6 +77,8 @@ void RunCliRows(const Config& cfg, Table& table);
 void RunSemaphoreRows(const Config& cfg, Table& table);
 void RunMemoryRow(const Config& cfg, Table& table);
 void RunScaleRow(const Config& cfg, Table& table);
+// `ordo run --backend etcd://… -- true` against `etcdctl lock NAME true` (rows_etcd.cc).
+void RunEtcdCliRow(const Config& cfg, Table& table);
 // pgbench -M prepared with `script` in the database `conninfo` names, at `clients` clients, for
 // `secs` seconds (or -t `transactions` when secs is 0): its tps (rows_postgresql.cc; defined
 // only where the PostgreSQL rows are built).

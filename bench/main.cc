@@ -96,7 +96,8 @@ int Main(int argc, char** argv) {
   Table table;
   const double start = NowSeconds();
   std::vector<std::unique_ptr<BackendBench>> backends;
-  for (auto* group : {&LocalBackends, &SqliteBackends, &PostgresBackends, &HttpBackends}) {
+  for (auto* group : {&LocalBackends, &SqliteBackends, &PostgresBackends, &HttpBackends,
+                      &EtcdBackends}) {
     for (auto& b : group()) backends.push_back(std::move(b));
   }
   for (auto& b : backends) {
@@ -108,6 +109,7 @@ int Main(int argc, char** argv) {
   if (Wanted(cfg, "scale postgresql://")) RunScaleRow(cfg, table);
   if (Wanted(cfg, "memory ordo serve")) RunMemoryRow(cfg, table);
   if (Wanted(cfg, "ordo run")) RunCliRows(cfg, table);
+  if (Wanted(cfg, "ordo run -- true (etcd://)")) RunEtcdCliRow(cfg, table);
   if (Wanted(cfg, "your own PostgreSQL table")) RunFenceRows(cfg, table);
   if (Wanted(cfg, "semaphore")) RunSemaphoreRows(cfg, table);
 

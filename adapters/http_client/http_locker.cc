@@ -15,9 +15,6 @@
 // Errors: the server's {"error","message"} bodies map back to the same Status codes (the wire
 // format is ordo_http/wire.h); a refused or broken connection is kUnavailable.
 // traits() come from the server's GET /v1/info at Open. Thread-safe.
-#include <pthread.h>
-#include <signal.h>
-
 #include <algorithm>
 #include <chrono>
 #include <memory>
@@ -27,6 +24,7 @@
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
+#include "sigpipe_guard.h"
 
 #include "ordo/engine.h"
 #include "ordo/lock.h"
@@ -49,34 +47,7 @@ constexpr auto kReplyTimeout = std::chrono::seconds(30);
 constexpr std::size_t kMaxIdleConnections = 8;
 constexpr std::size_t kMaxListLimit = 1000;  // the server's cap on one list
 
-// Writing to a connection the peer reset raises SIGPIPE, which would kill the user's program;
-// block it on this thread for the duration of a request and swallow any that became pending.
-class SigpipeGuard {
- public:
-  SigpipeGuard() {
-    sigemptyset(&pipe_);
-    sigaddset(&pipe_, SIGPIPE);
-    sigset_t pending;
-    sigpending(&pending);
-    was_pending_ = sigismember(&pending, SIGPIPE) == 1;
-    pthread_sigmask(SIG_BLOCK, &pipe_, &old_);
-  }
-  ~SigpipeGuard() {
-    if (!was_pending_) {
-      const timespec zero{0, 0};
-      while (sigtimedwait(&pipe_, nullptr, &zero) > 0) {
-      }
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-  SigpipeGuard(const SigpipeGuard&) = delete;
-  SigpipeGuard& operator=(const SigpipeGuard&) = delete;
-
- private:
-  sigset_t pipe_;
-  sigset_t old_;
-  bool was_pending_ = false;
-};
+using adapters::SigpipeGuard;
 
 // Percent-encodes everything but unreserved characters (for query values).
 std::string QueryEncode(std::string_view s) {
@@ -158,9 +129,8 @@ class HttpLocker final : public EngineLocker, public FencedStore, public Version
           // A server before v2 ignored "limit" and granted a plain lock: give it back rather
           // than pass it off as a permit.
           DoRelease(*lease).IgnoreError();
-          return InvalidArgumentError("limit " + std::to_string(request.limit) +
-                                      ": semaphores are not supported by this backend yet (" +
-                                      url_.Masked() + " granted a plain lock: no \"slot\")");
+          return PermitsUnsupportedError(request.limit,
+                                         url_.Masked() + " granted a plain lock: no \"slot\"");
         }
         Attempt granted;
         granted.lease = std::move(*lease);
@@ -169,9 +139,8 @@ class HttpLocker final : public EngineLocker, public FencedStore, public Version
       Status error = ErrorOf(*reply);
       if (request.limit > 1 && error.code() == StatusCode::kInvalidArgument &&
           error.message().find("unknown field 'limit'") != std::string::npos) {
-        return InvalidArgumentError("limit " + std::to_string(request.limit) +
-                                    ": semaphores are not supported by this backend yet (" +
-                                    url_.Masked() + " does not know \"limit\")");
+        return PermitsUnsupportedError(request.limit,
+                                       url_.Masked() + " does not know \"limit\"");
       }
       if (error.code() != StatusCode::kLockHeld || wait == remaining) return error;
     }

@@ -148,8 +148,7 @@ class PgLocker final : public EngineLocker {
   Result<Attempt> TryAcquire(const LockRequest& request, const std::string& owner,
                              SteadyClock::time_point /*deadline*/) override {
     if (request.limit > 1) {
-      return InvalidArgumentError("limit " + std::to_string(request.limit) +
-                                  ": semaphores are not supported by this backend yet");
+      return PermitsUnsupportedError(request.limit);
     }
     switch (strategy_) {
       case Strategy::kCas:

@@ -190,8 +190,7 @@ class FileLocker final : public EngineLocker {
 
  private:
   static Status Unsupported(const LockRequest& request) {
-    return InvalidArgumentError("limit " + std::to_string(request.limit) +
-                                ": semaphores are not supported by this backend yet");
+    return PermitsUnsupportedError(request.limit);
   }
 
   std::string Shown(std::string_view name) const { return path_ + "/" + std::string(name); }

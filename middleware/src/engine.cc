@@ -33,6 +33,13 @@ Status LostError(const Lease& lease, std::string_view why) {
                         std::to_string(lease.token) + " is not held: " + std::string(why));
 }
 
+Status PermitsUnsupportedError(std::uint32_t limit, std::string_view detail) {
+  std::string message = "limit " + std::to_string(limit) +
+                        ": semaphores are not supported by this backend yet";
+  if (!detail.empty()) message += " (" + std::string(detail) + ")";
+  return InvalidArgumentError(std::move(message));
+}
+
 Status LimitMismatchError(std::string_view name, std::uint32_t limit, std::uint32_t in_force) {
   return InvalidArgumentError("limit " + std::to_string(limit) + " differs from the limit " +
                               std::to_string(in_force) + " of the live holders of lock '" +

@@ -158,6 +158,21 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ordo-torture: --backend is required\n%s", app.help().c_str());
     return 2;
   }
+  // The ',' delimiter also splits a multi-host URL (etcd://h1:p1,h2:p2): a piece that is no
+  // URL of its own ("h2:p2": no "://" and not a bare "scheme:") belongs to the one before it.
+  {
+    std::vector<std::string> joined;
+    for (auto& piece : run.backends) {
+      const bool own = piece.find("://") != std::string::npos ||
+                       (!piece.empty() && piece.back() == ':');
+      if (!own && !joined.empty()) {
+        joined.back() += "," + piece;
+      } else {
+        joined.push_back(std::move(piece));
+      }
+    }
+    run.backends = std::move(joined);
+  }
   if (modes.empty()) modes = {"fenced-reads"};
   for (const auto& m : modes) {
     Mode parsed;

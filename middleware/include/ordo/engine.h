@@ -56,6 +56,9 @@ Status HeldError(std::string_view name, const std::vector<Holder>& holders);
 // kLeaseLost: "lease on 'name' with token N is not held: <why>".
 inline constexpr std::string_view kLostWhy = "it expired, was released or was taken over";
 Status LostError(const Lease& lease, std::string_view why = kLostWhy);
+// kInvalidArgument for `limit > 1` on a backend that has no permits yet ("semaphores are not
+// supported by this backend yet", which the conformance suite recognises); `detail` is added.
+Status PermitsUnsupportedError(std::uint32_t limit, std::string_view detail = {});
 // kInvalidArgument when `limit` differs from `in_force`, the live holders' limit.
 Status LimitMismatchError(std::string_view name, std::uint32_t limit, std::uint32_t in_force);
 

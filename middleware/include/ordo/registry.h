@@ -7,6 +7,7 @@
 //   postgresql://user:pw@host:port/db[?strategy=for-update|cas|version]
 //   postgresql://user:pw@h1:5432,h2:5433,[::1]:5434/db?target_session_attrs=read-write
 //   http://host:port                           a running `ordo serve`
+//   etcd://host:port[,host:port…][?prefix=/ordo/]  an etcd v3 cluster (its JSON gateway)
 //
 // Backends register themselves when libordo loads; Open needs no #include of an adapter.
 // Open is thread-safe. Registration is meant for static initialisation and is thread-safe too.
