@@ -13,7 +13,7 @@
 // sent on a connection the server already closed — acquires are not safe to resend.
 //
 // Errors: the server's {"error","message"} bodies map back to the same Status codes (the wire
-// format is ordo_http/wire.h); a refused or broken connection is kUnavailable.
+// format is ordo_wire/wire.h); a refused or broken connection is kUnavailable.
 // traits() come from the server's GET /v1/info at Open. Thread-safe.
 #include <pthread.h>
 #include <signal.h>
@@ -32,7 +32,7 @@
 #include "ordo/names.h"
 #include "ordo/registry.h"
 #include "ordo/store.h"
-#include "ordo_http/wire.h"
+#include "ordo_wire/wire.h"
 
 namespace ordo {
 namespace {
@@ -144,6 +144,7 @@ class HttpLocker final : public Locker, public FencedStore, public VersionedStor
                    {"wait_ms", wait.count()},
                    {"mode", std::string(LockModeName(request.mode))}};
       if (!request.owner.empty()) body["owner"] = request.owner;
+      if (request.limit != 1) body["limit"] = request.limit;
       auto reply = Call("POST", "/v1/locks/" + request.name + "/acquire", {}, body.dump(), wait);
       if (!reply.ok()) return reply.status();
       if (reply->status == 200) return LeaseOf(*reply);
