@@ -73,6 +73,7 @@ std::vector<std::unique_ptr<BackendBench>> HttpBackends();
 // Rows that are not a Locker scenario: `ordo run`, memory, scale.
 void RunCliRows(const Config& cfg, Table& table);
 void RunMemoryRow(const Config& cfg, Table& table);
+void RunParkedRow(const Config& cfg, Table& table);  // rows_parked.cc
 void RunScaleRow(const Config& cfg, Table& table);
 
 // `ordo serve --backend URL` on a free loopback port (stderr to a log file), or an error.

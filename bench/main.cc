@@ -107,6 +107,7 @@ int Main(int argc, char** argv) {
   }
   if (Wanted(cfg, "scale postgresql://")) RunScaleRow(cfg, table);
   if (Wanted(cfg, "memory ordo serve")) RunMemoryRow(cfg, table);
+  if (Wanted(cfg, "parked waiters ordo serve")) RunParkedRow(cfg, table);
   if (Wanted(cfg, "ordo run")) RunCliRows(cfg, table);
 
   const char* mode = cfg.smoke ? "--smoke" : cfg.quick ? "--quick" : "full";

@@ -149,7 +149,8 @@ RedisServer::RedisServer() {
   server_ = std::make_unique<Server>(std::vector<std::string>{
       exe, "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "",
       "--appendonly", "no", "--dir", dir_.path(), "--logfile", dir_.path() + "/redis.log",
-      "--maxclients", "4000"});
+      // 10,000 blocked BLPOP clients in the parked-waiters row, plus the client that pushes.
+      "--maxclients", "10100"});
   if (!WaitForPort(port_, std::chrono::seconds(10))) {
     error_ = "redis-server did not start (see its log)";
   }
