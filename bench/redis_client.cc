@@ -13,14 +13,9 @@
 namespace ordo::bench {
 
 std::unique_ptr<RedisClient> RedisClient::Connect(int port, std::string* error) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  const int fd = ConnectLoopback(port);
+  if (fd < 0) {
     *error = std::string("connect to redis: ") + std::strerror(errno);
-    close(fd);
     return nullptr;
   }
   const int one = 1;

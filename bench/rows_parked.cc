@@ -26,19 +26,6 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-int ConnectTo(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 bool SendAll(int fd, const std::string& bytes) {
   return send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(bytes.size());
 }
@@ -68,7 +55,7 @@ std::string ReadReply(int fd, std::chrono::milliseconds timeout) {
 
 // One request on a fresh connection; the reply's body ("" on failure).
 std::string Exchange(int port, const std::string& request) {
-  const int fd = ConnectTo(port);
+  const int fd = ConnectLoopback(port);
   if (fd < 0) return "";
   std::string reply = SendAll(fd, request) ? ReadReply(fd, std::chrono::seconds(5)) : "";
   close(fd);
@@ -134,7 +121,7 @@ Row ParkedRow(const Config& cfg) {
   const std::string wait = Post(base + "/acquire", R"({"ttl_ms":600000,"wait_ms":60000})");
   std::vector<pollfd> fds;
   for (int i = 0; i < waiters; ++i) {
-    const int fd = ConnectTo(serve.port());
+    const int fd = ConnectLoopback(serve.port());
     if (fd < 0 || !SendAll(fd, wait)) {
       row.ordo = Sample::Error("could not connect waiter " + std::to_string(i));
       for (auto& p : fds) close(p.fd);

@@ -29,20 +29,6 @@ namespace {
 using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 
-int Connect(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 std::size_t ThreadsOfThisProcess() {
   std::size_t n = 0;
   DIR* dir = opendir("/proc/self/task");
@@ -82,7 +68,7 @@ double Gauge(httplib::Client& client, const std::string& name) {
   fds.reserve(static_cast<std::size_t>(count));
   const char start[] = "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: ";
   for (int i = 0; i < count; ++i) {
-    const int fd = Connect(port);
+    const int fd = ConnectLoopback(port);
     if (fd < 0) _exit(2);
     send(fd, start, sizeof(start) - 1, MSG_NOSIGNAL);
     fds.push_back(fd);
@@ -178,7 +164,7 @@ TEST(HttpLoadTest, FiveThousandParkedWaitersAtMostSixtyFourThreads) {
                               std::to_string(body.size()) + "\r\n\r\n" + body;
   std::vector<int> fds;
   for (int i = 0; i < kWaiters; ++i) {
-    const int fd = Connect(server->port());
+    const int fd = ConnectLoopback(server->port());
     ASSERT_GE(fd, 0);
     ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL),
               static_cast<ssize_t>(request.size()));

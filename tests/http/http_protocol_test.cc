@@ -23,19 +23,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using SteadyClock = std::chrono::steady_clock;
 
-int Connect(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 struct Exchange {
   std::vector<RawReply> replies;  // every complete reply, in order
   bool closed = false;            // the server closed the connection
@@ -65,7 +52,7 @@ Exchange Talk(int port, const std::string& request, std::size_t expect,
               std::chrono::milliseconds quiet = 300ms,
               std::chrono::milliseconds timeout = 10s) {
   Exchange out;
-  const int fd = Connect(port);
+  const int fd = ConnectLoopback(port);
   EXPECT_GE(fd, 0);
   if (fd < 0) return out;
   std::size_t sent = 0;
@@ -178,7 +165,7 @@ TEST_F(HttpProtocolTest, NothingAfterARefusedRequestRuns) {
 TEST(HttpSlowClientTest, SlowHeaderIsCutOffByItsDeadline) {
   auto server = StartServer({.io_timeout = 600ms});
   ASSERT_NE(server, nullptr);
-  const int fd = Connect(server->port());
+  const int fd = ConnectLoopback(server->port());
   ASSERT_GE(fd, 0);
   const std::string header = "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Slow: " + std::string(200, 's');
   const auto start = SteadyClock::now();
@@ -208,7 +195,7 @@ TEST(HttpSlowClientTest, SlowBodyIsCutOffByItsOwnDeadline) {
   auto server = StartServer({.io_timeout = 600ms});
   ASSERT_NE(server, nullptr);
   const std::string key = UniqueName("slowbody");
-  const int fd = Connect(server->port());
+  const int fd = ConnectLoopback(server->port());
   ASSERT_GE(fd, 0);
   const std::string head = "PUT /v1/fenced/" + key +
                            " HTTP/1.1\r\nHost: t\r\nFencing-Token: 1\r\nContent-Length: 100\r\n\r\n";
@@ -394,8 +381,8 @@ TEST_F(HttpProtocolTest, MinorViolationsAre400) {
 TEST(HttpConnectionCapTest, BeyondTheCapIs503NotSilence) {
   auto server = StartServer({.max_connections = 2});
   ASSERT_NE(server, nullptr);
-  const int a = Connect(server->port());
-  const int b = Connect(server->port());
+  const int a = ConnectLoopback(server->port());
+  const int b = ConnectLoopback(server->port());
   ASSERT_GE(a, 0);
   ASSERT_GE(b, 0);
   // Both idle connections are accepted (a request on each proves it).

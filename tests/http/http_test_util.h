@@ -66,6 +66,9 @@ struct RawReply {
   std::string body;
 };
 
+// A TCP connection to 127.0.0.1:port; -1 on failure.
+int ConnectLoopback(int port);
+
 // Sends `request` (the exact bytes) on a new connection and reads the reply until the server
 // closes the connection or the reply's Content-Length is complete.
 RawReply RawRequest(int port, const std::string& request,
