@@ -151,6 +151,9 @@ std::string Server::url() const {
 
 Result<std::unique_ptr<Server>> Server::Start(const ServeOptions& options,
                                               std::unique_ptr<Locker> backend) {
+  // Build spdlog's registry (a lazily constructed singleton) before any server thread logs:
+  // its construction inside the uninstrumented libspdlog is invisible to ThreadSanitizer.
+  spdlog::default_logger_raw();
   auto impl = std::make_unique<Impl>();
   ServerState& state = impl->state;
   state.options = options;
