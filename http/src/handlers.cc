@@ -272,7 +272,10 @@ Response ObjectGet(ServerState& state, const Route& route) {
   if (!got.ok()) return StatusReply(got.status());
   // The stored document is embedded as it was written (PUT validated it); a value stored by a
   // library user that is not JSON is returned as a JSON string.
-  const std::string value = json::accept(got->value) ? got->value : json(got->value).dump();
+  const std::string value =
+      json::accept(got->value)
+          ? got->value
+          : json(got->value).dump(-1, ' ', false, json::error_handler_t::replace);
   Response res = BodyReply(
       200, "{\"value\":" + value + ",\"version\":" + std::to_string(got->version) + "}",
       "application/json");
@@ -365,9 +368,8 @@ Response RenderMetrics(ServerState& state) {
                    "text/plain; version=0.0.4");
 }
 
-}  // namespace
-
-void Handle(ServerState& state, const Route& route, const Request& req, ReplyFn reply) {
+void HandleRoute(ServerState& state, const Route& route, const Request& req,
+                 const ReplyFn& reply) {
   const bool put = req.method() == bhttp::verb::put;
   auto done = [&reply](Response res) { reply(std::move(res), {}); };
   switch (route.id) {
@@ -377,13 +379,29 @@ void Handle(ServerState& state, const Route& route, const Request& req, ReplyFn 
     case RouteId::kInfo: return done(Info(state));
     case RouteId::kList: return done(List(state, req));
     case RouteId::kDescribe: return done(Describe(state, route));
-    case RouteId::kAcquire: return Acquire(state, route, req, std::move(reply));
+    case RouteId::kAcquire: return Acquire(state, route, req, reply);
     case RouteId::kRenew: return done(Renew(state, route, req));
     case RouteId::kRelease: return done(Release(state, route, req));
     case RouteId::kFenced:
       return done(put ? FencedPut(state, route, req) : FencedGet(state, route, req));
     case RouteId::kObject:
       return done(put ? ObjectPut(state, route, req) : ObjectGet(state, route));
+  }
+}
+
+}  // namespace
+
+void Handle(ServerState& state, const Route& route, const Request& req, ReplyFn reply) {
+  try {
+    HandleRoute(state, route, req, reply);
+  } catch (const std::exception& e) {
+    // Nothing here should throw (the backends do not; JSON is parsed without exceptions), but
+    // an exception escaping onto a worker or an I/O thread would end the process. It is a
+    // 500, and the connection goes on. REQUIRES: `reply` was not called yet, which holds
+    // because every handler replies last.
+    spdlog::error("ordo serve: {} {}: {}", std::string(req.method_string()),
+                  std::string(req.target()), e.what());
+    reply(StatusReply(InternalError(std::string("unexpected error: ") + e.what())), {});
   }
 }
 
