@@ -11,10 +11,10 @@
 
 namespace ordo::testing {
 
-FlakyLocker::FlakyLocker() {
+std::shared_ptr<Locker> OpenInproc() {
   auto opened = Open("inproc:");
-  EXPECT_TRUE(opened.ok());
-  inner_ = std::move(*opened);
+  EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+  return opened.ok() ? std::shared_ptr<Locker>(std::move(*opened)) : nullptr;
 }
 
 std::unique_ptr<http::Server> StartServer(http::ServeOptions options,

@@ -312,22 +312,9 @@ TEST(HttpWaitersTest, GrantToAVanishedWaiterIsGivenBack) {
 // inproc: with a Watch of its own that the test fires by hand, as a backend's notification
 // (another replica's release, LISTEN/NOTIFY) would. The test reaches the shared inner locker
 // directly, behind the server's back.
-class WatchedLocker final : public Locker {
+class WatchedLocker final : public ForwardingLocker {
  public:
-  explicit WatchedLocker(std::shared_ptr<Locker> inner) : inner_(std::move(inner)) {}
-  Result<Lease> Acquire(const LockRequest& r) override { return inner_->Acquire(r); }
-  Result<Lease> Renew(const Lease& l, std::chrono::milliseconds ttl) override {
-    return inner_->Renew(l, ttl);
-  }
-  Status Release(const Lease& l) override { return inner_->Release(l); }
-  Result<LockState> Describe(std::string_view n) override { return inner_->Describe(n); }
-  Result<std::vector<LockState>> List(std::string_view p, std::size_t limit) override {
-    return inner_->List(p, limit);
-  }
-  Status Ping() override { return OkStatus(); }
-  LockerTraits traits() const override { return inner_->traits(); }
-  FencedStore& fenced() override { return inner_->fenced(); }
-  VersionedStore& objects() override { return inner_->objects(); }
+  explicit WatchedLocker(std::shared_ptr<Locker> inner) : ForwardingLocker(std::move(inner)) {}
 
   class Sub final : public Subscription {
    public:
@@ -357,7 +344,6 @@ class WatchedLocker final : public Locker {
   }
 
  private:
-  std::shared_ptr<Locker> inner_;
   std::mutex mu_;
   std::map<std::string, std::function<void()>> watches_;  // guarded by mu_
 };
@@ -365,9 +351,8 @@ class WatchedLocker final : public Locker {
 // With a Watch source the server does not poll: a release it did not see wakes the waiter
 // only when the backend's notification fires.
 TEST(HttpWaitersTest, BackendNotificationWakesAParkedWaiter) {
-  auto opened = Open("inproc:");
-  ASSERT_TRUE(opened.ok());
-  std::shared_ptr<Locker> inner = std::move(*opened);
+  std::shared_ptr<Locker> inner = OpenInproc();
+  ASSERT_NE(inner, nullptr);
   auto watched = std::make_unique<WatchedLocker>(inner);
   WatchedLocker* watch = watched.get();
   auto server = StartServer({}, std::move(watched));
@@ -400,9 +385,8 @@ TEST(HttpWaitersTest, BackendNotificationWakesAParkedWaiter) {
 // Watch does not signal expiry by TTL: the server wakes the line at the first holder's
 // expires_at.
 TEST(HttpWaitersTest, HolderExpiryWakesAParkedWaiter) {
-  auto opened = Open("inproc:");
-  ASSERT_TRUE(opened.ok());
-  std::shared_ptr<Locker> inner = std::move(*opened);
+  std::shared_ptr<Locker> inner = OpenInproc();
+  ASSERT_NE(inner, nullptr);
   auto server = StartServer({}, std::make_unique<WatchedLocker>(inner));
   ASSERT_NE(server, nullptr);
   const std::string name = UniqueName("expiring");
