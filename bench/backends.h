@@ -75,6 +75,13 @@ void RunCliRows(const Config& cfg, Table& table);
 void RunMemoryRow(const Config& cfg, Table& table);
 void RunParkedRow(const Config& cfg, Table& table);  // rows_parked.cc
 void RunScaleRow(const Config& cfg, Table& table);
+// pgbench -M prepared with `script` in the database `conninfo` names, at `clients` clients, for
+// `secs` seconds (or -t `transactions` when secs is 0): its tps (rows_postgresql.cc; defined
+// only where the PostgreSQL rows are built).
+Sample RunPgbenchIn(const std::string& conninfo, const std::string& script, int clients,
+                    int secs, long transactions, std::string* printed);
+// ordo_fence in the user's own PostgreSQL transaction vs the same transaction (rows_fence.cc).
+void RunFenceRows(const Config& cfg, Table& table);
 
 // `ordo serve --backend URL` on a free loopback port (stderr to a log file), or an error.
 class OrdoServe {

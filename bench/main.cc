@@ -109,6 +109,7 @@ int Main(int argc, char** argv) {
   if (Wanted(cfg, "memory ordo serve")) RunMemoryRow(cfg, table);
   if (Wanted(cfg, "parked waiters ordo serve")) RunParkedRow(cfg, table);
   if (Wanted(cfg, "ordo run")) RunCliRows(cfg, table);
+  if (Wanted(cfg, "your own PostgreSQL table")) RunFenceRows(cfg, table);
 
   const char* mode = cfg.smoke ? "--smoke" : cfg.quick ? "--quick" : "full";
   char header[256];

@@ -63,9 +63,10 @@ testing::PgCluster& Cluster() { return testing::SharedPgCluster(); }
 std::string ConnInfo() { return Cluster().ConnInfo(); }
 
 // Runs pgbench with `script` at `clients` clients (-M prepared) and returns its tps. `secs` > 0
-// runs -T secs, otherwise -t `transactions` per client.
+// runs -T secs, otherwise -t `transactions` per client. `conninfo`: the database to run in.
 Sample RunPgbench(const std::string& script, int clients, int secs, long transactions,
-                  const std::vector<std::string>& defines, std::string* printed) {
+                  const std::vector<std::string>& defines, std::string* printed,
+                  const std::string& conninfo = ConnInfo()) {
   const std::string pgbench = FindProgram("pgbench");
   if (pgbench.empty()) return Sample::Error("pgbench not installed");
   testing::TempDir dir;
@@ -81,7 +82,7 @@ Sample RunPgbench(const std::string& script, int clients, int secs, long transac
     argv.insert(argv.end(), {"-t", std::to_string(std::max(1L, transactions))});
   }
   for (const auto& d : defines) argv.insert(argv.end(), {"-D", d});
-  argv.push_back(ConnInfo());  // pgbench takes a conninfo string where the dbname goes
+  argv.push_back(conninfo);  // pgbench takes a conninfo string where the dbname goes
   double wall = 0;
   const int status = RunCommand(argv, &wall);
   std::string text;
@@ -277,6 +278,11 @@ class PostgresBench final : public BackendBench {
 };
 
 }  // namespace
+
+Sample RunPgbenchIn(const std::string& conninfo, const std::string& script, int clients,
+                    int secs, long transactions, std::string* printed) {
+  return RunPgbench(script, clients, secs, transactions, {}, printed, conninfo);
+}
 
 std::vector<std::unique_ptr<BackendBench>> PostgresBackends() {
   std::vector<std::unique_ptr<BackendBench>> out;

@@ -5,6 +5,9 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/middleware/include/ordo
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(FILES ${PROJECT_BINARY_DIR}/middleware/include/ordo/version.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/ordo)
+# ordo/pg_fence.h: header-only, for libpqxx users (not part of ordo/ordo.h; needs <pqxx/pqxx>).
+install(FILES ${PROJECT_SOURCE_DIR}/adapters/postgresql/include/ordo/pg_fence.h
+        DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/ordo)
 install(TARGETS ordo ordo_middleware_headers EXPORT ordoTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}

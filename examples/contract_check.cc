@@ -52,7 +52,17 @@ int main(int argc, char** argv) {
   Check((*locker)->Release(*lease).ok(), "release");
   auto next = (*locker)->Acquire({.name = name});
   Check(next.ok() && next->token > first, "the next token is larger");
-  if (next.ok()) Check((*locker)->Release(*next).ok(), "release again");
+  if (next.ok()) {
+    // v2 surface: the fenced CAS overload refuses an older token even at the current version.
+    ordo::VersionedStore& objects = (*locker)->objects();
+    const std::string key = name + "-obj";
+    auto created = objects.CompareAndSwap(key, 0, "\"running\"", next->token, name);
+    Check(created.ok() && *created == 1, "fenced CAS creates with a live holder's token");
+    auto stale = objects.CompareAndSwap(key, 1, "\"upgrading\"", first);
+    Check(stale.status().code() == ordo::StatusCode::kStaleToken,
+          "fenced CAS with an older token is kStaleToken");
+    Check((*locker)->Release(*next).ok(), "release again");
+  }
 
   auto s1 = (*locker)->Acquire({.name = name, .mode = ordo::LockMode::kShared});
   auto s2 = (*locker)->Acquire({.name = name, .mode = ordo::LockMode::kShared});

@@ -1,4 +1,5 @@
-# cmake -DENGINE=postgresql -DOUT=file.cc -DFILES="a.sql;b.sql" -P embed.cmake
+# cmake -DENGINE=postgresql -DOUT=file.cc -DFILES="a.sql,b.sql" -P embed.cmake
+string(REPLACE "," ";" FILES "${FILES}")
 if(ENGINE STREQUAL "postgresql")
   set(func PostgresqlMigrations)
 else()

@@ -278,8 +278,23 @@ class HttpLocker final : public Locker, public FencedStore, public VersionedStor
 
   Result<std::uint64_t> CompareAndSwap(std::string_view key, std::uint64_t expected_version,
                                        std::string_view value) override {
-    ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
-    httplib::Headers headers;
+    ORDO_RETURN_IF_ERROR(ValidateCasArgs(key, expected_version, false, 0, {}));
+    return Swap(key, expected_version, value, {});
+  }
+
+  Result<std::uint64_t> CompareAndSwap(std::string_view key, std::uint64_t expected_version,
+                                       std::string_view value, std::uint64_t token,
+                                       std::string_view lock_name) override {
+    ORDO_RETURN_IF_ERROR(ValidateCasArgs(key, expected_version, true, token, lock_name));
+    httplib::Headers headers = {{"Fencing-Token", std::to_string(token)}};
+    if (!lock_name.empty()) headers.emplace("Fencing-Lock", std::string(lock_name));
+    return Swap(key, expected_version, value, std::move(headers));
+  }
+
+ private:
+  // PUT /v1/objects/{key} conditioned on the version, with `headers` (fencing) added.
+  Result<std::uint64_t> Swap(std::string_view key, std::uint64_t expected_version,
+                             std::string_view value, httplib::Headers headers) {
     if (expected_version == 0) {
       headers.emplace("If-None-Match", "*");
     } else {
@@ -297,7 +312,6 @@ class HttpLocker final : public Locker, public FencedStore, public VersionedStor
     return version;
   }
 
- private:
   struct Connection {
     std::unique_ptr<httplib::Client> client;
     SteadyClock::time_point idle_since;

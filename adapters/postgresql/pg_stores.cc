@@ -8,8 +8,6 @@
 namespace ordo::pg {
 namespace {
 
-constexpr std::uint64_t kMaxToken = std::numeric_limits<std::int64_t>::max();
-
 std::uint64_t U64(const pqxx::field& f) { return f.is_null() ? 0 : f.as<std::uint64_t>(); }
 
 pqxx::binarystring Bytes(std::string_view data) {
@@ -129,11 +127,41 @@ Result<Versioned> PgVersionedStore::Get(std::string_view key) {
 
 Result<std::uint64_t> PgVersionedStore::CompareAndSwap(std::string_view key,
                                                        std::uint64_t expected_version,
+                                                       std::string_view value,
+                                                       std::uint64_t token,
+                                                       std::string_view lock_name) {
+  ORDO_RETURN_IF_ERROR(ValidateCasArgs(key, expected_version, true, token, lock_name));
+  bool admitted = false;
+  std::uint64_t new_version = 0;
+  std::uint64_t fence = 0;
+  std::uint64_t current = 0;
+  ORDO_RETURN_IF_ERROR(pool_.Run("fenced compare-and-swap object", [&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    auto row = tx.exec_params1(std::string(sql::kObjectFencedCas), std::string(key),
+                               Bytes(value), static_cast<std::int64_t>(expected_version),
+                               static_cast<std::int64_t>(token), std::string(lock_name));
+    admitted = row[0].as<bool>();
+    new_version = U64(row[1]);
+    fence = U64(row[2]);
+    current = U64(row[3]);
+    if (admitted && new_version == 0 && fence <= token && current == expected_version) {
+      // The snapshot predates the write that beat us; report the object as it is now.
+      auto now = tx.exec_params(std::string(sql::kObjectFenceAndVersion), std::string(key));
+      fence = now.empty() ? 0 : U64(now[0][0]);
+      current = now.empty() ? 0 : U64(now[0][1]);
+    }
+    return OkStatus();
+  }));
+  if (new_version != 0) return new_version;
+  if (token < fence) return StaleObjectToken(key, token, fence);
+  if (!admitted) return NotLiveHolder(token, lock_name, fence);
+  return ObjectVersionMismatch(key, current, expected_version);
+}
+
+Result<std::uint64_t> PgVersionedStore::CompareAndSwap(std::string_view key,
+                                                       std::uint64_t expected_version,
                                                        std::string_view value) {
-  ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
-  if (expected_version > kMaxToken) {
-    return InvalidArgumentError("version " + std::to_string(expected_version) + " is out of range");
-  }
+  ORDO_RETURN_IF_ERROR(ValidateCasArgs(key, expected_version, false, 0, {}));
   std::uint64_t new_version = 0;
   std::uint64_t current = 0;
   ORDO_RETURN_IF_ERROR(pool_.Run("compare-and-swap object", [&](pqxx::connection& c) {
@@ -150,10 +178,7 @@ Result<std::uint64_t> PgVersionedStore::CompareAndSwap(std::string_view key,
     return OkStatus();
   }));
   if (new_version != 0) return new_version;
-  return VersionMismatchError("object '" + std::string(key) + "' is at version " +
-                                  std::to_string(current) + ", not " +
-                                  std::to_string(expected_version),
-                              current);
+  return ObjectVersionMismatch(key, current, expected_version);
 }
 
 }  // namespace ordo::pg

@@ -364,6 +364,32 @@ inline constexpr std::string_view kObjectCas =
     " SELECT (SELECT version FROM updated UNION ALL SELECT version FROM created),"
     "        (SELECT version FROM ordo.objects WHERE key = $1::text)";
 
+// Fenced CAS. $1 key, $2 value, $3 expected version (0 = create only if absent), $4 token,
+// $5 lock name ('' = not strict). Writes only if the token is not below the object's fence
+// (raised to it) and, in strict mode, is a live holder — both checked in this statement, and
+// the UPDATE's WHERE re-checked on the latest row after its row lock, like the plain CAS.
+// seen_fence and seen_version (from the snapshot) explain a refusal, token first.
+inline constexpr std::string_view kObjectFencedCas =
+    ORDO_PG_ADMITTED("$5", "$4")
+    " updated AS ("
+    "  UPDATE ordo.objects o SET value = $2::bytea, version = o.version + 1,"
+    "    fence = GREATEST(o.fence, $4::bigint)"
+    "  FROM admitted a"
+    "  WHERE a.ok AND o.key = $1::text AND o.version = $3::bigint AND $3::bigint > 0"
+    "    AND o.fence <= $4::bigint RETURNING o.version),"
+    " created AS ("
+    "  INSERT INTO ordo.objects (key, value, version, fence)"
+    "  SELECT $1::text, $2::bytea, 1, $4::bigint FROM admitted a WHERE a.ok AND $3::bigint = 0"
+    "  ON CONFLICT (key) DO NOTHING RETURNING version)"
+    " SELECT a.ok, (SELECT version FROM updated UNION ALL SELECT version FROM created),"
+    "        (SELECT fence FROM ordo.objects WHERE key = $1::text),"
+    "        (SELECT version FROM ordo.objects WHERE key = $1::text)"
+    " FROM admitted a";
+
+// The fence and version now (to explain a refusal whose snapshot predates the winner).
+inline constexpr std::string_view kObjectFenceAndVersion =
+    "SELECT fence, version FROM ordo.objects WHERE key = $1::text";
+
 inline constexpr std::string_view kObjectVersion =
     "SELECT version FROM ordo.objects WHERE key = $1::text";
 
@@ -397,6 +423,7 @@ inline constexpr NamedStatement kAllStatements[] = {
     {"fenced.read", kFencedRead},
     {"objects.get", kObjectGet},
     {"objects.cas", kObjectCas},
+    {"objects.fenced-cas", kObjectFencedCas},
 };
 
 }  // namespace ordo::pg::sql

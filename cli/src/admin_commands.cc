@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "backend_loader.h"
 #include "commands.h"
 #include "defaults.h"
 #include "ordo/registry.h"
@@ -32,7 +33,7 @@ int MigrateCommand(const MigrateOptions& o) {
     return kExitOrdoError;
   }
   // Open applies every migration not yet applied, in order, or fails without a half-done one.
-  auto opened = Open(*url);
+  auto opened = OpenBackend(*url);
   if (!opened.ok()) {
     spdlog::error("ordo migrate: {}: {}", Shown(*url), opened.status().ToString());
     return kExitOrdoError;
@@ -53,7 +54,7 @@ int ServeCommand(const ServeFlags& flags) {
   }
   http::ServeOptions options = flags.serve;
   options.backend_url = *url;
-  return http::RunServer(options);
+  return RunServerModule(options);
 }
 
 }  // namespace ordo::cli

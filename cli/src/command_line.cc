@@ -72,8 +72,10 @@ Examples:
   */5 * * * * ordo run -- /usr/local/bin/backup --incremental
   # wait up to 30 s for the lock (flock -w style), exit 3 instead of 1 when still held
   ordo run -w 30 -E 3 --lock nightly -- ./nightly.sh
-  # coordinate across machines through a shared database; hold the lock for at least 10 min
-  ordo run --backend sqlite:///srv/shared/locks.db --ttl 1m --hold-at-least 10m -- ./report
+  # several machines, one PostgreSQL database (or one `ordo serve`: --backend http://host:7575);
+  # hold the lock for at least 10 min. SQLite files do not work across machines.
+  ordo run --backend 'postgresql://ordo@db.example/ordo?strategy=cas' --ttl 1m \
+    --hold-at-least 10m -- ./report
   # readers together, a writer alone
   ordo run -s --lock catalog -- ./read-catalog
   ordo run -x --lock catalog -- ./rebuild-catalog
@@ -123,8 +125,8 @@ void AddRun(CLI::App& app, Command& c) {
   run->footer(kRunExamples);
   RunOptions& o = c.run;
   AddBackend(run, &o.backend,
-             "Lock backend URL (default: flock:// in $XDG_RUNTIME_DIR/ordo, /run/lock/ordo for "
-             "root, else /tmp/ordo-UID)");
+             "Lock backend URL (default: flock:// in ~/.local/state/ordo/locks, "
+             "/var/lib/ordo/locks for root)");
   run->add_option("-l,--lock", o.lock,
                   "Lock name (default: run-<hash of COMMAND's argv>, so identical command "
                   "lines exclude each other)")
@@ -237,6 +239,58 @@ void AddServe(CLI::App& app, Command& c) {
               "Largest wait_ms a client may ask for (default 60s)", milliseconds(0), kMaxWait);
 }
 
+constexpr char kFenceExamples[] = R"(
+Makes your own tables refuse stale fencing tokens. Without --table: the table ordo_fences and
+the function ordo_fence(resource, token) (PostgreSQL), which your transactions call first:
+  BEGIN; SELECT ordo_fence('orders:42', :token); UPDATE orders …; COMMIT;
+With --table T --column C: a trigger refusing writes that lower T.C or leave it NULL
+(PostgreSQL: SQLSTATE OR409; SQLite: RAISE(ABORT, 'ordo: stale fencing token …')).
+install checks the table and column, then applies everything in one transaction or nothing;
+installing twice changes nothing. sql prints the same SQL and touches nothing.
+Exit codes: 0 ok, 125 error (bad URL, missing table or column, not an integer column,
+database unreachable).
+
+Examples:
+  ordo fence install --database 'postgresql://app@db.internal/shop'
+  ordo fence install --database 'postgresql://app@db.internal/shop' --table orders --column token
+  ordo fence install --database sqlite:///var/lib/app/app.db --table jobs --column fence
+  ordo fence sql --database 'postgresql://app@db.internal/shop' --schema ordo > V42__fence.sql
+)";
+
+void AddFence(CLI::App& app, Command& c) {
+  auto* fence = app.add_subcommand("fence", "Make your own database tables refuse stale tokens");
+  fence->require_subcommand(1);
+  fence->footer(kFenceExamples);
+  FenceOptions& o = c.fence;
+  auto common = [&](CLI::App* sub, FenceAction action) {
+    sub->callback([&c, action] {
+      c.kind = Command::Kind::kFence;
+      c.fence.action = action;
+    });
+    sub->footer(kFenceExamples);
+    sub->add_option("-d,--database", o.database,
+                    "Your database: postgresql://user:password@host:port/db or sqlite:///path.db")
+        ->required()
+        ->type_name("URL");
+    auto* table = sub->add_option("--table", o.table,
+                                  "Fence the rows of this table (TABLE or SCHEMA.TABLE)")
+                      ->type_name("T");
+    auto* column = sub->add_option("--column", o.column,
+                                   "The integer column of --table that holds the writer's token")
+                       ->type_name("C");
+    table->needs(column);
+    column->needs(table);
+    sub->add_option("--schema", o.schema,
+                    "PostgreSQL: the schema for ordo_fences, ordo_fence() and the trigger "
+                    "function (created if missing; default public)")
+        ->type_name("S");
+  };
+  common(fence->add_subcommand("install", "Install the fence into the database"),
+         FenceAction::kInstall);
+  common(fence->add_subcommand("sql", "Print the SQL install would run; change nothing"),
+         FenceAction::kSql);
+}
+
 }  // namespace
 
 Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
@@ -254,6 +308,7 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
   AddLock(app, c);
   AddMigrate(app, c);
   AddServe(app, c);
+  AddFence(app, c);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

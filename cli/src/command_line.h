@@ -16,6 +16,7 @@ struct Command {
     kLock,
     kMigrate,
     kServe,
+    kFence,
   };
   Kind kind = Kind::kDone;
   int exit_code = kExitOk;  // for kDone: 0 after help/version, 125 after an error
@@ -23,6 +24,7 @@ struct Command {
   LockOptions lock;
   MigrateOptions migrate;
   ServeFlags serve;
+  FenceOptions fence;
 };
 
 // Parses argv. Help, version and errors are printed to `out`/`err`. Not thread-safe.

@@ -14,6 +14,7 @@ int RunCommand(const RunOptions& options);
 int LockCommand(const LockOptions& options);
 int MigrateCommand(const MigrateOptions& options);
 int ServeCommand(const ServeFlags& flags);
+int FenceCommand(const FenceOptions& options);
 
 }  // namespace ordo::cli
 

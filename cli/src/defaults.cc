@@ -1,13 +1,17 @@
 #include "defaults.h"
 
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <utility>
+#include <vector>
 
 namespace ordo::cli {
 
@@ -28,12 +32,61 @@ std::string DefaultLockName(const std::vector<std::string>& argv) {
   return name;
 }
 
-std::string DefaultLockDir(const char* xdg_runtime_dir, uid_t uid) {
-  if (xdg_runtime_dir != nullptr && *xdg_runtime_dir != '\0') {
-    return std::string(xdg_runtime_dir) + "/ordo";
+std::string DefaultLockDir(uid_t uid, std::string_view home) {
+  if (uid == 0) return "/var/lib/ordo/locks";
+  std::string dir(home);
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  if (dir == "/") dir.clear();
+  return dir + "/.local/state/ordo/locks";
+}
+
+Result<std::string> HomeOf(uid_t uid, const char* home_env) {
+  long size = sysconf(_SC_GETPW_R_SIZE_MAX);
+  std::vector<char> buf(size > 0 ? static_cast<std::size_t>(size) : 16384);
+  passwd pw{};
+  passwd* found = nullptr;
+  int err;
+  while ((err = getpwuid_r(uid, &pw, buf.data(), buf.size(), &found)) == ERANGE) {
+    buf.resize(buf.size() * 2);
   }
-  if (uid == 0) return "/run/lock/ordo";
-  return "/tmp/ordo-" + std::to_string(uid);
+  if (err == 0 && found != nullptr && pw.pw_dir != nullptr && pw.pw_dir[0] == '/') {
+    return std::string(pw.pw_dir);
+  }
+  if (home_env != nullptr && home_env[0] == '/') return std::string(home_env);
+  return InvalidArgumentError(
+      "no home directory for uid " + std::to_string(uid) +
+      " (no entry in the user database and no absolute $HOME) to keep the default lock "
+      "directory in; give --backend flock:///some/local/dir");
+}
+
+std::vector<std::string> LegacyLockDirs(const char* xdg_runtime_dir, uid_t uid) {
+  std::vector<std::string> dirs;
+  auto add = [&dirs](std::string dir) {
+    if (std::find(dirs.begin(), dirs.end(), dir) == dirs.end()) dirs.push_back(std::move(dir));
+  };
+  if (xdg_runtime_dir != nullptr && *xdg_runtime_dir != '\0') {
+    add(std::string(xdg_runtime_dir) + "/ordo");
+  }
+  add("/run/user/" + std::to_string(uid) + "/ordo");
+  add(uid == 0 ? "/run/lock/ordo" : "/tmp/ordo-" + std::to_string(uid));
+  return dirs;
+}
+
+std::vector<std::string> LegacyLocksOf(const std::string& name) {
+  std::vector<std::string> found;
+  const uid_t uid = geteuid();
+  for (std::string& dir : LegacyLockDirs(std::getenv("XDG_RUNTIME_DIR"), uid)) {
+    struct stat st;
+    // The checks ordo 0.1 made before using the directory: a real directory of this user's
+    // that nobody else can write to. Anything else was never one of its lock directories.
+    if (lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != uid ||
+        (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+      continue;
+    }
+    const std::string file = dir + "/" + name;
+    if (lstat(file.c_str(), &st) == 0 && S_ISREG(st.st_mode)) found.push_back(std::move(dir));
+  }
+  return found;
 }
 
 std::string DefaultStatePath(const char* xdg_state_home, const char* home, uid_t uid) {
@@ -97,10 +150,28 @@ std::string UrlPath(std::string_view path) {
   return out;
 }
 
+Result<std::string> DefaultRunDir() {
+  const uid_t uid = geteuid();
+  std::string home;
+  if (uid != 0) {  // root's directory is fixed
+    auto found = HomeOf(uid, std::getenv("HOME"));
+    if (!found.ok()) return found.status();
+    home = std::move(*found);
+  }
+  const std::string dir = DefaultLockDir(uid, home);
+  Status made = EnsureDirs(dir.substr(0, dir.rfind('/')));
+  if (made.ok()) made = EnsurePrivateDir(dir);
+  if (!made.ok()) {
+    return Status(made.code(), "default lock directory " + dir + ": " + made.message() +
+                                   " (or give --backend flock:///some/local/dir)");
+  }
+  return dir;
+}
+
 Result<std::string> DefaultRunBackend() {
-  const std::string dir = DefaultLockDir(std::getenv("XDG_RUNTIME_DIR"), geteuid());
-  ORDO_RETURN_IF_ERROR(EnsurePrivateDir(dir));
-  return "flock://" + UrlPath(dir);
+  auto dir = DefaultRunDir();
+  if (!dir.ok()) return dir.status();
+  return "flock://" + UrlPath(*dir);
 }
 
 Result<std::string> DefaultServeBackend() {

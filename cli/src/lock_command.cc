@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "backend_loader.h"
 #include "commands.h"
 #include "defaults.h"
 #include "json_output.h"
@@ -43,7 +44,7 @@ int LockCommand(const LockOptions& o) {
     if (!fallback.ok()) return Fail(fallback.status(), o.conflict_exit_code);
     url = *fallback;
   }
-  auto opened = Open(url);
+  auto opened = OpenBackend(url);
   if (!opened.ok()) return Fail(opened.status(), o.conflict_exit_code);
   Locker& locker = **opened;
   const bool holds_beyond_exit = locker.traits().expires_by_ttl;

@@ -29,6 +29,8 @@ int main(int argc, char** argv) {
       return ordo::cli::MigrateCommand(command.migrate);
     case Command::Kind::kServe:
       return ordo::cli::ServeCommand(command.serve);
+    case Command::Kind::kFence:
+      return ordo::cli::FenceCommand(command.fence);
   }
   return ordo::cli::kExitOrdoError;
 }

@@ -55,6 +55,16 @@ struct MigrateOptions {
   std::string backend;  // empty: the serve default
 };
 
+enum class FenceAction { kInstall, kSql };
+
+struct FenceOptions {
+  FenceAction action = FenceAction::kSql;
+  std::string database;  // postgresql://… or sqlite:///path.db (required)
+  std::string table;     // per-row fence: table and column; both empty: resource fence
+  std::string column;
+  std::string schema;    // PostgreSQL: where ordo's fence objects go (default public)
+};
+
 struct ServeFlags {
   std::string backend;  // empty: the serve default (SQLite)
   http::ServeOptions serve;

@@ -5,21 +5,25 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
+#include "backend_loader.h"
 #include "commands.h"
 #include "defaults.h"
 #include "ordo/names.h"
 #include "ordo/registry.h"
 #include "ordo/scoped_lease.h"
 #include "process.h"
+#include "token_floor.h"
 
 extern char** environ;
 
@@ -136,6 +140,37 @@ int HoldAndExit(Locker& locker, ScopedLease& scoped, const RunOptions& o,
   return job_code;
 }
 
+// Migration from ordo 0.1's session-dependent lock directories (see LegacyLocksOf): takes the
+// old lock of every legacy directory that still has one for the name, in a fixed order (an old
+// ordo takes one of them only, so no two processes wait for each other in a cycle), then makes
+// the new lock's tokens start above the old ones, then takes the new lock. The legacy leases
+// end when their Lockers are destroyed or ordo exits. `wait` bounds the whole.
+Result<ScopedLease> AcquireMigrating(Locker& locker, const std::string& dir,
+                                     const std::vector<std::unique_ptr<Locker>>& legacy,
+                                     const std::vector<std::string>& legacy_dirs,
+                                     LockRequest request, const ScopedLease::Options& options) {
+  const auto deadline = Clock::now() + request.wait;
+  auto left = [deadline] {
+    return std::max(std::chrono::milliseconds(0),
+                    std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()));
+  };
+  std::uint64_t floor = 0;
+  for (std::size_t i = 0; i < legacy.size(); ++i) {
+    request.wait = left();
+    auto old = legacy[i]->Acquire(request);
+    if (!old.ok()) {
+      const Status& s = old.status();
+      if (s.code() != StatusCode::kLockHeld) return s;
+      return LockHeldError(s.message() + " (in the old lock directory " + legacy_dirs[i] +
+                           ", by an ordo before 0.2 or one migrating from it)");
+    }
+    floor = std::max(floor, old->token);
+  }
+  if (floor > 0) ORDO_RETURN_IF_ERROR(local::RaiseTokenFloor(dir, request.name, floor));
+  request.wait = left();
+  return ScopedLease::Acquire(locker, request, options);
+}
+
 }  // namespace
 
 int RunCommand(const RunOptions& o) {
@@ -143,13 +178,17 @@ int RunCommand(const RunOptions& o) {
   if (!signals.ok()) return OrdoError(signals.status().message());
   if (o.verbose) spdlog::set_level(spdlog::level::debug);
 
+  const std::string name = o.lock.empty() ? DefaultLockName(o.command) : o.lock;
+  if (Status valid = ValidateName(name); !valid.ok()) return OrdoError(valid.message());
   std::string url = o.backend;
+  std::string dir;  // the default lock directory, when no backend was given
   if (url.empty()) {
-    auto fallback = DefaultRunBackend();
+    auto fallback = DefaultRunDir();
     if (!fallback.ok()) return OrdoError(fallback.status().message());
-    url = *fallback;
+    dir = *fallback;
+    url = "flock://" + UrlPath(dir);
   }
-  auto opened = Open(url);
+  auto opened = OpenBackend(url);
   if (!opened.ok()) return OrdoError(opened.status().message());
   Locker& locker = **opened;
   const LockerTraits traits = locker.traits();
@@ -158,8 +197,18 @@ int RunCommand(const RunOptions& o) {
                      "version, http://): the locks of '" +
                      url + "' end when ordo exits");
   }
-  const std::string name = o.lock.empty() ? DefaultLockName(o.command) : o.lock;
-  if (Status valid = ValidateName(name); !valid.ok()) return OrdoError(valid.message());
+  // The old default directories' locks, while they exist (see AcquireMigrating). A semaphore
+  // (limit > 1) is new in 0.2: no old ordo ever held its name.
+  std::vector<std::string> legacy_dirs;
+  std::vector<std::unique_ptr<Locker>> legacy;
+  if (!dir.empty()) {
+    for (std::string& old_dir : LegacyLocksOf(name)) {
+      auto old = Open("flock://" + UrlPath(old_dir));
+      if (!old.ok()) return OrdoError(old.status().message());
+      legacy.push_back(std::move(*old));
+      legacy_dirs.push_back(std::move(old_dir));
+    }
+  }
 
   Pipe lost;
   if (!lost.ok()) return OrdoError(std::string("pipe2: ") + std::strerror(errno));
@@ -169,10 +218,13 @@ int RunCommand(const RunOptions& o) {
   lease_options.fence_early = o.kill_grace;
   lease_options.on_lost = [&lost](const Status&) { lost.Notify(); };
   const LockRequest request{name, o.mode, o.ttl, o.wait, o.owner};
+  if (request.limit != 1) legacy.clear();
 
   auto slot = std::make_shared<AcquireSlot>();
-  std::thread acquirer([slot, &locker, request, lease_options] {
-    auto result = ScopedLease::Acquire(locker, request, lease_options);
+  std::thread acquirer([slot, &locker, &dir, &legacy, &legacy_dirs, request, lease_options] {
+    auto result = legacy.empty()
+                      ? ScopedLease::Acquire(locker, request, lease_options)
+                      : AcquireMigrating(locker, dir, legacy, legacy_dirs, request, lease_options);
     std::lock_guard<std::mutex> lock(slot->mu);
     if (slot->abandoned) return;  // releases the lease, if any, on the way out
     slot->result.emplace(std::move(result));

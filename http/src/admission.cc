@@ -100,7 +100,7 @@ Admission Admit(const ServerState& state, const Request& req) {
       }
       touched.push_back(prefix);
     }
-    if (route->id == RouteId::kFenced) {
+    if (route->id == RouteId::kFenced || route->id == RouteId::kObject) {
       if (auto lock = req.find("Fencing-Lock"); lock != req.end()) {
         touched.push_back(Str(lock->value()));
       }

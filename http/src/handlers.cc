@@ -300,6 +300,10 @@ Response ObjectPut(ServerState& state, const Route& route, const Request& req) {
   if (has_none && !(none = ParseEtags(*none_text))) {
     return StatusReply(InvalidArgumentError("If-None-Match is not '*' or a list of entity tags"));
   }
+  // A fenced CAS (the leader's term as Fencing-Token, its election as Fencing-Lock): the store
+  // checks the token before the version, so a stale leader gets 409 even with a fresh ETag.
+  auto fencing = FencingHeaders(req);
+  if (!fencing.ok()) return StatusReply(fencing.status());
   Status document = CheckJsonDocument(req.body(), "the object");
   if (!document.ok()) {
     return StatusReply(InvalidArgumentError("an object must be a JSON document: " +
@@ -336,7 +340,10 @@ Response ObjectPut(ServerState& state, const Route& route, const Request& req) {
     }
     expected = version;
   }
-  auto written = state.locker->objects().CompareAndSwap(route.name, expected, req.body());
+  auto written = fencing->token == 0
+                     ? state.locker->objects().CompareAndSwap(route.name, expected, req.body())
+                     : state.locker->objects().CompareAndSwap(route.name, expected, req.body(),
+                                                              fencing->token, fencing->lock);
   if (!written.ok()) return StatusReply(written.status());
   Response res = JsonReply(200, {{"key", route.name}, {"version", *written}});
   res.set(bhttp::field::etag, QuotedEtag(*written));

@@ -54,7 +54,10 @@ class FileLocker final : public Locker {
                 [this](std::string_view lock, std::uint64_t token) {
                   return PinLiveHolder(lock, token);
                 }),
-        objects_(objects_dir_.get(), path_ + "/.objects", durable_) {}
+        objects_(objects_dir_.get(), path_ + "/.objects", durable_,
+                 [this](std::string_view lock, std::uint64_t token) {
+                   return PinLiveHolder(lock, token);
+                 }) {}
 
   // Leases still held are released: the locks live as long as their descriptors, which this
   // Locker owns.

@@ -178,7 +178,23 @@ Result<Versioned> FileVersionedStore::Get(std::string_view key) {
 Result<std::uint64_t> FileVersionedStore::CompareAndSwap(std::string_view key,
                                                          std::uint64_t expected_version,
                                                          std::string_view value) {
-  ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
+  ORDO_RETURN_IF_ERROR(ValidateCasArgs(key, expected_version, false, 0, {}));
+  return Swap(key, expected_version, value, 0, {});
+}
+
+Result<std::uint64_t> FileVersionedStore::CompareAndSwap(std::string_view key,
+                                                         std::uint64_t expected_version,
+                                                         std::string_view value,
+                                                         std::uint64_t token,
+                                                         std::string_view lock_name) {
+  ORDO_RETURN_IF_ERROR(ValidateCasArgs(key, expected_version, true, token, lock_name));
+  return Swap(key, expected_version, value, token, lock_name);
+}
+
+Result<std::uint64_t> FileVersionedStore::Swap(std::string_view key,
+                                               std::uint64_t expected_version,
+                                               std::string_view value, std::uint64_t token,
+                                               std::string_view lock_name) {
   // Only a create needs a file to lock when the key is missing; any other CAS on a missing key
   // fails and must leave nothing behind.
   auto locked = keys_.LockKey(key, /*create=*/expected_version == 0);
@@ -189,14 +205,25 @@ Result<std::uint64_t> FileVersionedStore::CompareAndSwap(std::string_view key,
     if (!loaded.ok()) return loaded.status();
     record = std::move(*loaded);
   }
+  UniqueFd pin;  // strict mode: keeps the token a live holder until the file is replaced
+  if (token != 0) {
+    if (token < record.fence) return StaleObjectToken(key, token, record.fence);
+    if (!lock_name.empty()) {
+      auto pinned = pin_(lock_name, token);
+      if (!pinned.ok()) {
+        Status s = pinned.status();
+        if (s.code() == StatusCode::kStaleToken) s.set_current(record.fence);
+        return s;
+      }
+      pin = std::move(*pinned);
+    }
+  }
   if (record.version != expected_version) {
-    return VersionMismatchError("object '" + std::string(key) + "' is at version " +
-                                    std::to_string(record.version) + ", not " +
-                                    std::to_string(expected_version),
-                                record.version);
+    return ObjectVersionMismatch(key, record.version, expected_version);
   }
   record.version += 1;
   record.data.assign(value);
+  if (token > record.fence) record.fence = token;
   ORDO_RETURN_IF_ERROR(keys_.Replace(key, record));
   return record.version;
 }

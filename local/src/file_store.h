@@ -84,17 +84,27 @@ class FileFencedStore final : public FencedStore {
   LiveHolderPin pin_;
 };
 
+// An object's key file keeps its fence too: the highest token a fenced CAS wrote with.
 class FileVersionedStore final : public VersionedStore {
  public:
-  FileVersionedStore(int dirfd, std::string path, bool durable)
-      : keys_(dirfd, std::move(path), durable) {}
+  FileVersionedStore(int dirfd, std::string path, bool durable, LiveHolderPin pin)
+      : keys_(dirfd, std::move(path), durable), pin_(std::move(pin)) {}
 
   Result<Versioned> Get(std::string_view key) override;
   Result<std::uint64_t> CompareAndSwap(std::string_view key, std::uint64_t expected_version,
                                        std::string_view value) override;
+  Result<std::uint64_t> CompareAndSwap(std::string_view key, std::uint64_t expected_version,
+                                       std::string_view value, std::uint64_t token,
+                                       std::string_view lock_name = {}) override;
 
  private:
+  // The CAS with the key file locked; `token` 0 is a plain CAS.
+  Result<std::uint64_t> Swap(std::string_view key, std::uint64_t expected_version,
+                             std::string_view value, std::uint64_t token,
+                             std::string_view lock_name);
+
   KeyDirectory keys_;
+  LiveHolderPin pin_;
 };
 
 }  // namespace ordo::local

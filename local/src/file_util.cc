@@ -11,6 +11,8 @@
 #include <system_error>
 #include <thread>
 
+#include "file_system.h"
+
 namespace ordo::local {
 
 void UniqueFd::Reset() {
@@ -84,6 +86,7 @@ Result<UniqueFd> OpenLockDirectory(const std::string& path) {
     return InvalidArgumentError(FromErrno(err, "cannot open lock directory '" + path + "'").message());
   }
   UniqueFd dir(fd);
+  ORDO_RETURN_IF_ERROR(CheckLocalFileSystem(dir.get(), path));
   // As root this passes for any directory on a writable file system; a directory that is
   // read-only to root (an immutable attribute) is caught when the store subdirectories are made.
   if (::faccessat(dir.get(), ".", W_OK | X_OK, AT_EACCESS) != 0) {

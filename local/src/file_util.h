@@ -65,7 +65,8 @@ Status FromErrno(int err, std::string_view context);
 
 // Opens (creating with mode 0700 if missing) the directory `path`. Its parent must exist. Errors
 // (all kInvalidArgument, naming the path): empty or relative path, missing parent, not a
-// directory, not writable and searchable by this process.
+// directory, not writable and searchable by this process, on a network file system (see
+// file_system.h).
 Result<UniqueFd> OpenLockDirectory(const std::string& path);
 
 // Opens (creating with mode 0700 if missing) the subdirectory `name` of `dirfd`, refusing a

@@ -49,6 +49,9 @@ class LockTable {
   LockTable()
       : fenced_([this](std::string_view lock, std::uint64_t token) {
           return CheckLiveHolder(lock, token);
+        }),
+        objects_([this](std::string_view lock, std::uint64_t token) {
+          return CheckLiveHolder(lock, token);
         }) {}
 
   Result<Lease> Acquire(const LockRequest& request) {

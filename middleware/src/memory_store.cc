@@ -83,33 +83,92 @@ Result<FencedValue> MemoryFencedStore::Read(std::string_view key, std::uint64_t 
   return FencedValue{it->second.data, it->second.fence, it->second.version};
 }
 
+Status StaleObjectToken(std::string_view key, std::uint64_t token, std::uint64_t fence) {
+  return StaleTokenError("token " + std::to_string(token) + " is older than token " +
+                             std::to_string(fence) + " already used to change object '" +
+                             std::string(key) + "'",
+                         fence);
+}
+
+Status ObjectVersionMismatch(std::string_view key, std::uint64_t current,
+                             std::uint64_t expected) {
+  return VersionMismatchError("object '" + std::string(key) + "' is at version " +
+                                  std::to_string(current) + ", not " + std::to_string(expected),
+                              current);
+}
+
+Status ValidateCasArgs(std::string_view key, std::uint64_t expected_version, bool fenced,
+                       std::uint64_t token, std::string_view lock_name) {
+  if (fenced) {
+    ORDO_RETURN_IF_ERROR(ValidateFencedArgs(key, token, lock_name, /*token_required=*/true));
+  } else {
+    ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
+  }
+  if (expected_version > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    return InvalidArgumentError("version " + std::to_string(expected_version) +
+                                " is out of range");
+  }
+  return OkStatus();
+}
+
+MemoryVersionedStore::MemoryVersionedStore(MemoryFencedStore::HolderCheck live_holder)
+    : live_holder_(std::move(live_holder)) {}
+
 Result<Versioned> MemoryVersionedStore::Get(std::string_view key) {
   ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
   std::lock_guard<std::mutex> lock(mu_);
   auto it = objects_.find(key);
-  if (it == objects_.end()) return NotFoundError("object '" + std::string(key) + "' not found");
-  return it->second;
+  if (it == objects_.end() || it->second.current.version == 0) {
+    return NotFoundError("object '" + std::string(key) + "' not found");
+  }
+  return it->second.current;
 }
 
 Result<std::uint64_t> MemoryVersionedStore::CompareAndSwap(std::string_view key,
                                                            std::uint64_t expected_version,
                                                            std::string_view value) {
-  ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
+  ORDO_RETURN_IF_ERROR(ValidateCasArgs(key, expected_version, false, 0, {}));
+  return Swap(key, expected_version, value, 0, {});
+}
+
+Result<std::uint64_t> MemoryVersionedStore::CompareAndSwap(std::string_view key,
+                                                           std::uint64_t expected_version,
+                                                           std::string_view value,
+                                                           std::uint64_t token,
+                                                           std::string_view lock_name) {
+  ORDO_RETURN_IF_ERROR(ValidateCasArgs(key, expected_version, true, token, lock_name));
+  if (!lock_name.empty() && !live_holder_) {
+    return InvalidArgumentError("this store has no lock table for strict mode");
+  }
+  return Swap(key, expected_version, value, token, lock_name);
+}
+
+Result<std::uint64_t> MemoryVersionedStore::Swap(std::string_view key,
+                                                 std::uint64_t expected_version,
+                                                 std::string_view value, std::uint64_t token,
+                                                 std::string_view lock_name) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = objects_.find(key);
-  const std::uint64_t current = it == objects_.end() ? 0 : it->second.version;
-  if (current != expected_version) {
-    return VersionMismatchError("object '" + std::string(key) + "' is at version " +
-                                    std::to_string(current) + ", not " +
-                                    std::to_string(expected_version),
-                                current);
+  Object absent;
+  const Object& object = it == objects_.end() ? absent : it->second;
+  if (token != 0) {
+    if (token < object.fence) return StaleObjectToken(key, token, object.fence);
+    if (!lock_name.empty()) {
+      Status held = live_holder_(lock_name, token);
+      if (!held.ok()) {
+        if (held.code() == StatusCode::kStaleToken) held.set_current(object.fence);
+        return held;
+      }
+    }
   }
-  if (it == objects_.end()) {
-    objects_.emplace(std::string(key), Versioned{std::string(value), 1});
-    return std::uint64_t{1};
+  if (object.current.version != expected_version) {
+    return ObjectVersionMismatch(key, object.current.version, expected_version);
   }
-  it->second.value.assign(value);
-  return ++it->second.version;
+  if (it == objects_.end()) it = objects_.emplace(std::string(key), Object{}).first;
+  it->second.current.value.assign(value);
+  it->second.current.version += 1;
+  if (token > it->second.fence) it->second.fence = token;
+  return it->second.current.version;
 }
 
 }  // namespace ordo

@@ -221,3 +221,11 @@ Result<std::unique_ptr<Locker>> Open(std::string_view url_text) {
 }
 
 }  // namespace ordo
+
+// ordo::Open under a C name, for a program that loads libordo.so with dlopen(3) (the `ordo`
+// binary, cli/src/backend_loader.h): a C name does not change with the C++ signature's
+// mangling. The result is written to *out, which must be constructed.
+extern "C" __attribute__((visibility("default"))) void ordo_open_backend(
+    const char* url, std::size_t size, ordo::Result<std::unique_ptr<ordo::Locker>>* out) {
+  *out = ordo::Open(std::string_view(url, size));
+}

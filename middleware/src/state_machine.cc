@@ -50,6 +50,21 @@ Result<std::string> StateMachine::Current(std::string_view key) {
 
 Result<std::uint64_t> StateMachine::Transition(std::string_view key, std::string_view from,
                                                std::string_view to) {
+  auto version = Check(key, from, to);
+  if (!version.ok()) return version.status();
+  return store_.CompareAndSwap(key, *version, Encode(to));
+}
+
+Result<std::uint64_t> StateMachine::Transition(std::string_view key, std::string_view from,
+                                               std::string_view to, std::uint64_t token,
+                                               std::string_view lock_name) {
+  auto version = Check(key, from, to);
+  if (!version.ok()) return version.status();
+  return store_.CompareAndSwap(key, *version, Encode(to), token, lock_name);
+}
+
+Result<std::uint64_t> StateMachine::Check(std::string_view key, std::string_view from,
+                                          std::string_view to) {
   ORDO_RETURN_IF_ERROR(ValidateState(from));
   ORDO_RETURN_IF_ERROR(ValidateState(to));
   if (!Allowed(from, to)) {
@@ -65,7 +80,7 @@ Result<std::uint64_t> StateMachine::Transition(std::string_view key, std::string
                                     ", not " + std::string(from),
                                 got->version);
   }
-  return store_.CompareAndSwap(key, got->version, Encode(to));
+  return got->version;
 }
 
 }  // namespace ordo

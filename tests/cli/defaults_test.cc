@@ -1,5 +1,6 @@
 #include "defaults.h"
 
+#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,12 +26,45 @@ TEST(DefaultsTest, LockNameIsAStableHashOfDistinctArguments) {
   EXPECT_EQ(DefaultLockName({}), "run-cbf29ce484222325");
 }
 
-TEST(DefaultsTest, LockDirectory) {
-  EXPECT_EQ(DefaultLockDir("/run/user/1000", 1000), "/run/user/1000/ordo");
-  EXPECT_EQ(DefaultLockDir("/run/user/0", 0), "/run/user/0/ordo");
-  EXPECT_EQ(DefaultLockDir(nullptr, 0), "/run/lock/ordo");
-  EXPECT_EQ(DefaultLockDir("", 1000), "/tmp/ordo-1000");
-  EXPECT_EQ(DefaultLockDir(nullptr, 1000), "/tmp/ordo-1000");
+TEST(DefaultsTest, LockDirectoryDependsOnTheUserAlone) {
+  EXPECT_EQ(DefaultLockDir(1000, "/home/u"), "/home/u/.local/state/ordo/locks");
+  EXPECT_EQ(DefaultLockDir(1000, "/home/u/"), "/home/u/.local/state/ordo/locks");
+  EXPECT_EQ(DefaultLockDir(1000, "/"), "/.local/state/ordo/locks");
+  EXPECT_EQ(DefaultLockDir(0, "/root"), "/var/lib/ordo/locks");
+  EXPECT_EQ(DefaultLockDir(0, "/home/someone-else"), "/var/lib/ordo/locks");
+}
+
+TEST(DefaultsTest, HomeComesFromTheUserDatabaseNotFromTheEnvironment) {
+  passwd* me = getpwuid(geteuid());
+  if (me == nullptr) GTEST_SKIP() << "no user database entry for this uid";
+  // `sudo -u` can keep the caller's $HOME, `env -i` has none: neither changes the answer.
+  for (const char* env : {static_cast<const char*>(nullptr), "", "/home/someone-else", "rel"}) {
+    auto home = HomeOf(geteuid(), env);
+    ASSERT_TRUE(home.ok()) << home.status().ToString();
+    EXPECT_EQ(*home, me->pw_dir);
+  }
+}
+
+TEST(DefaultsTest, HomeOfAUidWithoutAnEntry) {
+  // The largest uid is reserved ((uid_t)-1 is "no uid"): nobody has an entry for one below it.
+  const uid_t ghost = static_cast<uid_t>(-2);
+  if (getpwuid(ghost) != nullptr) GTEST_SKIP();
+  auto from_env = HomeOf(ghost, "/srv/home");
+  ASSERT_TRUE(from_env.ok());
+  EXPECT_EQ(*from_env, "/srv/home");
+  auto none = HomeOf(ghost, "relative");
+  EXPECT_EQ(none.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(none.status().message().find("--backend"), std::string::npos);
+}
+
+TEST(DefaultsTest, LegacyLockDirectoriesOfOrdo01) {
+  EXPECT_EQ(LegacyLockDirs("/run/user/1000", 1000),
+            (std::vector<std::string>{"/run/user/1000/ordo", "/tmp/ordo-1000"}));
+  EXPECT_EQ(LegacyLockDirs("/tmp/xdg", 1000),
+            (std::vector<std::string>{"/tmp/xdg/ordo", "/run/user/1000/ordo", "/tmp/ordo-1000"}));
+  EXPECT_EQ(LegacyLockDirs(nullptr, 1000),
+            (std::vector<std::string>{"/run/user/1000/ordo", "/tmp/ordo-1000"}));
+  EXPECT_EQ(LegacyLockDirs("", 0), (std::vector<std::string>{"/run/user/0/ordo", "/run/lock/ordo"}));
 }
 
 TEST(DefaultsTest, StatePath) {

@@ -46,8 +46,19 @@ run(${CXX} ${flag_list} ${SOURCE_DIR}/examples/contract_check.cc -o ${WORK_DIR}/
     -Wl,-rpath,${prefix}/lib)
 run(${WORK_DIR}/pc-check inproc:)
 
-# The installed ordo binary finds the installed libordo through its $ORIGIN-relative RUNPATH.
+# The installed ordo binary finds the installed libordo, which it loads for every backend but
+# the file ones, and the serve module, through its $ORIGIN-relative RUNPATH.
 run(${prefix}/bin/ordo --version)
+run(${prefix}/bin/ordo run --backend flock://${WORK_DIR}/flock --lock installed -- true)
+run(${prefix}/bin/ordo run --backend sqlite://${WORK_DIR}/run.db --lock installed -- true)
+run(${prefix}/bin/ordo migrate --backend sqlite://${WORK_DIR}/migrate.db)
+# A bad token file is refused by the server itself, so this proves the module was loaded.
+file(WRITE ${WORK_DIR}/bad-auth "short\n")
+execute_process(COMMAND ${prefix}/bin/ordo serve --auth-file ${WORK_DIR}/bad-auth --backend inproc:
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 125 OR NOT err MATCHES "bad-auth:1:")
+  message(FATAL_ERROR "ordo serve did not load its server module (${rc}): ${err}")
+endif()
 if(NOT EXISTS ${prefix}/share/man/man1/ordo.1)
   message(FATAL_ERROR "the man page was not installed")
 endif()

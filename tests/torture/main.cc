@@ -39,7 +39,8 @@ bool ToMode(const std::string& text, Mode& out) {
   if (!m) {
     std::fprintf(stderr,
                  "ordo-torture: unknown mode '%s' (fenced-reads, strict, "
-                 "control-unfenced-writes, control-unfenced-reads)\n",
+                 "control-unfenced-writes, control-unfenced-reads, user-table, "
+                 "control-user-table)\n",
                  text.c_str());
     return false;
   }
@@ -83,7 +84,8 @@ int main(int argc, char** argv) {
                  "or a full URL; repeat or separate with ',' for several")
       ->delimiter(',');
   app.add_option("--mode", modes,
-                 "fenced-reads | strict | control-unfenced-writes | control-unfenced-reads; "
+                 "fenced-reads | strict | control-unfenced-writes | control-unfenced-reads | "
+                 "user-table | control-user-table; "
                  "repeat or separate with ',' for several (each backend runs in each mode)")
       ->delimiter(',');
   app.add_option("--duration", duration, "how long the workers run (default 5s)");
@@ -114,6 +116,7 @@ int main(int argc, char** argv) {
   worker_cmd->add_option("--history", worker.history)->required();
   worker_cmd->add_option("--name", worker.name)->required();
   worker_cmd->add_option("--seed", worker.seed);
+  worker_cmd->add_option("--user-db", worker.user_db);
 
   auto* nemesis_cmd = app.add_subcommand("nemesis", "the fault injector");
   ordo::torture::NemesisOptions nemesis;

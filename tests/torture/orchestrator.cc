@@ -145,6 +145,11 @@ class Orchestrator {
       dir_ = tmpl;
     }
     const std::string scheme = SchemeOf(backend_);
+    if (IsUserTable(mode_) && !(IsShorthand(backend_) && (scheme == "postgresql" ||
+                                                          scheme == "postgres"))) {
+      return Fail("the user-table modes need the postgresql:// shorthand: the run makes the "
+                  "user's database in its own cluster");
+    }
     // Runs of one invocation may share a database: each has its own lock and key.
     lock_ = "torture-" + std::to_string(run_);
     key_ = "counter-" + std::to_string(run_);
@@ -221,6 +226,7 @@ class Orchestrator {
         "--lock", lock_, "--key", key_, "--ttl", Ms(o_.ttl), "--wait", Ms(o_.wait),
         "--max-sleep", Ms(o_.max_sleep), "--history", dir_ + "/" + name + ".tsv",
         "--name", name, "--seed", std::to_string(rng_())};
+    if (!user_db_.empty()) argv.insert(argv.end(), {"--user-db", user_db_});
     w.pid = Spawn(argv, -1, dir_ + "/processes.log");
     if (w.pid < 0) return;
     main_history_->Note(Fn::kSpawn, Phase::kOk, w.pid, name);
@@ -360,7 +366,11 @@ class Orchestrator {
   std::optional<std::int64_t> ReadFinal() {
     const auto deadline = Clock::now() + std::chrono::seconds(30);
     std::string last_error;
-    while (Clock::now() < deadline) {
+    while (!user_db_.empty() && Clock::now() < deadline) {
+      if (auto v = ReadUserCounter(user_db_, &last_error)) return v;
+      std::this_thread::sleep_for(milliseconds(200));  // the database is coming back up
+    }
+    while (user_db_.empty() && Clock::now() < deadline) {
       auto locker = Open(direct_url_);
       if (locker.ok()) {
         auto value = (*locker)->fenced().Read(key_);
@@ -468,6 +478,7 @@ class Orchestrator {
   std::string key_;
   std::string worker_url_;  // what the workers open
   std::string direct_url_;  // where the final state is read
+  std::string user_db_;     // user-table modes: the user's database (conninfo)
   std::vector<std::string> nemesis_args_;
   std::unique_ptr<HistoryWriter> main_history_;
   std::vector<WorkerSlot> workers_;
@@ -503,6 +514,13 @@ bool Orchestrator::PrepareDatabase(const std::string& scheme) {
     auto url = ParseBackendUrl(backend_);
     const std::string strategy = url.ok() ? url->QueryOr("strategy", "cas") : "cas";
     worker_url_ = direct_url_ = pg.Url(strategy);
+    if (IsUserTable(mode_)) {
+      try {
+        user_db_ = PrepareUserTable(pg, run_);
+      } catch (const std::exception& e) {
+        return Fail(std::string("cannot prepare the user's database: ") + e.what());
+      }
+    }
     return true;
   }
   // http://: an `ordo serve` in front of the cluster; the nemesis kills it too.
@@ -550,13 +568,17 @@ std::string_view ModeName(Mode mode) {
       return "control-unfenced-writes";
     case Mode::kControlUnfencedReads:
       return "control-unfenced-reads";
+    case Mode::kUserTable:
+      return "user-table";
+    case Mode::kControlUserTable:
+      return "control-user-table";
   }
   return "?";
 }
 
 std::optional<Mode> ParseMode(std::string_view name) {
   for (Mode m : {Mode::kFencedReads, Mode::kStrict, Mode::kControlUnfencedWrites,
-                 Mode::kControlUnfencedReads}) {
+                 Mode::kControlUnfencedReads, Mode::kUserTable, Mode::kControlUserTable}) {
     if (ModeName(m) == name) return m;
   }
   return std::nullopt;

@@ -32,12 +32,28 @@ namespace ordo::torture {
 //                 of a program that ignores fencing. The checker must find violations.
 //   kControlUnfencedReads: fenced writes, plain reads: fencing writes alone does not protect
 //                 a read-modify-write. The checker must find lost updates.
-enum class Mode { kFencedReads, kStrict, kControlUnfencedWrites, kControlUnfencedReads };
+//   kUserTable:   the counter is a row of a separate PostgreSQL database (the user's own), and
+//                 the read-modify-write is one transaction there that starts with
+//                 ordo_fence(key, token) (`ordo fence`, user_table.cc) — safe.
+//   kControlUserTable: the same transaction without ordo_fence. The checker must find lost
+//                 updates.
+enum class Mode {
+  kFencedReads,
+  kStrict,
+  kControlUnfencedWrites,
+  kControlUnfencedReads,
+  kUserTable,
+  kControlUserTable,
+};
 
 std::string_view ModeName(Mode mode);
 std::optional<Mode> ParseMode(std::string_view name);
 inline bool IsControl(Mode mode) {
-  return mode == Mode::kControlUnfencedWrites || mode == Mode::kControlUnfencedReads;
+  return mode == Mode::kControlUnfencedWrites || mode == Mode::kControlUnfencedReads ||
+         mode == Mode::kControlUserTable;
+}
+inline bool IsUserTable(Mode mode) {
+  return mode == Mode::kUserTable || mode == Mode::kControlUserTable;
 }
 
 // Far above any token a backend issues in a run, and below 2^52 so that it survives JSON.
@@ -54,10 +70,18 @@ struct WorkerOptions {
   std::string history;  // this process's history file
   std::string name;     // "w3.2"
   std::uint64_t seed = 0;
+  std::string user_db;  // user-table modes: libpq conninfo of the user's database
 };
 
 // Loops until SIGTERM. Returns the process exit code.
 int RunWorker(const WorkerOptions& options);
+// The worker of the user-table modes (user_table.cc); RunWorker hands over to it after
+// installing the SIGTERM handler.
+int RunUserTableWorker(const WorkerOptions& options);
+// In a worker: whether SIGTERM has asked it to stop.
+bool StopRequested();
+// Sleeps; a SIGTERM cuts it short (nanosleep returns EINTR).
+void SleepFor(std::chrono::milliseconds d);
 
 struct NemesisOptions {
   // SOCK_SEQPACKET to the orchestrator. In: "worker <name>" / "server <name>", each with a
@@ -99,6 +123,20 @@ struct RunOptions {
 // passed: no violation in a safe mode, at least one in a control mode; 1 when one failed; 2
 // when one could not run.
 int RunTorture(const RunOptions& options);
+
+}  // namespace ordo::torture
+
+namespace ordo::testing {
+class PgCluster;
+}  // namespace ordo::testing
+
+namespace ordo::torture {
+
+// The user's database of run `run`, in `cluster`: created, ordo_fence installed, the counter row
+// at 0. Returns its libpq conninfo. Throws on failure.
+std::string PrepareUserTable(ordo::testing::PgCluster& cluster, int run);
+// The counter row of the user's database; nullopt (and *error) when it cannot be read.
+std::optional<std::int64_t> ReadUserCounter(const std::string& conninfo, std::string* error);
 
 }  // namespace ordo::torture
 

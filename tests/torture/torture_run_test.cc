@@ -95,7 +95,11 @@ INSTANTIATE_TEST_SUITE_P(
         RunCase{"postgresql_cas", "postgresql://?strategy=cas", kAll, true},
         RunCase{"postgresql_for_update_and_version",
                 "postgresql://?strategy=for-update,postgresql://?strategy=version", kSafe, true},
-        RunCase{"http", "http://", kAll, true}),
+        RunCase{"http", "http://", kAll, true},
+        // The counter in a separate database standing for the user's own, guarded by
+        // ordo_fence (`ordo fence`); the control runs the same transaction without it.
+        RunCase{"user_table", "postgresql://?strategy=cas", {"user-table", "control-user-table"},
+                true}),
     CaseName);
 
 }  // namespace

@@ -18,12 +18,17 @@ volatile std::sig_atomic_t g_stop = 0;
 
 void OnTerm(int) { g_stop = 1; }
 
-// Sleeps; a SIGTERM cuts it short (nanosleep returns EINTR).
+}  // namespace
+
+bool StopRequested() { return g_stop != 0; }
+
 void SleepFor(std::chrono::milliseconds d) {
   timespec ts{.tv_sec = static_cast<time_t>(d.count() / 1000),
               .tv_nsec = static_cast<long>(d.count() % 1000) * 1'000'000};
   nanosleep(&ts, nullptr);
 }
+
+namespace {
 
 // The outcome of a store or lock call as the history records it. Only kStaleToken is a
 // refusal; only errors that by contract change nothing are definite failures. Anything else —
@@ -149,6 +154,7 @@ int RunWorker(const WorkerOptions& options) {
   sa.sa_handler = OnTerm;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGTERM, &sa, nullptr);
+  if (IsUserTable(options.mode)) return RunUserTableWorker(options);
   Worker worker(options);
   return worker.Run();
 }

@@ -50,10 +50,32 @@ constexpr const char kObjectCreate[] =
 constexpr const char kObjectSwap[] =
     "UPDATE objects SET value = ?2, version = version + 1 WHERE key = ?1 AND version = ?3 "
     "RETURNING version";
+// Fenced CAS, in ONE statement each: ?1 key, ?2 value, ?3 expected version, ?4 token, ?5 lock
+// name (NULL = not strict). The row changes only if the token is not below the object's fence
+// (which rises to it), the token is a live holder in strict mode, and the version matches; a
+// create (expected version 0) inserts only if absent. No row returned = refused, nothing
+// written; FencedCasRefusal then says why, token first.
+constexpr const char kObjectFencedCreate[] =
+    "INSERT INTO objects (key, value, version, fence) "
+    "SELECT ?1, ?2, 1, ?4 "
+    " WHERE ?3 = 0 AND (?5 IS NULL "
+    "    OR EXISTS (SELECT 1 FROM holders "
+    "                WHERE name = ?5 AND token = ?4 AND expires_at > " ORDO_SQLITE_NOW ")) "
+    "ON CONFLICT (key) DO NOTHING RETURNING version";
+constexpr const char kObjectFencedSwap[] =
+    "UPDATE objects SET value = ?2, version = version + 1, fence = MAX(fence, ?4) "
+    " WHERE key = ?1 AND version = ?3 AND fence <= ?4 "
+    "   AND (?5 IS NULL "
+    "        OR EXISTS (SELECT 1 FROM holders "
+    "                    WHERE name = ?5 AND token = ?4 AND expires_at > " ORDO_SQLITE_NOW ")) "
+    "RETURNING version";
+constexpr const char kObjectFenceAndVersion[] =
+    "SELECT fence, version FROM objects WHERE key = ?1";
+constexpr const char kLiveHolder[] =
+    "SELECT 1 FROM holders WHERE name = ?1 AND token = ?2 AND expires_at > " ORDO_SQLITE_NOW;
+
 constexpr const char kObjectGet[] = "SELECT value, version FROM objects WHERE key = ?1";
 constexpr const char kObjectVersion[] = "SELECT version FROM objects WHERE key = ?1";
-
-constexpr std::uint64_t kMaxToken = std::numeric_limits<std::int64_t>::max();
 
 // Why a fenced write or read of `token` was refused, with current() = the key's fence. Runs in
 // the refused call's transaction, so it sees what the refusing statement saw.
@@ -152,12 +174,55 @@ Result<Versioned> SqliteVersionedStore::Get(std::string_view key) {
 
 Result<std::uint64_t> SqliteVersionedStore::CompareAndSwap(std::string_view key,
                                                            std::uint64_t expected_version,
+                                                           std::string_view value,
+                                                           std::uint64_t token,
+                                                           std::string_view lock_name) {
+  ORDO_RETURN_IF_ERROR(ValidateCasArgs(key, expected_version, true, token, lock_name));
+  return db_->Write([&](Connection& conn) -> Result<std::uint64_t> {
+    auto cas = conn.Prepare(expected_version == 0 ? kObjectFencedCreate : kObjectFencedSwap);
+    if (!cas.ok()) return cas.status();
+    cas->BindText(1, key).BindBlob(2, value).Bind(3, static_cast<std::int64_t>(expected_version))
+        .Bind(4, static_cast<std::int64_t>(token));
+    if (!lock_name.empty()) cas->BindText(5, lock_name);
+    auto row = cas->Step();
+    if (!row.ok()) return row.status();
+    if (*row) {
+      const auto version = static_cast<std::uint64_t>(cas->Int(0));
+      ORDO_RETURN_IF_ERROR(cas->Run());
+      return version;
+    }
+    // Refused: say why, in this transaction (it sees what the refusing statement saw).
+    auto read = conn.Prepare(kObjectFenceAndVersion);
+    if (!read.ok()) return read.status();
+    read->BindText(1, key);
+    auto found = read->Step();
+    if (!found.ok()) return found.status();
+    const auto fence = *found ? static_cast<std::uint64_t>(read->Int(0)) : 0;
+    const auto current = *found ? static_cast<std::uint64_t>(read->Int(1)) : 0;
+    if (*found) ORDO_RETURN_IF_ERROR(read->Run());
+    if (token < fence) return StaleObjectToken(key, token, fence);
+    if (!lock_name.empty()) {
+      auto live = conn.Prepare(kLiveHolder);
+      if (!live.ok()) return live.status();
+      live->BindText(1, lock_name).Bind(2, static_cast<std::int64_t>(token));
+      auto is_live = live->Step();
+      if (!is_live.ok()) return is_live.status();
+      if (!*is_live) {
+        return StaleTokenError("token " + std::to_string(token) +
+                                   " is not a live holder of lock '" + std::string(lock_name) +
+                                   "'",
+                               fence);
+      }
+      ORDO_RETURN_IF_ERROR(live->Run());
+    }
+    return ObjectVersionMismatch(key, current, expected_version);
+  });
+}
+
+Result<std::uint64_t> SqliteVersionedStore::CompareAndSwap(std::string_view key,
+                                                           std::uint64_t expected_version,
                                                            std::string_view value) {
-  ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
-  if (expected_version > kMaxToken) {
-    return InvalidArgumentError("version " + std::to_string(expected_version) +
-                                " is out of range");
-  }
+  ORDO_RETURN_IF_ERROR(ValidateCasArgs(key, expected_version, false, 0, {}));
   return db_->Write([&](Connection& conn) -> Result<std::uint64_t> {
     auto cas = conn.Prepare(expected_version == 0 ? kObjectCreate : kObjectSwap);
     if (!cas.ok()) return cas.status();
@@ -174,10 +239,7 @@ Result<std::uint64_t> SqliteVersionedStore::CompareAndSwap(std::string_view key,
     auto current = conn.QueryInt(kObjectVersion, key, /*absent=*/0);
     if (!current.ok()) return current.status();
     const auto now = static_cast<std::uint64_t>(*current);
-    return VersionMismatchError("object '" + std::string(key) + "' is at version " +
-                                    std::to_string(now) + ", not " +
-                                    std::to_string(expected_version),
-                                now);
+    return ObjectVersionMismatch(key, now, expected_version);
   });
 }
 

@@ -32,6 +32,9 @@ class SqliteVersionedStore final : public VersionedStore {
   Result<Versioned> Get(std::string_view key) override;
   Result<std::uint64_t> CompareAndSwap(std::string_view key, std::uint64_t expected_version,
                                        std::string_view value) override;
+  Result<std::uint64_t> CompareAndSwap(std::string_view key, std::uint64_t expected_version,
+                                       std::string_view value, std::uint64_t token,
+                                       std::string_view lock_name = {}) override;
 
  private:
   std::shared_ptr<Database> db_;

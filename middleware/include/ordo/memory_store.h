@@ -45,13 +45,30 @@ class MemoryFencedStore final : public FencedStore {
 
 class MemoryVersionedStore final : public VersionedStore {
  public:
+  // Strict mode asks `live_holder` as MemoryFencedStore does; without it, a fenced CAS with a
+  // lock name is refused with kInvalidArgument.
+  explicit MemoryVersionedStore(MemoryFencedStore::HolderCheck live_holder = nullptr);
+
   Result<Versioned> Get(std::string_view key) override;
   Result<std::uint64_t> CompareAndSwap(std::string_view key, std::uint64_t expected_version,
                                        std::string_view value) override;
+  Result<std::uint64_t> CompareAndSwap(std::string_view key, std::uint64_t expected_version,
+                                       std::string_view value, std::uint64_t token,
+                                       std::string_view lock_name = {}) override;
 
  private:
+  struct Object {
+    Versioned current;
+    std::uint64_t fence = 0;
+  };
+  // The CAS under mu_; `token` 0 is a plain CAS.
+  Result<std::uint64_t> Swap(std::string_view key, std::uint64_t expected_version,
+                             std::string_view value, std::uint64_t token,
+                             std::string_view lock_name);
+
+  MemoryFencedStore::HolderCheck live_holder_;
   std::mutex mu_;
-  std::map<std::string, Versioned, std::less<>> objects_;  // guarded by mu_
+  std::map<std::string, Object, std::less<>> objects_;  // guarded by mu_
 };
 
 }  // namespace ordo

@@ -9,6 +9,12 @@
 // Example: {running→upgrading, upgrading→running, running→deleting}: a deployment may go from
 // upgrading back to running, but not straight from upgrading to deleting.
 //
+// Guarded transitions (the "leader plus CAS" pattern): Transition(key, from, to, token,
+// lock_name) writes by fenced CAS (VersionedStore's token overload), so a leader that was
+// deposed — paused past its lease while another took over — is refused with kStaleToken even
+// when the version it read is still current. Pass the election's term as `token` and its name as
+// `lock_name` to also require that the caller still leads.
+//
 // Thread safety: safe for concurrent use if the store is (all ordo stores are).
 #ifndef ORDO_STATE_MACHINE_H_
 #define ORDO_STATE_MACHINE_H_
@@ -37,9 +43,17 @@ class StateMachine {
   // Moves from `from` to `to`; returns the new version.
   Result<std::uint64_t> Transition(std::string_view key, std::string_view from,
                                    std::string_view to);
+  // The same, by fenced CAS with `token` (and strict mode with `lock_name`). kStaleToken when
+  // the token is below the object's fence or, with a lock name, not a live holder.
+  Result<std::uint64_t> Transition(std::string_view key, std::string_view from,
+                                   std::string_view to, std::uint64_t token,
+                                   std::string_view lock_name = {});
   bool Allowed(std::string_view from, std::string_view to) const;
 
  private:
+  // Validates the edge and reads the object; returns its version when it is in `from`.
+  Result<std::uint64_t> Check(std::string_view key, std::string_view from, std::string_view to);
+
   VersionedStore& store_;
   std::set<Edge, std::less<>> allowed_;
 };

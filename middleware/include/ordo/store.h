@@ -18,6 +18,13 @@
 // writes only if the version is still the one the caller read. Of N concurrent CAS calls from
 // the same version exactly one wins.
 //
+// Fenced CAS (the "leader plus CAS" pattern): the overload with a token also keeps, per object,
+// a fence of its own (the highest token a fenced CAS has written with). It refuses a token
+// below the fence with kStaleToken *before* it looks at the version, so a deposed leader that
+// read a fresh version still cannot move the state; with a lock name (strict mode) the token
+// must also be a live holder of that lock (for an election, its term), checked atomically with
+// the write. A plain CAS neither checks nor raises the fence.
+//
 // Keys follow the lock-name rule (ordo/names.h). Implementations are safe for concurrent use
 // from many threads; on the shared backends also from many processes.
 #ifndef ORDO_STORE_H_
@@ -47,6 +54,17 @@ struct FencedWrite {
 // bad input is kInvalidArgument with the same message on every backend and changes nothing.
 Status ValidateFencedArgs(std::string_view key, std::uint64_t token, std::string_view lock_name,
                           bool token_required);
+
+// Checks a CompareAndSwap call's arguments: a valid key and an expected version a store can
+// hold (below 2^63); for the fenced overload (`fenced`), the token and lock name as
+// ValidateFencedArgs does with a token required.
+Status ValidateCasArgs(std::string_view key, std::uint64_t expected_version, bool fenced,
+                       std::uint64_t token, std::string_view lock_name);
+
+// The refusals every VersionedStore reports, worded alike on every backend.
+Status StaleObjectToken(std::string_view key, std::uint64_t token, std::uint64_t fence);
+Status ObjectVersionMismatch(std::string_view key, std::uint64_t current,
+                             std::uint64_t expected);
 
 class FencedStore {
  public:
@@ -84,6 +102,17 @@ class VersionedStore {
   virtual Result<std::uint64_t> CompareAndSwap(std::string_view key,
                                                std::uint64_t expected_version,
                                                std::string_view value) = 0;
+
+  // Fenced CAS: writes `value` only if `token` is not below the object's fence (which it then
+  // raises to `token`) and, with a non-empty `lock_name`, is a live holder of that lock; and
+  // only if the version is `expected_version`. The token is checked first.
+  // Errors: kStaleToken (current() = the object's fence; nothing written), kVersionMismatch
+  // (current() = the version; nothing written), kInvalidArgument (token 0, bad key or lock
+  // name), kUnavailable.
+  virtual Result<std::uint64_t> CompareAndSwap(std::string_view key,
+                                               std::uint64_t expected_version,
+                                               std::string_view value, std::uint64_t token,
+                                               std::string_view lock_name = {}) = 0;
 };
 
 }  // namespace ordo

@@ -199,6 +199,10 @@ try {
   await s('object no precondition', 'PUT', `/v1/objects/${obj}`, {body: '{}', headers: json});
   await s('object not JSON', 'PUT', `/v1/objects/${obj}`,
           {body: '{', headers: {...json, 'If-Match': '*'}});
+  await s('object fenced CAS', 'PUT', `/v1/objects/${obj}`,
+          {body: '{"a":4}', headers: {...json, 'If-Match': '*', 'Fencing-Token': '7'}});
+  await s('object fenced CAS stale', 'PUT', `/v1/objects/${obj}`,
+          {body: '{"a":5}', headers: {...json, 'If-Match': '*', 'Fencing-Token': '3'}});
   await s('object get', 'GET', `/v1/objects/${obj}`);
   await s('object get missing', 'GET', `/v1/objects/${obj}-never`);
   await s('object wrong method', 'PATCH', `/v1/objects/${obj}`, {body: '{}', headers: json});
