@@ -76,6 +76,7 @@ void RunCliRows(const Config& cfg, Table& table);
 // Limit-4 semaphore rows, 8 clients (rows_semaphore.cc).
 void RunSemaphoreRows(const Config& cfg, Table& table);
 void RunMemoryRow(const Config& cfg, Table& table);
+void RunParkedRow(const Config& cfg, Table& table);  // rows_parked.cc
 void RunScaleRow(const Config& cfg, Table& table);
 // `ordo run --backend etcd://… -- true` against `etcdctl lock NAME true` (rows_etcd.cc).
 void RunEtcdCliRow(const Config& cfg, Table& table);

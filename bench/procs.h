@@ -41,6 +41,9 @@ class Server {
 // Waits until 127.0.0.1:port accepts a connection. False on timeout.
 bool WaitForPort(int port, std::chrono::milliseconds timeout);
 
+// A TCP connection to 127.0.0.1:port (close-on-exec); -1 on failure, with errno set.
+int ConnectLoopback(int port);
+
 // Kills every live Server (and registered pid) on SIGINT/SIGTERM, then exits 130/143.
 void InstallCleanupHandlers();
 void RegisterPid(pid_t pid);

@@ -13,14 +13,9 @@
 namespace ordo::bench {
 
 std::unique_ptr<RedisClient> RedisClient::Connect(int port, std::string* error) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  const int fd = ConnectLoopback(port);
+  if (fd < 0) {
     *error = std::string("connect to redis: ") + std::strerror(errno);
-    close(fd);
     return nullptr;
   }
   const int one = 1;
@@ -149,7 +144,8 @@ RedisServer::RedisServer() {
   server_ = std::make_unique<Server>(std::vector<std::string>{
       exe, "--port", std::to_string(port_), "--bind", "127.0.0.1", "--save", "",
       "--appendonly", "no", "--dir", dir_.path(), "--logfile", dir_.path() + "/redis.log",
-      "--maxclients", "4000"});
+      // 10,000 blocked BLPOP clients in the parked-waiters row, plus the client that pushes.
+      "--maxclients", "10100"});
   if (!WaitForPort(port_, std::chrono::seconds(10))) {
     error_ = "redis-server did not start (see its log)";
   }

@@ -13,7 +13,7 @@
 // sent on a connection the server already closed — acquires are not safe to resend.
 //
 // Errors: the server's {"error","message"} bodies map back to the same Status codes (the wire
-// format is ordo_http/wire.h); a refused or broken connection is kUnavailable.
+// format is ordo_wire/wire.h); a refused or broken connection is kUnavailable.
 // traits() come from the server's GET /v1/info at Open. Thread-safe.
 #include <algorithm>
 #include <chrono>
@@ -31,7 +31,7 @@
 #include "ordo/names.h"
 #include "ordo/registry.h"
 #include "ordo/store.h"
-#include "ordo_http/wire.h"
+#include "ordo_wire/wire.h"
 
 namespace ordo {
 namespace {

@@ -234,8 +234,16 @@ void AddServe(CLI::App& app, Command& c) {
       ->capture_default_str()
       ->check(CLI::Range(std::size_t{1}, std::numeric_limits<std::size_t>::max()))
       ->type_name("BYTES");
-  serve->add_option("--threads", s.threads, "Request threads (0: a sensible default)")
+  serve->add_option("--threads", s.threads, "I/O threads (0: one per core)")
       ->check(CLI::Range(0, 1024))
+      ->type_name("N");
+  serve->add_option("--workers", s.workers, "Threads that make backend calls (0: 8)")
+      ->check(CLI::Range(0, 1024))
+      ->type_name("N");
+  serve->add_option("--max-connections", s.max_connections,
+                    "Open connections at once; beyond it 503 and close")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{1}, std::size_t{1} << 20))
       ->type_name("N");
   AddDuration(serve, "--max-wait", &s.max_wait,
               "Largest wait_ms a client may ask for (default 60s)", milliseconds(0), kMaxWait);

@@ -126,7 +126,7 @@ void Metrics::PurgeExpired(std::chrono::steady_clock::time_point now) {
   }
 }
 
-std::string Metrics::Render(std::size_t waiting, std::size_t connection_threads) {
+std::string Metrics::Render(std::size_t waiting, std::size_t connections) {
   std::string out;
   RenderByCode("ordo_acquires_total", "Acquire requests by result.", acquires_, &out);
   RenderByCode("ordo_renewals_total", "Renew requests by result.", renewals_, &out);
@@ -160,10 +160,10 @@ std::string Metrics::Render(std::size_t waiting, std::size_t connection_threads)
   Header("ordo_highest_token_issued", "gauge",
          "The largest fencing token this server has handed out.", &out);
   Line("ordo_highest_token_issued", "", static_cast<double>(highest_token_.load()), &out);
-  Header("ordo_waiting_acquires", "gauge", "Acquire requests waiting in line now.", &out);
+  Header("ordo_waiting_acquires", "gauge", "Acquire requests parked, waiting in line, now.", &out);
   Line("ordo_waiting_acquires", "", static_cast<double>(waiting), &out);
-  Header("ordo_connection_threads", "gauge", "Connection threads alive (busy or idle).", &out);
-  Line("ordo_connection_threads", "", static_cast<double>(connection_threads), &out);
+  Header("ordo_open_connections", "gauge", "Client connections open now.", &out);
+  Line("ordo_open_connections", "", static_cast<double>(connections), &out);
   Header("ordo_http_responses_total", "counter", "HTTP responses by status class.", &out);
   static const char* kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx", "other"};
   for (std::size_t i = 0; i < http_responses_.size(); ++i) {

@@ -46,8 +46,8 @@ class Metrics {
   void FencedRead(const Status& status);
   void Request(int http_status);
 
-  // `waiting` and `connection_threads` are gauges owned elsewhere, sampled at render time.
-  std::string Render(std::size_t waiting, std::size_t connection_threads);
+  // `waiting` and `connections` are gauges owned elsewhere, sampled at render time.
+  std::string Render(std::size_t waiting, std::size_t connections);
 
  private:
   struct Held {

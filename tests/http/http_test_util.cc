@@ -11,10 +11,10 @@
 
 namespace ordo::testing {
 
-FlakyLocker::FlakyLocker() {
+std::shared_ptr<Locker> OpenInproc() {
   auto opened = Open("inproc:");
-  EXPECT_TRUE(opened.ok());
-  inner_ = std::move(*opened);
+  EXPECT_TRUE(opened.ok()) << opened.status().ToString();
+  return opened.ok() ? std::shared_ptr<Locker>(std::move(*opened)) : nullptr;
 }
 
 std::unique_ptr<http::Server> StartServer(http::ServeOptions options,
@@ -68,16 +68,23 @@ RawReply ParseReply(const std::string& bytes) {
   return reply;
 }
 
-RawReply RawRequest(int port, const std::string& request, std::chrono::milliseconds timeout) {
+int ConnectLoopback(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
     close(fd);
-    return {};
+    return -1;
   }
+  return fd;
+}
+
+RawReply RawRequest(int port, const std::string& request, std::chrono::milliseconds timeout) {
+  const int fd = ConnectLoopback(port);
+  if (fd < 0) return {};
   std::size_t sent = 0;
   while (sent < request.size()) {
     const ssize_t n = send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);

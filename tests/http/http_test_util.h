@@ -20,11 +20,10 @@ namespace ordo::testing {
 
 using json = nlohmann::json;
 
-// inproc: with a switch that makes Ping fail (a backend outage, as /readyz sees it) and
-// configurable traits.
-class FlakyLocker final : public Locker {
+// Forwards every call to `inner`; a test overrides what it changes.
+class ForwardingLocker : public Locker {
  public:
-  FlakyLocker();
+  explicit ForwardingLocker(std::shared_ptr<Locker> inner) : inner_(std::move(inner)) {}
   Result<Lease> Acquire(const LockRequest& r) override { return inner_->Acquire(r); }
   Result<Lease> Renew(const Lease& l, std::chrono::milliseconds ttl) override {
     return inner_->Renew(l, ttl);
@@ -34,19 +33,31 @@ class FlakyLocker final : public Locker {
   Result<std::vector<LockState>> List(std::string_view p, std::size_t limit) override {
     return inner_->List(p, limit);
   }
+  Status Ping() override { return inner_->Ping(); }
+  LockerTraits traits() const override { return inner_->traits(); }
+  FencedStore& fenced() override { return inner_->fenced(); }
+  VersionedStore& objects() override { return inner_->objects(); }
+
+ protected:
+  std::shared_ptr<Locker> inner_;
+};
+
+// A fresh inproc: locker (fails the test if it cannot open).
+std::shared_ptr<Locker> OpenInproc();
+
+// inproc: with a switch that makes Ping fail (a backend outage, as /readyz sees it) and
+// configurable traits.
+class FlakyLocker final : public ForwardingLocker {
+ public:
+  FlakyLocker() : ForwardingLocker(OpenInproc()) {}
   Status Ping() override {
     return down->load() ? UnavailableError("backend is down (test)") : OkStatus();
   }
   LockerTraits traits() const override { return {.expires_by_ttl = expires_by_ttl->load()}; }
-  FencedStore& fenced() override { return inner_->fenced(); }
-  VersionedStore& objects() override { return inner_->objects(); }
 
   // Shared so the test can flip them after handing the locker to the server.
   std::shared_ptr<std::atomic<bool>> down = std::make_shared<std::atomic<bool>>(false);
   std::shared_ptr<std::atomic<bool>> expires_by_ttl = std::make_shared<std::atomic<bool>>(true);
-
- private:
-  std::unique_ptr<Locker> inner_;
 };
 
 // Starts a server on 127.0.0.1:0 (inproc: unless `backend` is given); fails the test if it
@@ -65,6 +76,9 @@ struct RawReply {
   std::map<std::string, std::string> headers;  // keys lower-cased
   std::string body;
 };
+
+// A TCP connection to 127.0.0.1:port; -1 on failure.
+int ConnectLoopback(int port);
 
 // Sends `request` (the exact bytes) on a new connection and reads the reply until the server
 // closes the connection or the reply's Content-Length is complete.

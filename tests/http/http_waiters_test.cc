@@ -11,6 +11,8 @@
 
 #include <fstream>
 #include <iostream>
+#include <map>
+#include <mutex>
 #include <thread>
 
 #include "http_test_util.h"
@@ -305,6 +307,101 @@ TEST(HttpWaitersTest, GrantToAVanishedWaiterIsGivenBack) {
     if (!free) std::this_thread::sleep_for(5ms);
   }
   EXPECT_TRUE(free) << "the vanished waiter's lease was not given back";
+}
+
+// inproc: with a Watch of its own that the test fires by hand, as a backend's notification
+// (another replica's release, LISTEN/NOTIFY) would. The test reaches the shared inner locker
+// directly, behind the server's back.
+class WatchedLocker final : public ForwardingLocker {
+ public:
+  explicit WatchedLocker(std::shared_ptr<Locker> inner) : ForwardingLocker(std::move(inner)) {}
+
+  class Sub final : public Subscription {
+   public:
+    Sub(WatchedLocker* owner, std::string name) : owner_(owner), name_(std::move(name)) {}
+    ~Sub() override {
+      std::lock_guard<std::mutex> lock(owner_->mu_);
+      owner_->watches_.erase(name_);
+    }
+
+   private:
+    WatchedLocker* owner_;
+    std::string name_;
+  };
+  std::unique_ptr<Subscription> Watch(std::string_view name,
+                                      std::function<void()> changed) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    watches_[std::string(name)] = std::move(changed);
+    return std::make_unique<Sub>(this, std::string(name));
+  }
+  // Calls the callback of `name`'s watch, as the backend would on a change.
+  bool Fire(const std::string& name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = watches_.find(name);
+    if (it == watches_.end()) return false;
+    it->second();
+    return true;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, std::function<void()>> watches_;  // guarded by mu_
+};
+
+// With a Watch source the server does not poll: a release it did not see wakes the waiter
+// only when the backend's notification fires.
+TEST(HttpWaitersTest, BackendNotificationWakesAParkedWaiter) {
+  std::shared_ptr<Locker> inner = OpenInproc();
+  ASSERT_NE(inner, nullptr);
+  auto watched = std::make_unique<WatchedLocker>(inner);
+  WatchedLocker* watch = watched.get();
+  auto server = StartServer({}, std::move(watched));
+  ASSERT_NE(server, nullptr);
+  auto client = ClientFor(*server);
+  const std::string name = UniqueName("watched");
+  auto held = inner->Acquire({.name = name, .ttl = 60s});
+  ASSERT_TRUE(held.ok());
+  Crowd waiter;
+  const std::string body = R"({"wait_ms":10000})";
+  ASSERT_NO_FATAL_FAILURE(waiter.Send(
+      server->port(), "POST /v1/locks/" + name + "/acquire HTTP/1.1\r\nHost: t\r\nContent-Length: " +
+                          std::to_string(body.size()) + "\r\n\r\n" + body));
+  const auto by = SteadyClock::now() + 5s;
+  while (SteadyClock::now() < by &&
+         client->Get("/metrics")->body.find("ordo_waiting_acquires 1\n") == std::string::npos) {
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_TRUE(inner->Release(*held).ok());  // behind the server's back, as another replica
+  EXPECT_EQ(waiter.Poll(400ms), 0) << "a watched line was polled";
+  const auto fired = SteadyClock::now();
+  ASSERT_TRUE(watch->Fire(name)) << "the server did not watch the waiter's lock";
+  int answered = 0;
+  while (answered == 0 && SteadyClock::now() < fired + 2s) answered = waiter.Poll(50ms);
+  ASSERT_EQ(answered, 1);
+  EXPECT_EQ(waiter.reply(0).status, 200) << waiter.reply(0).body;
+  EXPECT_LT(waiter.answered(0) - fired, 200ms);
+}
+
+// Watch does not signal expiry by TTL: the server wakes the line at the first holder's
+// expires_at.
+TEST(HttpWaitersTest, HolderExpiryWakesAParkedWaiter) {
+  std::shared_ptr<Locker> inner = OpenInproc();
+  ASSERT_NE(inner, nullptr);
+  auto server = StartServer({}, std::make_unique<WatchedLocker>(inner));
+  ASSERT_NE(server, nullptr);
+  const std::string name = UniqueName("expiring");
+  auto held = inner->Acquire({.name = name, .ttl = 400ms});
+  ASSERT_TRUE(held.ok());
+  Crowd waiter;
+  const std::string body = R"({"wait_ms":5000})";
+  ASSERT_NO_FATAL_FAILURE(waiter.Send(
+      server->port(), "POST /v1/locks/" + name + "/acquire HTTP/1.1\r\nHost: t\r\nContent-Length: " +
+                          std::to_string(body.size()) + "\r\n\r\n" + body));
+  int answered = 0;
+  while (answered == 0 && SteadyClock::now() < waiter.sent(0) + 4s) answered = waiter.Poll(50ms);
+  ASSERT_EQ(answered, 1);
+  EXPECT_EQ(waiter.reply(0).status, 200) << waiter.reply(0).body;
+  EXPECT_LT(waiter.answered(0) - waiter.sent(0), 1500ms) << "woken long after the expiry";
 }
 
 }  // namespace

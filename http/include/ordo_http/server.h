@@ -22,20 +22,26 @@ struct ServeOptions {
   std::string listen = "127.0.0.1:7575";       // HOST:PORT; port 0 picks a free one
   std::string auth_file;                       // empty: no authentication
   std::size_t max_body = 1 << 20;              // bytes; larger bodies get 413
-  int threads = 0;                             // unused: one thread per connection (see below)
+  // I/O threads, which run the event loop (never a backend call). 0: one per core.
+  int threads = 0;
   std::chrono::milliseconds max_wait{60'000};  // the largest wait_ms a client may ask for
-  // Open connections served at once, each on its own (cheap) thread; more wait to be accepted.
-  // Clamped to the process's descriptor limit.
-  std::size_t max_connections = 4096;
-  // Acquires waiting at once; more are refused with 503. 0: max_connections * 7/8, so that
-  // releases and health checks always find a free connection slot.
+  // Open connections at once, clamped to the process's descriptor limit (raised to its hard
+  // maximum). Beyond it a new connection is answered 503 and closed at once.
+  std::size_t max_connections = 16384;
+  // Acquires waiting at once (parked: no thread each); more are refused with 503.
+  // 0: max_connections.
   std::size_t max_waiters = 0;
-  // Per read / per write on a socket: a client slower than this is disconnected.
+  // The whole request header of a connection's first request must arrive within this, and
+  // each body within this again; a reply must be taken within this too. A client slower than
+  // that is disconnected.
   std::chrono::milliseconds io_timeout{10'000};
-  // How long an idle keep-alive connection is kept open (whole seconds).
+  // How long an idle keep-alive connection waits for its next request header.
   std::chrono::seconds keep_alive{5};
   // The request line and headers together; larger requests get 431.
   std::size_t max_header_bytes = 16 * 1024;
+  // Worker threads that make the backend calls (which block). 0: kDefaultWorkers.
+  int workers = 0;
+  static constexpr int kDefaultWorkers = 8;
 };
 
 // One running server. Start() returns once it accepts connections; the destructor stops it.
@@ -56,8 +62,8 @@ class Server {
   int port() const;
   std::string url() const;
 
-  // Stops accepting, answers waiting acquires with 503, waits for open requests to finish.
-  // Idempotent.
+  // Stops accepting, answers waiting acquires with 503, waits for open requests to finish,
+  // closes every connection and joins every thread it started. Idempotent.
   void Stop();
 
  private:

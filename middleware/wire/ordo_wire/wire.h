@@ -1,10 +1,12 @@
-// ordo_http/wire.h — the JSON wire format of the HTTP API, shared by the server (http/) and the
+// ordo_wire/wire.h — the JSON wire format of the HTTP API, shared by the server (http/) and the
 // http:// client backend (adapters/http_client/), so that both sides agree by construction.
+// It lives beside the middleware (target ordo_wire) so that neither side includes the other's
+// headers.
 //
 // Header-only and internal: it includes nlohmann/json, so it never goes into a public header.
 // Everything here is a pure function of its arguments: thread-safe, never blocks.
-#ifndef ORDO_HTTP_WIRE_H_
-#define ORDO_HTTP_WIRE_H_
+#ifndef ORDO_WIRE_WIRE_H_
+#define ORDO_WIRE_WIRE_H_
 
 #include <chrono>
 #include <cstdint>
@@ -137,20 +139,25 @@ inline nlohmann::json LeaseToJson(const Lease& lease) {
           {"token", lease.token},
           {"mode", std::string(LockModeName(lease.mode))},
           {"expires_at", FormatTime(lease.expires_at)},
-          {"ttl_ms", lease.ttl.count()}};
+          {"ttl_ms", lease.ttl.count()},
+          {"slot", lease.slot}};
 }
 
 inline nlohmann::json HolderToJson(const Holder& h) {
   return {{"owner", h.owner},
           {"token", h.token},
           {"mode", std::string(LockModeName(h.mode))},
-          {"expires_at", FormatTime(h.expires_at)}};
+          {"expires_at", FormatTime(h.expires_at)},
+          {"slot", h.slot}};
 }
 
 inline nlohmann::json StateToJson(const LockState& state) {
   nlohmann::json holders = nlohmann::json::array();
   for (const auto& h : state.holders) holders.push_back(HolderToJson(h));
-  return {{"name", state.name}, {"holders", std::move(holders)}, {"last_token", state.last_token}};
+  return {{"name", state.name},
+          {"holders", std::move(holders)},
+          {"last_token", state.last_token},
+          {"limit", state.limit}};
 }
 
 // The parsers below never throw: a field that is missing or of the wrong type fails the parse,
@@ -184,6 +191,7 @@ inline std::optional<Holder> HolderFromJson(const nlohmann::json& j) {
   if (!m || !t) return std::nullopt;
   h.mode = *m;
   h.expires_at = *t;
+  detail::Get(j, "slot", &h.slot);  // optional: servers before v2 do not send it
   return h;
 }
 
@@ -197,6 +205,7 @@ inline std::optional<Lease> LeaseFromJson(const nlohmann::json& j) {
   lease.token = h->token;
   lease.mode = h->mode;
   lease.expires_at = h->expires_at;
+  lease.slot = h->slot;
   lease.ttl = std::chrono::milliseconds(ttl_ms);
   return lease;
 }
@@ -207,6 +216,7 @@ inline std::optional<LockState> StateFromJson(const nlohmann::json& j) {
       !detail::Get(j, "last_token", &state.last_token)) {
     return std::nullopt;
   }
+  detail::Get(j, "limit", &state.limit);  // optional: servers before v2 do not send it
   auto holders = j.find("holders");
   if (holders == j.end() || !holders->is_array()) return std::nullopt;
   for (const auto& item : *holders) {
@@ -219,4 +229,4 @@ inline std::optional<LockState> StateFromJson(const nlohmann::json& j) {
 
 }  // namespace ordo::http::wire
 
-#endif  // ORDO_HTTP_WIRE_H_
+#endif  // ORDO_WIRE_WIRE_H_

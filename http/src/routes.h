@@ -1,0 +1,62 @@
+// The route table of the REST server: one entry per path shape, matched once per request on the
+// raw request target (so that "%2F" inside a name is not a separator).
+//
+// To add a route, add a RouteId, a row to kRoutes in routes.cc and a case to the handler switch
+// (handlers.cc). Pure functions over a static table: thread-safe, never block.
+#ifndef ORDO_HTTP_SRC_ROUTES_H_
+#define ORDO_HTTP_SRC_ROUTES_H_
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace ordo::http {
+
+enum class RouteId {
+  kHealthz,
+  kReadyz,
+  kMetrics,
+  kInfo,
+  kList,
+  kDescribe,
+  kAcquire,
+  kRenew,
+  kRelease,
+  kFenced,
+  kObject,
+};
+
+// How the route's {name} segment is described in messages ("lock name", "key").
+enum class NameKind { kNone, kLock, kKey };
+
+struct Route {
+  RouteId id;
+  NameKind kind = NameKind::kNone;
+  std::string name;          // the decoded {name} or {key}; empty for routes without one
+  std::string name_error;    // set when {name} is not a valid percent-encoding
+  std::vector<std::string_view> methods;  // allowed methods (HEAD is implied by GET)
+  std::vector<std::string_view> params;   // allowed query parameters
+  bool open = false;                      // served without authentication
+  bool backend = true;                    // calls the backend (runs on a worker)
+};
+
+// The route of a request target (path and query), or nullopt: no such route (404).
+std::optional<Route> MatchRoute(std::string_view target);
+
+bool MethodAllowed(const Route& route, std::string_view method);
+// The Allow header of a 405: "GET, HEAD, PUT".
+std::string AllowHeader(const Route& route);
+
+// Percent-decodes `in`; nullopt when an escape is not '%' and two hex digits.
+std::optional<std::string> PercentDecode(std::string_view in);
+
+// The query parameters of a target, decoded ('+' is a space, as in HTML forms). nullopt when a
+// parameter does not decode; `error` then names it.
+std::optional<std::vector<std::pair<std::string, std::string>>> ParseQuery(
+    std::string_view target, std::string* error);
+
+}  // namespace ordo::http
+
+#endif  // ORDO_HTTP_SRC_ROUTES_H_

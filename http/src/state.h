@@ -1,0 +1,45 @@
+// What the parts of the REST server share: options, the backend, auth, metrics, the waiting
+// room and the worker pool. Built by Server::Start before any connection exists, immutable
+// afterwards except for the members that say how they are synchronised.
+#ifndef ORDO_HTTP_SRC_STATE_H_
+#define ORDO_HTTP_SRC_STATE_H_
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "auth.h"
+#include "metrics.h"
+#include "ordo/lock.h"
+#include "ordo_http/server.h"
+#include "parking.h"
+
+namespace ordo::http {
+
+class Connection;
+
+struct ServerState {
+  ServeOptions options;
+  std::string backend_masked;
+  std::string backend_scheme;
+  std::unique_ptr<Locker> locker;
+  std::optional<Authenticator> auth;
+  Metrics metrics;                         // thread-safe
+  std::unique_ptr<Parking> parking;        // thread-safe
+  std::atomic<std::size_t> connections{0};  // open connections
+  // The open connections, so that Stop can close them.
+  std::mutex open_mu;
+  std::unordered_map<const Connection*, std::weak_ptr<Connection>> open;  // guarded by open_mu
+  std::atomic<bool> stopping{false};
+  // Runs a blocking call (a backend call) on the worker pool. Thread-safe.
+  std::function<void(std::function<void()>)> run_on_worker;
+};
+
+}  // namespace ordo::http
+
+#endif  // ORDO_HTTP_SRC_STATE_H_
