@@ -15,6 +15,12 @@
 //    +512)                                                 holder's own descriptor for as long as
 //                                                          the holder lives
 //
+// Semaphores (limit > 1): a permit is a holder record alone, with no lock itself. Its record
+// carries its limit, and its record index is its semaphore slot. Every holder, plain or permit,
+// is admitted under the exclusive guard after reading the live records, so the live records
+// never mix limits and never number more than their limit; the lowest free record index of
+// fewer than `limit` permits is below `limit`.
+//
 // flock:// takes the lock itself with flock(2) on the whole file; flock(2) and OFD record locks
 // do not interact on Linux local file systems, so the guard and record locks work the same way
 // under both backends.
@@ -52,6 +58,11 @@ struct HolderRecord {
   LockMode mode = LockMode::kExclusive;
   std::string owner;
   std::chrono::system_clock::time_point expires_at;
+  // The semaphore limit the holder acquired with (1: a plain lock). Records written before
+  // semaphores existed have 0 there, read as 1.
+  std::uint32_t limit = 1;
+  // The record's slot index; filled in by LiveHolders (not stored). A permit's semaphore slot.
+  std::uint32_t slot = 0;
 };
 
 // The counter. REQUIRES: the guard held (shared is enough to read).
@@ -61,7 +72,7 @@ Result<std::uint64_t> ReadCounter(int fd, std::string_view name);
 // this returns. REQUIRES: the guard held exclusively, through `fd`.
 Result<std::uint64_t> IssueToken(int fd, std::string_view name, bool durable);
 
-// Finds a slot no live holder uses, locks its liveness byte through `fd` (for as long as `fd`
+// Finds the lowest slot no live holder uses, locks its liveness byte through `fd` (for as long as `fd`
 // stays open) and writes `record` there. REQUIRES: the guard held exclusively, through `fd`.
 Result<std::uint32_t> ClaimSlot(int fd, std::string_view name, const HolderRecord& record);
 
