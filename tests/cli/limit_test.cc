@@ -1,6 +1,8 @@
 // `ordo run --limit N` and `ordo lock acquire --limit N`: semaphores from the command line, on
 // a real SQLite file and a real flock:// directory, with the real binary.
 #include <csignal>
+#include <memory>
+#include <string>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -21,6 +23,19 @@ class LimitTest : public ::testing::Test {
   std::vector<std::string> Run(const std::vector<std::string>& tail, const std::string& limit) {
     return Cat({"run", "--backend", Backend(), "--lock", "sem", "--limit", limit, "--"}, tail);
   }
+  // A background `ordo run --limit 2` that holds `slot` until a line arrives on its stdin.
+  std::unique_ptr<Child> Holding(int slot) {
+    auto run = StartOrdo(Run(kSlotThenHold, "2"));
+    EXPECT_EQ(run->ReadLine(), "slot=" + std::to_string(slot));
+    EXPECT_EQ(run->ReadLine(), "ready");
+    return run;
+  }
+  // The slot a further `ordo run --limit 2` gets.
+  void NextRunGetsSlot(int slot) {
+    auto r = RunOrdo(Run({"sh", "-c", "echo $ORDO_LOCK_SLOT"}, "2"));
+    EXPECT_EQ(r.code, 0);
+    EXPECT_EQ(r.out, std::to_string(slot) + "\n");
+  }
   void RunHoldsOneOfNPermits();
   TempDir dir_;
 };
@@ -33,12 +48,8 @@ class FlockLimitTest : public LimitTest {
 };
 
 void LimitTest::RunHoldsOneOfNPermits() {
-  auto first = StartOrdo(Run(kSlotThenHold, "2"));
-  EXPECT_EQ(first->ReadLine(), "slot=0");
-  EXPECT_EQ(first->ReadLine(), "ready");
-  auto second = StartOrdo(Run(kSlotThenHold, "2"));
-  EXPECT_EQ(second->ReadLine(), "slot=1");
-  EXPECT_EQ(second->ReadLine(), "ready");
+  auto first = Holding(0);
+  auto second = Holding(1);
   // Both permits are taken: a third run is refused like a held lock.
   EXPECT_EQ(RunOrdo(Run({"true"}, "2")).code, 1);
   // A different limit while permits are held is ordo's error, and changes nothing.
@@ -46,9 +57,7 @@ void LimitTest::RunHoldsOneOfNPermits() {
   first->WriteLine("0");
   EXPECT_EQ(ExitCode(first->Wait()), 0);
   // The freed slot is the next one handed out.
-  auto r = RunOrdo(Run({"sh", "-c", "echo $ORDO_LOCK_SLOT"}, "2"));
-  EXPECT_EQ(r.code, 0);
-  EXPECT_EQ(r.out, "0\n");
+  NextRunGetsSlot(0);
   second->WriteLine("0");
   EXPECT_EQ(ExitCode(second->Wait()), 0);
 }
@@ -57,20 +66,14 @@ TEST_F(LimitTest, RunHoldsOneOfNPermitsAndExportsItsSlot) { RunHoldsOneOfNPermit
 TEST_F(FlockLimitTest, RunHoldsOneOfNPermitsAndExportsItsSlot) { RunHoldsOneOfNPermits(); }
 
 TEST_F(FlockLimitTest, AKilledRunsSlotComesBackAtOnce) {
-  auto first = StartOrdo(Run(kSlotThenHold, "2"));
-  EXPECT_EQ(first->ReadLine(), "slot=0");
-  EXPECT_EQ(first->ReadLine(), "ready");
-  auto second = StartOrdo(Run(kSlotThenHold, "2"));
-  EXPECT_EQ(second->ReadLine(), "slot=1");
-  EXPECT_EQ(second->ReadLine(), "ready");
+  auto first = Holding(0);
+  auto second = Holding(1);
   EXPECT_EQ(RunOrdo(Run({"true"}, "2")).code, 1);
   // SIGKILL leaves no time to release: the kernel drops the permit with ordo's descriptor (the
   // command, still running, must not have inherited it).
   first->Kill(SIGKILL);
   first->Wait();
-  auto r = RunOrdo(Run({"sh", "-c", "echo $ORDO_LOCK_SLOT"}, "2"));
-  EXPECT_EQ(r.code, 0);
-  EXPECT_EQ(r.out, "0\n");
+  NextRunGetsSlot(0);
   second->WriteLine("0");
   EXPECT_EQ(ExitCode(second->Wait()), 0);
 }
