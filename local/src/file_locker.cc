@@ -299,23 +299,42 @@ class FileLocker final : public EngineLocker {
 
   // Register's body. REQUIRES: the guard held exclusively through `fd`.
   Result<bool> Admit(int fd, const std::string& name, Held* held, std::vector<Holder>* full) {
-    auto live = LiveHolders(fd, name);
-    if (!live.ok()) return live.status();
     const std::uint32_t limit = held->record.limit;
-    if (!live->empty() && live->front().limit != limit) {
-      return LimitMismatchError(name, limit, live->front().limit);
+    // A plain holder (the lock itself held: no other plain holder conflicts) needs only to know
+    // that no permit is live, which the permits byte tells in one call.
+    bool check = full != nullptr;
+    if (!check) {
+      auto permits = OfdRangeHeldByOther(fd, kPermitsByte, 1, GuardWhat(name));
+      if (!permits.ok()) return permits.status();
+      check = *permits;
     }
-    if (full != nullptr && live->size() >= limit) {
-      for (const auto& r : *live) full->push_back(ToHolder(r));
-      return false;
+    if (check) {
+      auto live = LiveHolders(fd, name);
+      if (!live.ok()) return live.status();
+      if (!live->empty() && live->front().limit != limit) {
+        return LimitMismatchError(name, limit, live->front().limit);
+      }
+      if (full != nullptr && live->size() >= limit) {
+        for (const auto& r : *live) full->push_back(ToHolder(r));
+        return false;
+      }
+    }
+    if (limit > 1) {
+      const int err = OfdLock(fd, F_RDLCK, kPermitsByte, 1, /*block=*/false);
+      if (err != 0) return FromErrno(err, "lock the permits byte of lock file '" + Shown(name) + "'");
     }
     auto token = IssueToken(fd, name, durable_);
-    if (!token.ok()) return token.status();
-    held->record.token = *token;
-    auto slot = ClaimSlot(fd, name, held->record);
-    if (!slot.ok()) return slot.status();
-    held->slot = *slot;
-    return true;
+    if (token.ok()) {
+      held->record.token = *token;
+      auto slot = ClaimSlot(fd, name, held->record);
+      if (slot.ok()) {
+        held->slot = *slot;
+        return true;
+      }
+      token = slot.status();
+    }
+    if (limit > 1) OfdLock(fd, F_UNLCK, kPermitsByte, 1, false);
+    return token.status();
   }
 
   static Holder ToHolder(const HolderRecord& r) {

@@ -11,6 +11,10 @@
 //                                                          records are read
 //   [8, 9)           —                                     fcntl:// only: the lock itself
 //                                                          (read lock = shared, write = exclusive)
+//   [9, 10)          —                                     read-locked by every live permit
+//                                                          (limit > 1), so a plain acquisition
+//                                                          tells in one F_OFD_GETLK that none is
+//                                                          live
 //   [4096 + 512*i,   holder record i (see lock_file.cc)    on its first byte: held by the
 //    +512)                                                 holder's own descriptor for as long as
 //                                                          the holder lives
@@ -50,6 +54,7 @@ namespace ordo::local {
 inline constexpr off_t kGuardStart = 0;
 inline constexpr off_t kGuardLength = 8;
 inline constexpr off_t kLockByte = 8;
+inline constexpr off_t kPermitsByte = 9;
 inline constexpr off_t kSlotBase = 4096;
 inline constexpr off_t kSlotSize = 512;
 
