@@ -194,7 +194,7 @@ class PostgresBench final : public BackendBench {
         break;
     }
     if (strategy_ == "cas") {
-      return Bind(sql::kCasAcquire, {name, kOwner, "'exclusive'", "30000"}) + " \\gset acq_\n" +
+      return Bind(sql::kCasAcquire, {name, kOwner, "'exclusive'", "30000", "1"}) + " \\gset acq_\n" +
              Bind(sql::kCasRelease, {name, Num("acq_token")}) + ";\n";
     }
     if (strategy_ == "version") {
@@ -204,7 +204,7 @@ class PostgresBench final : public BackendBench {
              // \aset: a refused write-back returns no row and leaves acq_token at 0.
              "\\set acq_token 0\n" +
              Bind(sql::kVersionAcquire,
-                  {name, kOwner, "'exclusive'", "30000", Num("rd_version"), "'{}'"}) +
+                  {name, kOwner, "'exclusive'", "30000", Num("rd_version"), "'{}'", "0", "1"}) +
              " \\aset acq_\n" + Bind(sql::kVersionRead, {name}) + " \\aset rd_\n" +
              Bind(sql::kVersionRelease, {name, Num("acq_token"), Num("rd_version")}) + ";\n";
     }
@@ -242,7 +242,7 @@ class PostgresBench final : public BackendBench {
       long waited = 0;
       auto acquire = [&](pqxx::connection& c, long* token) {
         pqxx::nontransaction tx(c);
-        auto r = tx.exec_prepared("acquire", name, "raw", "exclusive", 30000);
+        auto r = tx.exec_prepared("acquire", name, "raw", "exclusive", 30000, 1);  // limit 1
         if (r[0][0].is_null()) return false;
         *token = r[0][0].as<long>();
         return true;

@@ -75,6 +75,15 @@ class ListenerWakeups final : public Wakeups {
 
 // The version strategy's read: the lock's version and its holder rows, with liveness already
 // decided from database-clock values.
+// Adds a live holder row to `state`; the first one sets the limit in force. A plain holder
+// (limit 1) reports slot 0.
+void AddHolder(LockState& state, std::string owner, std::uint64_t token, LockMode mode,
+               std::chrono::system_clock::time_point expires_at, std::uint32_t slot,
+               std::uint32_t limit) {
+  if (state.holders.empty()) state.limit = limit;
+  state.holders.push_back({std::move(owner), token, mode, expires_at, limit > 1 ? slot : 0});
+}
+
 struct VersionView {
   std::int64_t version = 0;  // 0: no lock row yet
   struct Row {
@@ -82,6 +91,7 @@ struct VersionView {
     bool live = false;
     std::int64_t expires_ms = 0;
     bool is_lease = true;
+    std::uint32_t limit = 1;
   };
   std::vector<Row> rows;
   std::int64_t now_ms = 0;
@@ -117,9 +127,9 @@ class PgLocker final : public EngineLocker {
           out.push_back(LockState{name, {}, row[1].as<std::uint64_t>()});
         }
         if (row[3].is_null()) continue;
-        out.back().holders.push_back({row[2].as<std::string>(), row[3].as<std::uint64_t>(),
-                                      ParseMode(row[4].c_str()),
-                                      FromEpochMs(row[5].as<std::int64_t>())});
+        AddHolder(out.back(), row[2].as<std::string>(), row[3].as<std::uint64_t>(),
+                  ParseMode(row[4].c_str()), FromEpochMs(row[5].as<std::int64_t>()),
+                  row[6].as<std::uint32_t>(), row[7].as<std::uint32_t>());
       }
       return OkStatus();
     }));
@@ -147,8 +157,8 @@ class PgLocker final : public EngineLocker {
  protected:
   Result<Attempt> TryAcquire(const LockRequest& request, const std::string& owner,
                              SteadyClock::time_point /*deadline*/) override {
-    if (request.limit > 1) {
-      return PermitsUnsupportedError(request.limit);
+    if (request.limit > 1 && strategy_ == Strategy::kForUpdate) {
+      return PermitsUnsupportedError(request.limit, "strategy=for-update");
     }
     switch (strategy_) {
       case Strategy::kCas:
@@ -211,9 +221,9 @@ class PgLocker final : public EngineLocker {
       state = LockState{std::string(name), {}, r[0][0].as<std::uint64_t>()};
       for (const auto& row : r) {
         if (row[2].is_null()) continue;
-        state->holders.push_back({row[1].as<std::string>(), row[2].as<std::uint64_t>(),
-                                  ParseMode(row[3].c_str()),
-                                  FromEpochMs(row[4].as<std::int64_t>())});
+        AddHolder(*state, row[1].as<std::string>(), row[2].as<std::uint64_t>(),
+                  ParseMode(row[3].c_str()), FromEpochMs(row[4].as<std::int64_t>()),
+                  row[5].as<std::uint32_t>(), row[6].as<std::uint32_t>());
       }
       return OkStatus();
     }));
@@ -230,12 +240,16 @@ class PgLocker final : public EngineLocker {
       pqxx::nontransaction tx(c);
       auto row = pool_.Exec1(tx, sql::kCasAcquire, request.name, owner,
                                  ModeText(request.mode),
-                                 static_cast<std::int64_t>(request.ttl.count()));
+                                 static_cast<std::int64_t>(request.ttl.count()),
+                                 static_cast<std::int32_t>(request.limit));
       a = Attempt{};
       if (!row[0].is_null()) {
         a.lease = Lease{request.name,   owner, row[0].as<std::uint64_t>(),
                         request.mode,   FromEpochMs(row[1].as<std::int64_t>()),
                         request.ttl};
+        a.lease->slot = row[7].as<std::uint32_t>();
+      } else if (row[5].as<bool>()) {
+        return LimitMismatchError(request.name, request.limit, row[6].as<std::uint32_t>());
       } else if (row[2].as<bool>()) {
         a.retry_now = true;
       } else {
@@ -262,6 +276,8 @@ class PgLocker final : public EngineLocker {
                     ParseMode(row[3].c_str()), FromEpochMs(row[4].as<std::int64_t>())};
         h.expires_ms = row[4].as<std::int64_t>();
         h.is_lease = row[5].as<bool>();
+        h.limit = row[9].as<std::uint32_t>();
+        if (h.limit > 1) h.holder.slot = row[8].as<std::uint32_t>();
         h.live = h.is_lease ? h.expires_ms > view.now_ms : row[6].as<bool>();
         view.rows.push_back(std::move(h));
       }
@@ -277,21 +293,37 @@ class PgLocker final : public EngineLocker {
     Attempt a;
     std::vector<Holder> live;
     std::string expired = "{";
+    std::uint32_t in_force = 0;  // the live holders' limit (0: none live)
     for (const auto& row : view->rows) {
       if (!row.live) {
         expired += (expired.size() > 1 ? "," : "") + std::to_string(row.holder.token);
         continue;
       }
       live.push_back(row.holder);
+      in_force = row.limit;
       if (row.is_lease) {
         const milliseconds left(row.expires_ms - view->now_ms);
         if (!a.expiry || left < *a.expiry) a.expiry = left;
       }
     }
     expired += "}";
+    if (in_force != 0 && in_force != request.limit) {
+      return LimitMismatchError(request.name, request.limit, in_force);
+    }
     bool free = true;
-    for (const auto& h : live) {
-      if (request.mode == LockMode::kExclusive || h.mode == LockMode::kExclusive) free = false;
+    std::uint32_t slot = 0;
+    if (request.limit > 1) {
+      // The lowest slot no live permit has; fewer than `limit` live ones leave one below it.
+      free = live.size() < request.limit;
+      std::vector<bool> taken(request.limit, false);
+      for (const auto& h : live) {
+        if (h.slot < request.limit) taken[h.slot] = true;
+      }
+      while (slot < request.limit && taken[slot]) ++slot;
+    } else {
+      for (const auto& h : live) {
+        if (request.mode == LockMode::kExclusive || h.mode == LockMode::kExclusive) free = false;
+      }
     }
     if (!free) {
       a.holders = std::move(live);
@@ -303,11 +335,13 @@ class PgLocker final : public EngineLocker {
       auto r = pool_.Exec(tx, sql::kVersionAcquire, request.name, owner,
                               ModeText(request.mode),
                               static_cast<std::int64_t>(request.ttl.count()), view->version,
-                              expired);
+                              expired, static_cast<std::int32_t>(slot),
+                              static_cast<std::int32_t>(request.limit));
       a.lease.reset();
       if (!r.empty()) {
         a.lease = Lease{request.name, owner, r[0][0].as<std::uint64_t>(), request.mode,
                         FromEpochMs(r[0][1].as<std::int64_t>()), request.ttl};
+        a.lease->slot = slot;
       }
       return OkStatus();
     }));
@@ -326,6 +360,7 @@ class PgLocker final : public EngineLocker {
       if (!r.empty()) {
         out = Lease{lease.name, r[0][0].as<std::string>(), lease.token,
                     ParseMode(r[0][1].c_str()), FromEpochMs(r[0][2].as<std::int64_t>()), ttl};
+        out->slot = lease.slot;  // a holder row's slot never changes
       }
       return OkStatus();
     }));
@@ -368,6 +403,7 @@ class PgLocker final : public EngineLocker {
         if (!r.empty()) {
           out = Lease{lease.name, r[0][0].as<std::string>(), lease.token,
                       ParseMode(r[0][1].c_str()), FromEpochMs(r[0][2].as<std::int64_t>()), ttl};
+          out->slot = lease.slot;  // a holder row's slot never changes
         }
         return OkStatus();
       }));

@@ -95,22 +95,36 @@ inline constexpr std::string_view kRecordMigration =
 
 // --- strategy=cas: one statement per call ----------------------------------------------------
 
-// Acquire. $1 name, $2 owner, $3 mode ('exclusive'|'shared'), $4 ttl ms.
+// Acquire. $1 name, $2 owner, $3 mode ('exclusive'|'shared'), $4 ttl ms, $5 limit.
 // Invariant 1: granted only if the snapshot shows no conflicting live holder AND the lock row's
 // version is still the snapshot's (else nothing changes and `free` with a NULL token tells the
 // caller to retry at once). Invariant 2: the token is last_token + 1, computed under the lock
 // row's row lock and committed with the holder row — one counter per name, never a sequence.
-// Expired (or dead for-update) holder rows of the name are purged by the winner. When refused,
-// held_by names the holders and retry_in_ms says when the first lease among them expires.
+// Expired (or dead for-update) holder rows of the name are purged by the winner before its
+// insert (which reads `purged`, so the unique slot index never meets a dead permit). When
+// refused, held_by names the holders and retry_in_ms says when the first lease among them
+// expires. Semaphores: with limit $5 > 1 the name is free while fewer than $5 permits are live,
+// and the permit takes the lowest slot no live one has; a live holder with another limit makes
+// `mismatch` true (and in_force its limit), and nothing changes.
 inline constexpr std::string_view kCasAcquire =
     "WITH clock AS (SELECT clock_timestamp() AS now),"
+    " live AS ("
+    "  SELECT h.* FROM ordo.holders h, clock c"
+    "  WHERE h.name = $1::text AND " ORDO_PG_LIVE("h", "c.now") "),"
     " seen AS ("
-    "  SELECT coalesce(bool_and($3::text = 'shared' AND h.mode = 'shared'), true) AS free,"
+    "  SELECT coalesce(bool_or(h.lim <> $5::integer), false) AS mismatch,"
+    "         max(h.lim) AS in_force,"
+    "         CASE WHEN $5::integer > 1"
+    "              THEN count(*) < $5::integer AND coalesce(bool_and(h.lim = $5::integer), true)"
+    "              ELSE coalesce(bool_and(h.lim = 1 AND $3::text = 'shared' AND h.mode = 'shared'),"
+    "                            true) END AS free,"
     "         min(h.expires_at) FILTER (WHERE h.holder_xact IS NULL) AS first_expiry,"
     "         string_agg(format('''%s'' (token %s, %s)', h.owner, h.token, h.mode), ', '"
     "                    ORDER BY h.token) AS held_by"
-    "  FROM ordo.holders h, clock c"
-    "  WHERE h.name = $1::text AND " ORDO_PG_LIVE("h", "c.now") "),"
+    "  FROM live h),"
+    " free_slot AS ("
+    "  SELECT coalesce(min(s), 0) AS slot FROM generate_series(0, $5::integer - 1) s"
+    "  WHERE $5::integer > 1 AND NOT EXISTS (SELECT 1 FROM live WHERE live.slot = s)),"
     " granted AS ("
     "  INSERT INTO ordo.locks AS l (name, last_token, version)"
     "  SELECT $1::text, 1,"
@@ -122,14 +136,16 @@ inline constexpr std::string_view kCasAcquire =
     " purged AS ("
     "  DELETE FROM ordo.holders h USING clock c"
     "  WHERE h.name = $1::text AND NOT " ORDO_PG_LIVE("h", "c.now")
-    "  AND EXISTS (SELECT 1 FROM granted)),"
+    "  AND EXISTS (SELECT 1 FROM granted) RETURNING h.token),"
     " inserted AS ("
-    "  INSERT INTO ordo.holders (name, token, owner, mode, expires_at)"
-    "  SELECT $1::text, g.token, $2::text, $3::text, c.now + $4::bigint * interval '1 millisecond'"
-    "  FROM granted g, clock c"
-    "  RETURNING token, expires_at)"
+    "  INSERT INTO ordo.holders (name, token, owner, mode, expires_at, slot, lim)"
+    "  SELECT $1::text, g.token, $2::text, $3::text, c.now + $4::bigint * interval '1 millisecond',"
+    "         f.slot, $5::integer"
+    "  FROM granted g, clock c, free_slot f WHERE (SELECT count(*) FROM purged) >= 0"
+    "  RETURNING token, expires_at, slot)"
     " SELECT i.token, " ORDO_PG_EPOCH_MS("i.expires_at") ", s.free,"
-    "        ceil(extract(epoch FROM s.first_expiry - c.now) * 1000)::bigint, s.held_by"
+    "        ceil(extract(epoch FROM s.first_expiry - c.now) * 1000)::bigint, s.held_by,"
+    "        s.mismatch, s.in_force, i.slot"
     " FROM seen s CROSS JOIN clock c LEFT JOIN inserted i ON true";
 
 // Renew. $1 name, $2 token, $3 ttl ms. Only a live lease is extended (a lapsed one may already
@@ -169,15 +185,18 @@ inline constexpr std::string_view kVersionRead =
     "SELECT l.version, h.token, h.owner, h.mode, " ORDO_PG_EPOCH_MS("h.expires_at") ","
     "       h.holder_xact IS NULL AS is_lease,"
     "       h.holder_xact IS NOT NULL AND txid_status(h.holder_xact) = 'in progress' AS xact_open,"
-    "       " ORDO_PG_EPOCH_MS("c.now")
+    "       " ORDO_PG_EPOCH_MS("c.now") ", h.slot, h.lim"
     " FROM (SELECT clock_timestamp() AS now) c"
     " LEFT JOIN ordo.locks l ON l.name = $1::text"
     " LEFT JOIN ordo.holders h ON h.name = $1::text"
     " ORDER BY h.token";
 
 // Acquire write-back. $1 name, $2 owner, $3 mode, $4 ttl ms, $5 the version read (0: no row),
-// $6 the tokens the client found expired ('{…}'). Applies only if nothing changed since the
-// read (invariant 1); the token is last_token + 1 under the row lock (invariant 2).
+// $6 the tokens the client found expired ('{…}'), $7 slot, $8 limit (the client chose the
+// lowest slot free at the read). Applies only if nothing changed since the read (invariant 1),
+// so no live permit took the slot meanwhile; the token is last_token + 1 under the row lock
+// (invariant 2). The insert waits for the purge (it reads `purged`), so the unique slot index
+// never meets the expired permit it replaces.
 inline constexpr std::string_view kVersionAcquire =
     "WITH granted AS ("
     "  INSERT INTO ordo.locks AS l (name, last_token, version)"
@@ -187,12 +206,12 @@ inline constexpr std::string_view kVersionAcquire =
     "  RETURNING l.last_token AS token),"
     " purged AS ("
     "  DELETE FROM ordo.holders WHERE name = $1::text AND token = ANY ($6::bigint[])"
-    "  AND EXISTS (SELECT 1 FROM granted)),"
+    "  AND EXISTS (SELECT 1 FROM granted) RETURNING token),"
     " inserted AS ("
-    "  INSERT INTO ordo.holders (name, token, owner, mode, expires_at)"
+    "  INSERT INTO ordo.holders (name, token, owner, mode, expires_at, slot, lim)"
     "  SELECT $1::text, g.token, $2::text, $3::text,"
-    "         clock_timestamp() + $4::bigint * interval '1 millisecond'"
-    "  FROM granted g RETURNING token, expires_at)"
+    "         clock_timestamp() + $4::bigint * interval '1 millisecond', $7::integer, $8::integer"
+    "  FROM granted g WHERE (SELECT count(*) FROM purged) >= 0 RETURNING token, expires_at)"
     " SELECT token, " ORDO_PG_EPOCH_MS("expires_at") " FROM inserted";
 
 // Renew write-back. $1 name, $2 token, $3 ttl ms, $4 the version read. The client found the
@@ -288,9 +307,11 @@ inline constexpr std::string_view kForUpdateRelease =
 
 // --- every strategy --------------------------------------------------------------------------
 
-// One lock's last token and live holders; no row: never acquired (kNotFound).
+// One lock's last token and live holders (with slot and limit); no row: never acquired
+// (kNotFound).
 inline constexpr std::string_view kDescribe =
-    "SELECT l.last_token, h.owner, h.token, h.mode, " ORDO_PG_EPOCH_MS("h.expires_at")
+    "SELECT l.last_token, h.owner, h.token, h.mode, " ORDO_PG_EPOCH_MS("h.expires_at") ","
+    "       h.slot, h.lim"
     " FROM ordo.locks l LEFT JOIN ordo.holders h"
     "  ON h.name = l.name AND " ORDO_PG_LIVE("h", "clock_timestamp()")
     " WHERE l.name = $1::text ORDER BY h.token";
@@ -299,7 +320,8 @@ inline constexpr std::string_view kDescribe =
 // [A-Za-z0-9._:-], all below '~' in the "C" collation, so [$1, $1 || '~') is exactly the
 // prefix's range and an index range scan.
 inline constexpr std::string_view kList =
-    "SELECT l.name, l.last_token, h.owner, h.token, h.mode, " ORDO_PG_EPOCH_MS("h.expires_at")
+    "SELECT l.name, l.last_token, h.owner, h.token, h.mode, " ORDO_PG_EPOCH_MS("h.expires_at") ","
+    "       h.slot, h.lim"
     " FROM (SELECT name, last_token FROM ordo.locks"
     "       WHERE name >= $1::text AND name < $1::text || '~' ORDER BY name LIMIT $2::bigint) l"
     " LEFT JOIN ordo.holders h ON h.name = l.name AND " ORDO_PG_LIVE("h", "clock_timestamp()")

@@ -21,6 +21,9 @@ namespace {
 
 using SystemClock = std::chrono::system_clock;
 
+// The longest a permit waiter sleeps before re-checking for a release by another process.
+constexpr std::chrono::milliseconds kPermitRecheck(25);
+
 // One acquisition held by this Locker. It has its own descriptor, hence its own open file
 // description, so acquisitions exclude each other even inside one process and one thread (locks
 // are not re-entrant), and the kernel frees the lock when the descriptor is closed or the
@@ -102,10 +105,11 @@ class FileLocker final : public EngineLocker {
  protected:
   // The kernel queues the waiters of a file lock, so this try blocks until `deadline` itself:
   // the blocking lock call is this backend's wake-up source (a release or the holder's death
-  // wakes it, with no polling).
+  // wakes it, with no polling). Permits (limit > 1) have no single lock to queue on; see
+  // TryPermit.
   Result<Attempt> TryAcquire(const LockRequest& request, const std::string& owner,
                              SteadyClock::time_point deadline) override {
-    if (request.limit > 1) return Unsupported(request);
+    if (request.limit > 1) return TryPermit(request, owner, deadline);
     const std::string& name = request.name;
     auto opened = OpenLockFile(name, O_RDWR, /*create=*/true);
     if (!opened.ok()) return opened.status();
@@ -119,22 +123,13 @@ class FileLocker final : public EngineLocker {
       return refused;
     }
 
-    auto held = std::make_shared<Held>();
-    held->record.mode = request.mode;
-    held->record.owner = owner;
-    held->record.expires_at = SystemClock::now() + request.ttl;
-    held->ttl = request.ttl;
-    if (Status s = Register(fd.get(), name, held.get()); !s.ok()) {
+    auto held = NewHeld(request, owner);
+    auto admitted = Register(fd.get(), name, held.get(), nullptr);
+    if (!admitted.ok()) {
       DropLocks(main_, fd.get());
-      return s;
+      return admitted.status();
     }
-    held->fd = std::move(fd);
-    Attempt granted;
-    granted.lease = Lease{name, held->record.owner, held->record.token, request.mode,
-                          held->record.expires_at, request.ttl};
-    const std::uint64_t token = held->record.token;
-    held_.Insert(name, token, std::move(held));
-    return granted;
+    return Grant(request, std::move(fd), std::move(held));
   }
 
   // The lock is bound to the descriptor, not to a TTL: Renew only reports (and records, for
@@ -183,16 +178,14 @@ class FileLocker final : public EngineLocker {
   }
 
   std::unique_ptr<Wakeups> WaitFor(std::string_view /*name*/) override { return nullptr; }
+  // Wakes this process's permit waiters (TryPermit) at once.
+  void Released(std::string_view name) override { permit_board_.Notify(name); }
   std::unique_ptr<Subscription> Subscribe(std::string_view /*name*/,
                                           std::function<void()> /*changed*/) override {
     return nullptr;
   }
 
  private:
-  static Status Unsupported(const LockRequest& request) {
-    return PermitsUnsupportedError(request.limit);
-  }
-
   std::string Shown(std::string_view name) const { return path_ + "/" + std::string(name); }
   std::string GuardWhat(std::string_view name) const {
     return "token guard of lock file '" + Shown(name) + "'";
@@ -235,24 +228,117 @@ class FileLocker final : public EngineLocker {
     return file;
   }
 
-  // Issues the token and publishes the holder record, under the guard.
-  Status Register(int fd, const std::string& name, Held* held) {
+  std::shared_ptr<Held> NewHeld(const LockRequest& request, const std::string& owner) {
+    auto held = std::make_shared<Held>();
+    held->record.mode = request.mode;
+    held->record.owner = owner;
+    held->record.expires_at = SystemClock::now() + request.ttl;
+    held->record.limit = request.limit;
+    held->ttl = request.ttl;
+    return held;
+  }
+
+  Attempt Grant(const LockRequest& request, UniqueFd fd, std::shared_ptr<Held> held) {
+    held->fd = std::move(fd);
+    Attempt granted;
+    granted.lease = Lease{request.name, held->record.owner, held->record.token, request.mode,
+                          held->record.expires_at, request.ttl};
+    // A permit's slot is its record's index; a plain holder reports slot 0 whatever record it
+    // publishes in.
+    granted.lease->slot = request.limit > 1 ? held->slot : 0;
+    const std::uint64_t token = held->record.token;
+    held_.Insert(request.name, token, std::move(held));
+    return granted;
+  }
+
+  // A semaphore permit: one admission under the guard (Register), repeated until `deadline`
+  // while the permits are all taken. Its wake-ups: releases in this process notify
+  // permit_board_ at once; releases and deaths in other processes are seen by re-checking at
+  // 1 ms doubling to kPermitRecheck, because no kernel lock waits for "any of N" records.
+  Result<Attempt> TryPermit(const LockRequest& request, const std::string& owner,
+                            SteadyClock::time_point deadline) {
+    const std::string& name = request.name;
+    auto opened = OpenLockFile(name, O_RDWR, /*create=*/true);
+    if (!opened.ok()) return opened.status();
+    UniqueFd fd = std::move(*opened);
+    std::unique_ptr<Wakeups> wakeups;
+    std::chrono::milliseconds backoff(1);
+    for (;;) {
+      const std::uint64_t ticket = wakeups != nullptr ? wakeups->Take() : 0;
+      auto held = NewHeld(request, owner);
+      std::vector<Holder> holders;
+      auto admitted = Register(fd.get(), name, held.get(), &holders);
+      if (!admitted.ok()) return admitted.status();
+      if (*admitted) return Grant(request, std::move(fd), std::move(held));
+      const auto now = SteadyClock::now();
+      if (now >= deadline) {
+        Attempt refused;
+        refused.holders = std::move(holders);
+        return refused;
+      }
+      if (wakeups == nullptr) {
+        wakeups = permit_board_.WaitFor(name);  // then try again at once: the ticket guards it
+        continue;
+      }
+      wakeups->Wait(ticket, std::min(deadline, now + backoff));
+      backoff = std::min(backoff * 2, kPermitRecheck);
+    }
+  }
+
+  // Admits a holder under the exclusive guard: refuses a limit that differs from the live
+  // holders' (a plain lock while permits are held, or the reverse: kInvalidArgument, nothing
+  // written) and, with `full` given (permits), reports false with the holders when all
+  // `limit` permits are live; otherwise issues the token and publishes the record. Every
+  // admission runs here, so the live records never mix limits and never exceed theirs.
+  Result<bool> Register(int fd, const std::string& name, Held* held, std::vector<Holder>* full) {
     ORDO_RETURN_IF_ERROR(LockShort(fd, F_WRLCK, kGuardStart, kGuardLength, GuardWhat(name)));
-    Status status;
+    Result<bool> out = Admit(fd, name, held, full);
+    OfdLock(fd, F_UNLCK, kGuardStart, kGuardLength, false);
+    return out;
+  }
+
+  // Register's body. REQUIRES: the guard held exclusively through `fd`.
+  Result<bool> Admit(int fd, const std::string& name, Held* held, std::vector<Holder>* full) {
+    const std::uint32_t limit = held->record.limit;
+    // A plain holder (the lock itself held: no other plain holder conflicts) needs only to know
+    // that no permit is live, which the permits byte tells in one call.
+    bool check = full != nullptr;
+    if (!check) {
+      auto permits = OfdRangeHeldByOther(fd, kPermitsByte, 1, GuardWhat(name));
+      if (!permits.ok()) return permits.status();
+      check = *permits;
+    }
+    if (check) {
+      auto live = LiveHolders(fd, name);
+      if (!live.ok()) return live.status();
+      if (!live->empty() && live->front().limit != limit) {
+        return LimitMismatchError(name, limit, live->front().limit);
+      }
+      if (full != nullptr && live->size() >= limit) {
+        for (const auto& r : *live) full->push_back(ToHolder(r));
+        return false;
+      }
+    }
+    if (limit > 1) {
+      const int err = OfdLock(fd, F_RDLCK, kPermitsByte, 1, /*block=*/false);
+      if (err != 0) return FromErrno(err, "lock the permits byte of lock file '" + Shown(name) + "'");
+    }
     auto token = IssueToken(fd, name, durable_);
     if (token.ok()) {
       held->record.token = *token;
       auto slot = ClaimSlot(fd, name, held->record);
       if (slot.ok()) {
         held->slot = *slot;
-      } else {
-        status = slot.status();
+        return true;
       }
-    } else {
-      status = token.status();
+      token = slot.status();
     }
-    OfdLock(fd, F_UNLCK, kGuardStart, kGuardLength, false);
-    return status;
+    if (limit > 1) OfdLock(fd, F_UNLCK, kPermitsByte, 1, false);
+    return token.status();
+  }
+
+  static Holder ToHolder(const HolderRecord& r) {
+    return {r.owner, r.token, r.mode, r.expires_at, r.limit > 1 ? r.slot : 0};
   }
 
   // Everything the lock file says, read under the guard (shared) so that a token and its record
@@ -269,9 +355,8 @@ class FileLocker final : public EngineLocker {
     auto holders = LiveHolders(file->get(), name);
     if (!holders.ok()) return holders.status();
     LockState state{name, {}, *last};
-    for (auto& h : *holders) {
-      state.holders.push_back({std::move(h.owner), h.token, h.mode, h.expires_at});
-    }
+    if (!holders->empty()) state.limit = holders->front().limit;
+    for (const auto& h : *holders) state.holders.push_back(ToHolder(h));
     return state;
   }
 
@@ -334,6 +419,7 @@ class FileLocker final : public EngineLocker {
   const UniqueFd fenced_dir_;
   const UniqueFd objects_dir_;
   HeldTable<std::shared_ptr<Held>> held_;
+  ChangeBoard permit_board_;  // permit waiters of this Locker; see TryPermit
   FileFencedStore fenced_;
   FileVersionedStore objects_;
 };

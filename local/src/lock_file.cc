@@ -16,6 +16,7 @@ namespace {
 //   [0, 8)    magic "ordohold" (all zero: a free slot)
 //   [8, 16)   token
 //   [16]      mode: 0 exclusive, 1 shared
+//   [20, 24)  limit (0, as written before semaphores: 1)
 //   [24, 32)  expires_at, milliseconds since the Unix epoch (signed)
 //   [32, 34)  owner length
 //   [34, …)   owner (at most kMaxOwnerLength bytes)
@@ -37,6 +38,7 @@ std::array<unsigned char, kSlotSize> Encode(const HolderRecord& r) {
   std::memcpy(buf.data(), kMagic, sizeof(kMagic));
   EncodeU64(r.token, buf.data() + 8);
   buf[16] = r.mode == LockMode::kShared ? 1 : 0;
+  for (int i = 0; i < 4; ++i) buf[20 + i] = static_cast<unsigned char>(r.limit >> (8 * i));
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       r.expires_at.time_since_epoch())
                       .count();
@@ -52,6 +54,9 @@ bool Decode(const unsigned char* p, HolderRecord* r) {
   if (std::memcmp(p, kMagic, sizeof(kMagic)) != 0) return false;
   r->token = DecodeU64(p + 8);
   r->mode = p[16] == 1 ? LockMode::kShared : LockMode::kExclusive;
+  r->limit = 0;
+  for (int i = 0; i < 4; ++i) r->limit |= static_cast<std::uint32_t>(p[20 + i]) << (8 * i);
+  if (r->limit == 0) r->limit = 1;
   const auto ms = static_cast<std::int64_t>(DecodeU64(p + 24));
   r->expires_at = std::chrono::system_clock::time_point(std::chrono::milliseconds(ms));
   const std::size_t n = std::min<std::size_t>(p[32] | (p[33] << 8), kMaxOwnerLength);
@@ -128,6 +133,7 @@ Result<std::vector<HolderRecord>> LiveHolders(int fd, std::string_view name) {
     if (at + kSlotSize > got) break;
     HolderRecord r;
     if (!Decode(area.data() + at, &r)) continue;
+    r.slot = slot;
     auto live = OfdRangeHeldByOther(fd, SlotOffset(slot), 1, What("probe a holder", name));
     if (!live.ok()) return live.status();
     if (*live) out.push_back(std::move(r));  // else: left behind by a holder that died

@@ -11,9 +11,19 @@
 //                                                          records are read
 //   [8, 9)           —                                     fcntl:// only: the lock itself
 //                                                          (read lock = shared, write = exclusive)
+//   [9, 10)          —                                     read-locked by every live permit
+//                                                          (limit > 1), so a plain acquisition
+//                                                          tells in one F_OFD_GETLK that none is
+//                                                          live
 //   [4096 + 512*i,   holder record i (see lock_file.cc)    on its first byte: held by the
 //    +512)                                                 holder's own descriptor for as long as
 //                                                          the holder lives
+//
+// Semaphores (limit > 1): a permit is a holder record alone, with no lock itself. Its record
+// carries its limit, and its record index is its semaphore slot. Every holder, plain or permit,
+// is admitted under the exclusive guard after reading the live records, so the live records
+// never mix limits and never number more than their limit; the lowest free record index of
+// fewer than `limit` permits is below `limit`.
 //
 // flock:// takes the lock itself with flock(2) on the whole file; flock(2) and OFD record locks
 // do not interact on Linux local file systems, so the guard and record locks work the same way
@@ -44,6 +54,7 @@ namespace ordo::local {
 inline constexpr off_t kGuardStart = 0;
 inline constexpr off_t kGuardLength = 8;
 inline constexpr off_t kLockByte = 8;
+inline constexpr off_t kPermitsByte = 9;
 inline constexpr off_t kSlotBase = 4096;
 inline constexpr off_t kSlotSize = 512;
 
@@ -52,6 +63,11 @@ struct HolderRecord {
   LockMode mode = LockMode::kExclusive;
   std::string owner;
   std::chrono::system_clock::time_point expires_at;
+  // The semaphore limit the holder acquired with (1: a plain lock). Records written before
+  // semaphores existed have 0 there, read as 1.
+  std::uint32_t limit = 1;
+  // The record's slot index; filled in by LiveHolders (not stored). A permit's semaphore slot.
+  std::uint32_t slot = 0;
 };
 
 // The counter. REQUIRES: the guard held (shared is enough to read).
@@ -61,7 +77,7 @@ Result<std::uint64_t> ReadCounter(int fd, std::string_view name);
 // this returns. REQUIRES: the guard held exclusively, through `fd`.
 Result<std::uint64_t> IssueToken(int fd, std::string_view name, bool durable);
 
-// Finds a slot no live holder uses, locks its liveness byte through `fd` (for as long as `fd`
+// Finds the lowest slot no live holder uses, locks its liveness byte through `fd` (for as long as `fd`
 // stays open) and writes `record` there. REQUIRES: the guard held exclusively, through `fd`.
 Result<std::uint32_t> ClaimSlot(int fd, std::string_view name, const HolderRecord& record);
 

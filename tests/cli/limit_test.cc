@@ -1,7 +1,10 @@
 // `ordo run --limit N` and `ordo lock acquire --limit N`: semaphores from the command line, on
-// a real SQLite file, with the real binary.
-#include <gtest/gtest.h>
+// a real SQLite file and a real flock:// directory, with the real binary.
+#include <csignal>
+#include <memory>
+#include <string>
 
+#include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "ordo_process.h"
@@ -16,20 +19,37 @@ const std::vector<std::string> kSlotThenHold = {
 
 class LimitTest : public ::testing::Test {
  protected:
-  std::string Backend() const { return "sqlite://" + dir_.path() + "/locks.db"; }
+  virtual std::string Backend() const { return "sqlite://" + dir_.path() + "/locks.db"; }
   std::vector<std::string> Run(const std::vector<std::string>& tail, const std::string& limit) {
     return Cat({"run", "--backend", Backend(), "--lock", "sem", "--limit", limit, "--"}, tail);
   }
+  // A background `ordo run --limit 2` that holds `slot` until a line arrives on its stdin.
+  std::unique_ptr<Child> Holding(int slot) {
+    auto run = StartOrdo(Run(kSlotThenHold, "2"));
+    EXPECT_EQ(run->ReadLine(), "slot=" + std::to_string(slot));
+    EXPECT_EQ(run->ReadLine(), "ready");
+    return run;
+  }
+  // The slot a further `ordo run --limit 2` gets.
+  void NextRunGetsSlot(int slot) {
+    auto r = RunOrdo(Run({"sh", "-c", "echo $ORDO_LOCK_SLOT"}, "2"));
+    EXPECT_EQ(r.code, 0);
+    EXPECT_EQ(r.out, std::to_string(slot) + "\n");
+  }
+  void RunHoldsOneOfNPermits();
   TempDir dir_;
 };
 
-TEST_F(LimitTest, RunHoldsOneOfNPermitsAndExportsItsSlot) {
-  auto first = StartOrdo(Run(kSlotThenHold, "2"));
-  EXPECT_EQ(first->ReadLine(), "slot=0");
-  EXPECT_EQ(first->ReadLine(), "ready");
-  auto second = StartOrdo(Run(kSlotThenHold, "2"));
-  EXPECT_EQ(second->ReadLine(), "slot=1");
-  EXPECT_EQ(second->ReadLine(), "ready");
+// flock://, the default backend of `ordo run`: a permit lives as long as the ordo process, so a
+// crontab line `ordo run --limit 2 …` needs no server, and a killed run frees its slot at once.
+class FlockLimitTest : public LimitTest {
+ protected:
+  std::string Backend() const override { return "flock://" + dir_.path(); }
+};
+
+void LimitTest::RunHoldsOneOfNPermits() {
+  auto first = Holding(0);
+  auto second = Holding(1);
   // Both permits are taken: a third run is refused like a held lock.
   EXPECT_EQ(RunOrdo(Run({"true"}, "2")).code, 1);
   // A different limit while permits are held is ordo's error, and changes nothing.
@@ -37,9 +57,23 @@ TEST_F(LimitTest, RunHoldsOneOfNPermitsAndExportsItsSlot) {
   first->WriteLine("0");
   EXPECT_EQ(ExitCode(first->Wait()), 0);
   // The freed slot is the next one handed out.
-  auto r = RunOrdo(Run({"sh", "-c", "echo $ORDO_LOCK_SLOT"}, "2"));
-  EXPECT_EQ(r.code, 0);
-  EXPECT_EQ(r.out, "0\n");
+  NextRunGetsSlot(0);
+  second->WriteLine("0");
+  EXPECT_EQ(ExitCode(second->Wait()), 0);
+}
+
+TEST_F(LimitTest, RunHoldsOneOfNPermitsAndExportsItsSlot) { RunHoldsOneOfNPermits(); }
+TEST_F(FlockLimitTest, RunHoldsOneOfNPermitsAndExportsItsSlot) { RunHoldsOneOfNPermits(); }
+
+TEST_F(FlockLimitTest, AKilledRunsSlotComesBackAtOnce) {
+  auto first = Holding(0);
+  auto second = Holding(1);
+  EXPECT_EQ(RunOrdo(Run({"true"}, "2")).code, 1);
+  // SIGKILL leaves no time to release: the kernel drops the permit with ordo's descriptor (the
+  // command, still running, must not have inherited it).
+  first->Kill(SIGKILL);
+  first->Wait();
+  NextRunGetsSlot(0);
   second->WriteLine("0");
   EXPECT_EQ(ExitCode(second->Wait()), 0);
 }
