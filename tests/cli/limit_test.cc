@@ -69,11 +69,17 @@ TEST_F(FlockLimitTest, AKilledRunsSlotComesBackAtOnce) {
   auto first = Holding(0);
   auto second = Holding(1);
   EXPECT_EQ(RunOrdo(Run({"true"}, "2")).code, 1);
-  // SIGKILL leaves no time to release: the kernel drops the permit with ordo's descriptor (the
-  // command, still running, must not have inherited it).
+  // SIGKILL leaves no time to release: the kernel drops the permit with ordo's descriptors (the
+  // command, still running, must not have inherited them). The last copy is the sentinel's,
+  // which closes it once it has killed the job's group — a few milliseconds after ordo died — so
+  // the next run waits for the permit rather than trying once; no TTL is involved.
   first->Kill(SIGKILL);
   first->Wait();
-  NextRunGetsSlot(0);
+  auto next = RunOrdo(Cat({"run", "--backend", Backend(), "--lock", "sem", "--limit", "2",
+                           "--wait", "5s", "--"},
+                          {"sh", "-c", "echo $ORDO_LOCK_SLOT"}));
+  EXPECT_EQ(next.code, 0);
+  EXPECT_EQ(next.out, "0\n");
   second->WriteLine("0");
   EXPECT_EQ(ExitCode(second->Wait()), 0);
 }
