@@ -24,13 +24,19 @@ Election::Election(Locker& locker, std::string name) : locker_(locker), name_(st
 Result<ScopedLease> Election::Campaign(const CampaignRequest& request) {
   ORDO_RETURN_IF_ERROR(ValidateName(name_, "election name"));
   ORDO_RETURN_IF_ERROR(ValidateCandidate(request.candidate));
-  return ScopedLease::Acquire(locker_,
-                              {.name = name_,
-                               .mode = LockMode::kExclusive,
-                               .ttl = request.ttl,
-                               .wait = request.wait,
-                               .owner = request.candidate},
-                              request.lease);
+  auto leadership = ScopedLease::Acquire(locker_,
+                                         {.name = name_,
+                                          .mode = LockMode::kExclusive,
+                                          .ttl = request.ttl,
+                                          .wait = request.wait,
+                                          .owner = request.candidate},
+                                         request.lease);
+  if (leadership.ok() || leadership.status().code() != StatusCode::kLockHeld) return leadership;
+  // Name the leader whatever the backend's kLockHeld message says (some cannot name holders).
+  auto state = Leader();
+  if (!state.ok() || !state->leader) return leadership.status();
+  return LockHeldError("election '" + name_ + "' is led by '" + state->leader->candidate +
+                       "' (term " + std::to_string(state->leader->term) + ")");
 }
 
 Status Election::Resign(ScopedLease& leadership) { return leadership.Release(); }
@@ -115,7 +121,7 @@ Result<ElectionState> Election::Observe(std::uint64_t after_term, std::chrono::m
       const auto after = left > std::chrono::system_clock::duration::zero()
                              ? std::chrono::duration_cast<std::chrono::steady_clock::duration>(left) +
                                    std::chrono::milliseconds(1)
-                             : std::chrono::steady_clock::duration(std::chrono::milliseconds(10));
+                             : std::chrono::steady_clock::duration(std::chrono::milliseconds(50));
       until = std::min(until, now + after);
     }
     std::unique_lock<std::mutex> lock(flag->mu);

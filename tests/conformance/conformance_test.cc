@@ -1242,6 +1242,25 @@ TEST_P(ConformanceTest, ElectionObserveWakesOnAResignWithinTheWakeUpLatency) {
       << " ms";
 }
 
+TEST_P(ConformanceTest, ElectionObserveWakesWhenTheLeadersLeaseRunsOut) {
+  if (!locker_->traits().expires_by_ttl) GTEST_SKIP() << "fd/connection-bound: no expiry";
+  Election election(*locker_, Name("elect-expiry"));
+  CampaignRequest request = Candidate("host-a", 0ms, 300ms);
+  request.lease.keep_alive = false;  // a leader that stops renewing
+  auto leadership = election.Campaign(request);
+  ASSERT_OK(leadership);
+  const auto started = std::chrono::steady_clock::now();
+  auto observed = election.Observe(leadership->token(), 30s);
+  const auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_OK(observed);
+  EXPECT_NE(observed->term(), leadership->token());
+  // Expiry is not notified: Observe wakes at the lease's end, not after its whole wait (etcd
+  // frees an expired lease on its own clock, in whole seconds: hence the margin).
+  EXPECT_LT(took, 300ms + locker_->traits().recheck + 5s)
+      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+  EXPECT_EQ(election.Resign(*leadership).code(), StatusCode::kLeaseLost);
+}
+
 TEST_P(ConformanceTest, ElectionKilledLeaderIsReplacedWithALargerTerm) {
   if (!locker_->traits().shared_across_processes) GTEST_SKIP() << "in-process backend";
   const std::string name = Name("elect-killed");
