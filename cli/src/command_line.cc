@@ -5,6 +5,7 @@
 #include <string>
 
 #include "ordo/duration.h"
+#include "ordo/election.h"
 #include "ordo/version.h"
 
 namespace ordo::cli {
@@ -169,6 +170,74 @@ void AddRun(CLI::App& app, Command& c) {
   run->positionals_at_end();
 }
 
+constexpr char kElectHelp[] = R"(Campaign in election NAME and run COMMAND only while this candidate leads.
+
+The election NAME is the exclusive lock NAME; the candidate value is its owner and the term is
+its fencing token, so terms only grow. ordo waits (with no end by default) until it leads, then
+runs COMMAND with ORDO_LEADER_TERM and ORDO_FENCING_TOKEN (both the term) and ORDO_LOCK_NAME
+exported, renewing the leadership every ttl/3. When COMMAND exits, ordo resigns. If leadership
+is lost, COMMAND gets SIGTERM, then SIGKILL after --kill-grace, and ordo exits 75.)";
+
+constexpr char kElectExamples[] = R"(
+Exit codes: COMMAND's own; 1 another candidate leads and --wait elapsed; 75 leadership lost;
+125 ordo's own error.
+
+Examples:
+  ordo elect scheduler --candidate "$(hostname):8080" --backend sqlite:///var/lib/app/ordo.db \
+    -- ./scheduler --fencing-token-from-env
+  ordo leader scheduler --watch --backend sqlite:///var/lib/app/ordo.db
+)";
+
+void AddElect(CLI::App& app, Command& c) {
+  auto* elect = app.add_subcommand("elect", kElectHelp);
+  elect->footer(kElectExamples);
+  RunOptions& o = c.elect;
+  o.election = true;
+  elect->callback([&c] { c.kind = Command::Kind::kElect; });
+  AddBackend(elect, &o.backend, "Backend URL (default: as for ordo run)");
+  elect->add_option("name", o.lock, "The election's name (a lock name)")
+      ->required()
+      ->type_name("NAME");
+  elect->add_option("--candidate", o.owner,
+                    "The value published while leading, 1-256 bytes (default host:pid:random)")
+      ->check(CLI::Validator(
+          [](std::string& value) {
+            const Status valid = ValidateCandidate(value);
+            return valid.ok() ? std::string() : valid.message();
+          },
+          "VALUE"))
+      ->type_name("VALUE");
+  AddDuration(elect, "--ttl", &o.ttl, "Leadership lease, renewed every ttl/3 (default 30s)",
+              kMinTtl, kMaxTtl);
+  // Default: campaign with no end (RunCommand repeats kMaxWait waits).
+  o.wait = kMaxWait;
+  AddDuration(elect, "-w,--wait", &o.wait,
+              "Give up (exit 1) if not leader within DUR (default: wait with no end)",
+              milliseconds(0), kMaxWait);
+  AddExitCode(elect, "--lost-exit-code", &o.lost_exit_code,
+              "Exit code when leadership is lost while COMMAND runs (default 75)");
+  AddDuration(elect, "--kill-grace", &o.kill_grace,
+              "After SIGTERM on lost leadership, SIGKILL this much later (default 10s)",
+              milliseconds(0), kMaxTtl);
+  elect->add_flag("-v,--verbose", o.verbose, "Report on stderr what ordo does");
+  elect->add_option("command", o.command, "The command and its arguments, after --")
+      ->required()
+      ->type_name("COMMAND…");
+  // No positionals_at_end: NAME comes first, then flags; COMMAND follows "--".
+}
+
+void AddLeader(CLI::App& app, Command& c) {
+  auto* leader = app.add_subcommand(
+      "leader", "Print an election's leader as one JSON line; --watch: one line per change");
+  leader->callback([&c] { c.kind = Command::Kind::kLeader; });
+  LeaderOptions& o = c.leader;
+  AddBackend(leader, &o.backend, "Backend URL (default: as for ordo run)");
+  leader->add_option("name", o.name, "The election's name")->required()->type_name("NAME");
+  leader->add_flag("--watch", o.watch,
+                   "Keep printing: one line each time the term changes (a new leader, or "
+                   "none: \"leader\":null)");
+}
+
 void AddLock(CLI::App& app, Command& c) {
   auto* lock = app.add_subcommand("lock", "Acquire, renew, release or inspect a lock (JSON out)");
   lock->require_subcommand(1);
@@ -316,6 +385,8 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
              "'man ordo' for everything.");
   AddRun(app, c);
   AddLock(app, c);
+  AddElect(app, c);
+  AddLeader(app, c);
   AddMigrate(app, c);
   AddServe(app, c);
   AddFence(app, c);

@@ -17,14 +17,18 @@ struct Command {
     kMigrate,
     kServe,
     kFence,
+    kElect,   // RunCommand(elect)
+    kLeader,
   };
   Kind kind = Kind::kDone;
   int exit_code = kExitOk;  // for kDone: 0 after help/version, 125 after an error
   RunOptions run;
+  RunOptions elect;  // `ordo elect` (election set): its own storage, so run's flags are untouched
   LockOptions lock;
   MigrateOptions migrate;
   ServeFlags serve;
   FenceOptions fence;
+  LeaderOptions leader;
 };
 
 // Parses argv. Help, version and errors are printed to `out`/`err`. Not thread-safe.

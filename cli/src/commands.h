@@ -12,6 +12,8 @@ namespace ordo::cli {
 // to the calling thread).
 int RunCommand(const RunOptions& options);
 int LockCommand(const LockOptions& options);
+// `ordo leader`: the election's leader as JSON lines.
+int LeaderCommand(const LeaderOptions& options);
 int MigrateCommand(const MigrateOptions& options);
 int ServeCommand(const ServeFlags& flags);
 int FenceCommand(const FenceOptions& options);

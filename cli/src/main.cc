@@ -23,6 +23,10 @@ int main(int argc, char** argv) {
       return command.exit_code;
     case Command::Kind::kRun:
       return ordo::cli::RunCommand(command.run);
+    case Command::Kind::kElect:
+      return ordo::cli::RunCommand(command.elect);
+    case Command::Kind::kLeader:
+      return ordo::cli::LeaderCommand(command.leader);
     case Command::Kind::kLock:
       return ordo::cli::LockCommand(command.lock);
     case Command::Kind::kMigrate:

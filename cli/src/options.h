@@ -36,6 +36,15 @@ struct RunOptions {
   std::uint32_t limit = 1;  // > 1: one of at most `limit` concurrent holders (a semaphore)
   bool verbose = false;
   std::vector<std::string> command;
+  // `ordo elect`: the lock is the election, the owner the candidate; COMMAND also sees
+  // ORDO_LEADER_TERM, and the campaign waits with no end.
+  bool election = false;
+};
+
+struct LeaderOptions {
+  std::string backend;  // empty: as for run
+  std::string name;
+  bool watch = false;   // one line per change of term, until killed
 };
 
 enum class LockAction { kAcquire, kRenew, kRelease, kStatus };

@@ -19,6 +19,7 @@
 #include "backend_loader.h"
 #include "commands.h"
 #include "defaults.h"
+#include "ordo/election.h"
 #include "ordo/names.h"
 #include "ordo/registry.h"
 #include "ordo/scoped_lease.h"
@@ -96,12 +97,12 @@ WaitEnd AwaitAcquisition(const std::shared_ptr<AcquireSlot>& slot, SignalWatch& 
 }
 
 std::vector<std::string> JobEnvironment(const std::string& lock_name, std::uint64_t token,
-                                       std::optional<std::uint32_t> slot) {
+                                       std::optional<std::uint32_t> slot, bool leader) {
   std::vector<std::string> env;
   for (char** e = environ; *e != nullptr; ++e) {
     const std::string_view entry(*e);
     if (entry.starts_with("ORDO_LOCK_NAME=") || entry.starts_with("ORDO_FENCING_TOKEN=") ||
-        entry.starts_with("ORDO_LOCK_SLOT=")) {
+        entry.starts_with("ORDO_LOCK_SLOT=") || entry.starts_with("ORDO_LEADER_TERM=")) {
       continue;
     }
     env.emplace_back(entry);
@@ -109,6 +110,8 @@ std::vector<std::string> JobEnvironment(const std::string& lock_name, std::uint6
   env.push_back("ORDO_LOCK_NAME=" + lock_name);
   env.push_back("ORDO_FENCING_TOKEN=" + std::to_string(token));
   if (slot) env.push_back("ORDO_LOCK_SLOT=" + std::to_string(*slot));
+  // An election's term is its fencing token.
+  if (leader) env.push_back("ORDO_LEADER_TERM=" + std::to_string(token));
   return env;
 }
 
@@ -185,6 +188,9 @@ int RunCommand(const RunOptions& o) {
 
   const std::string name = o.lock.empty() ? DefaultLockName(o.command) : o.lock;
   if (Status valid = ValidateName(name); !valid.ok()) return OrdoError(valid.message());
+  if (o.election && !o.owner.empty()) {
+    if (Status valid = ValidateCandidate(o.owner); !valid.ok()) return OrdoError(valid.message());
+  }
   std::string url = o.backend;
   std::string dir;  // the default lock directory, when no backend was given
   if (url.empty()) {
@@ -223,13 +229,24 @@ int RunCommand(const RunOptions& o) {
   lease_options.fence_early = o.kill_grace;
   lease_options.on_lost = [&lost](const Status&) { lost.Notify(); };
   const LockRequest request{name, o.mode, o.ttl, o.wait, o.owner, o.limit};
-  if (request.limit != 1) legacy.clear();
+  // A semaphore (limit > 1) or an election is new in 0.2: no old ordo ever held its name.
+  if (request.limit != 1 || o.election) legacy.clear();
+  const bool forever = o.election && o.wait == kMaxWait;
 
   auto slot = std::make_shared<AcquireSlot>();
-  std::thread acquirer([slot, &locker, &dir, &legacy, &legacy_dirs, request, lease_options] {
+  std::thread acquirer([slot, &locker, &dir, &legacy, &legacy_dirs, request, lease_options,
+                        forever] {
     auto result = legacy.empty()
                       ? ScopedLease::Acquire(locker, request, lease_options)
                       : AcquireMigrating(locker, dir, legacy, legacy_dirs, request, lease_options);
+    // `ordo elect` campaigns with no end: kMaxWait at a time.
+    while (forever && !result.ok() && result.status().code() == StatusCode::kLockHeld) {
+      {
+        std::lock_guard<std::mutex> lock(slot->mu);
+        if (slot->abandoned) return;
+      }
+      result = ScopedLease::Acquire(locker, request, lease_options);
+    }
     std::lock_guard<std::mutex> lock(slot->mu);
     if (slot->abandoned) return;  // releases the lease, if any, on the way out
     slot->result.emplace(std::move(result));
@@ -277,7 +294,8 @@ int RunCommand(const RunOptions& o) {
   spec.argv = o.command;
   spec.env = JobEnvironment(name, scoped.token(),
                             o.limit > 1 ? std::optional<std::uint32_t>(scoped.lease().slot)
-                                        : std::nullopt);
+                                        : std::nullopt,
+                            o.election);
   spec.mask = (*signals)->original_mask();
   auto job = Job::Start(spec);
   if (!job.ok()) {

@@ -1115,6 +1115,181 @@ TEST_P(ConformanceTest, GuardedTransitionRefusesADeposedLeader) {
   ASSERT_OK(other->Release(*new_leader));
 }
 
+// ---------------------------------------------------------------------------------------------
+// Leader election: the election X is the exclusive lock X, and the term is its fencing token.
+
+CampaignRequest Candidate(const std::string& candidate, std::chrono::milliseconds wait = 0ms,
+                          std::chrono::milliseconds ttl = 30s) {
+  return {.candidate = candidate, .ttl = ttl, .wait = wait};
+}
+
+TEST_P(ConformanceTest, ElectionLeaderIsTheCandidateAndTheTermIsTheToken) {
+  Election election(*locker_, Name("elect"));
+  EXPECT_EQ(election.Leader().status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(election.Campaign(Candidate("")).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(election.Campaign(Candidate(std::string(257, 'x'))).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(election.Leader().status().code(), StatusCode::kNotFound) << "bad input changed it";
+  auto leadership = election.Campaign(Candidate("host-a:8080"));
+  ASSERT_OK(leadership);
+  auto state = election.Leader();
+  ASSERT_OK(state);
+  ASSERT_TRUE(state->leader.has_value());
+  EXPECT_EQ(state->leader->candidate, "host-a:8080");
+  EXPECT_EQ(state->leader->term, leadership->token());
+  EXPECT_EQ(state->last_term, leadership->token());
+  // A second candidate does not lead while the first does; the refusal names the leader.
+  auto other = OpenAnother();
+  Election rival(*other, election.name());
+  auto refused = rival.Campaign(Candidate("host-b:8080"));
+  EXPECT_EQ(refused.status().code(), StatusCode::kLockHeld);
+  EXPECT_THAT(refused.status().message(), HasSubstr("host-a:8080"));
+  const std::uint64_t first_term = leadership->token();
+  ASSERT_OK(election.Resign(*leadership));
+  EXPECT_EQ(election.Resign(*leadership).code(), StatusCode::kOk) << "Resign is idempotent";
+  state = election.Leader();
+  ASSERT_OK(state);
+  EXPECT_FALSE(state->leader.has_value());
+  EXPECT_EQ(state->term(), 0u);
+  EXPECT_EQ(state->last_term, first_term);
+  // The next leader's term is larger.
+  auto next = rival.Campaign(Candidate("host-b:8080"));
+  ASSERT_OK(next);
+  EXPECT_GT(next->token(), first_term);
+  ASSERT_OK(rival.Resign(*next));
+}
+
+TEST_P(ConformanceTest, ElectionHasAtMostOneLeaderAcrossThreadsAndTermsGrow) {
+  const std::string name = Name("elect-threads");
+  constexpr int kThreads = 6;
+  constexpr int kTerms = 25;
+  std::vector<std::unique_ptr<Locker>> lockers;
+  for (int t = 0; t < kThreads; ++t) lockers.push_back(t % 2 == 0 ? nullptr : OpenAnother());
+  std::atomic<int> leaders{0};
+  std::atomic<int> overlaps{0};
+  std::atomic<int> failures{0};
+  std::mutex mu;
+  std::uint64_t last_term = 0;  // guarded by mu
+  int shrinking_terms = 0;      // guarded by mu
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Election election(lockers[t] ? *lockers[t] : *locker_, name);
+      for (int i = 0; i < kTerms; ++i) {
+        auto leadership = election.Campaign(Candidate("candidate-" + std::to_string(t), 60s));
+        if (!leadership.ok()) {
+          ++failures;
+          continue;
+        }
+        if (leaders.fetch_add(1) != 0) ++overlaps;
+        {
+          std::lock_guard<std::mutex> lock(mu);
+          if (leadership->token() <= last_term) ++shrinking_terms;
+          last_term = leadership->token();
+        }
+        leaders.fetch_sub(1);
+        if (!election.Resign(*leadership).ok()) ++failures;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(overlaps.load(), 0) << "two leaders at once";
+  EXPECT_EQ(shrinking_terms, 0) << "a term was not larger than the one before it";
+}
+
+TEST_P(ConformanceTest, ElectionObserveWakesOnAResignWithinTheWakeUpLatency) {
+  Election election(*locker_, Name("elect-observe"));
+  // Never held: term 0, and Observe(0) waits out its wait.
+  const auto started = std::chrono::steady_clock::now();
+  auto idle = election.Observe(0, 200ms);
+  ASSERT_OK(idle);
+  EXPECT_EQ(idle->term(), 0u);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 200ms);
+  // A term other than after_term returns at once.
+  auto leadership = election.Campaign(Candidate("host-a"));
+  ASSERT_OK(leadership);
+  auto at_once = election.Observe(0, 30s);
+  ASSERT_OK(at_once);
+  EXPECT_EQ(at_once->term(), leadership->token());
+  // An observer sleeping on the current term wakes on the resign.
+  auto other = OpenAnother();
+  Election observer(*other, election.name());
+  std::atomic<pid_t> tid{0};
+  Result<ElectionState> observed = InternalError("not run");
+  std::chrono::steady_clock::time_point woken_at;
+  std::thread thread([&] {
+    tid = gettid();
+    observed = observer.Observe(leadership->token(), 30s);
+    woken_at = std::chrono::steady_clock::now();
+  });
+  while (tid.load() == 0) std::this_thread::yield();
+  const bool sleeping = ThreadSleepsWithin(tid.load(), 10s);
+  const auto resigned_at = std::chrono::steady_clock::now();
+  ASSERT_OK(election.Resign(*leadership));
+  thread.join();
+  ASSERT_TRUE(sleeping) << "the observer never slept";
+  ASSERT_OK(observed);
+  EXPECT_EQ(observed->term(), 0u);
+  // Where Watch notifies every change, the observer wakes in milliseconds; elsewhere within the
+  // backend's bounded re-check. The margin is for a loaded machine, not for polling.
+  std::chrono::milliseconds bound = locker_->traits().recheck + 400ms;
+  auto probe = other->Watch(election.name(), [] {});
+  if (probe == nullptr) bound += kNoWatchRecheck;
+  EXPECT_LT(woken_at - resigned_at, bound)
+      << "woken after "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(woken_at - resigned_at).count()
+      << " ms";
+}
+
+TEST_P(ConformanceTest, ElectionObserveWakesWhenTheLeadersLeaseRunsOut) {
+  if (!locker_->traits().expires_by_ttl) GTEST_SKIP() << "fd/connection-bound: no expiry";
+  Election election(*locker_, Name("elect-expiry"));
+  CampaignRequest request = Candidate("host-a", 0ms, 300ms);
+  request.lease.keep_alive = false;  // a leader that stops renewing
+  auto leadership = election.Campaign(request);
+  ASSERT_OK(leadership);
+  const auto started = std::chrono::steady_clock::now();
+  auto observed = election.Observe(leadership->token(), 30s);
+  const auto took = std::chrono::steady_clock::now() - started;
+  ASSERT_OK(observed);
+  EXPECT_NE(observed->term(), leadership->token());
+  // Expiry is not notified: Observe wakes at the lease's end, not after its whole wait (etcd
+  // frees an expired lease on its own clock, in whole seconds: hence the margin).
+  EXPECT_LT(took, 300ms + locker_->traits().recheck + 5s)
+      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms";
+  EXPECT_EQ(election.Resign(*leadership).code(), StatusCode::kLeaseLost);
+}
+
+TEST_P(ConformanceTest, ElectionKilledLeaderIsReplacedWithALargerTerm) {
+  if (!locker_->traits().shared_across_processes) GTEST_SKIP() << "in-process backend";
+  const std::string name = Name("elect-killed");
+  // The worker takes the exclusive lock `name`: that is the election's leadership.
+  Child leader({WorkerPath(), "hold", url_, name, "exclusive", "1000"});
+  const std::string line = leader.ReadLine();
+  ASSERT_EQ(line.rfind("token ", 0), 0u) << "worker said '" << line << "'";
+  const std::uint64_t child_term = std::stoull(line.substr(6));
+  Election election(*locker_, name);
+  auto state = election.Leader();
+  ASSERT_OK(state);
+  EXPECT_EQ(state->term(), child_term);
+  EXPECT_EQ(election.Campaign(Candidate("host-b")).status().code(), StatusCode::kLockHeld);
+  leader.Kill(SIGKILL);
+  leader.Wait();
+  // fd/connection-bound backends free it at once; lease backends after the 1 s TTL.
+  const auto killed_at = std::chrono::steady_clock::now();
+  auto observed = election.Observe(child_term, 30s);
+  ASSERT_OK(observed);
+  EXPECT_NE(observed->term(), child_term);
+  if (!locker_->traits().expires_by_ttl) {
+    EXPECT_LT(std::chrono::steady_clock::now() - killed_at, kUnnotifiedDeathRecheck + 1s);
+  }
+  auto leadership = election.Campaign(Candidate("host-b", 30s));
+  ASSERT_OK(leadership);
+  EXPECT_GT(leadership->token(), child_term);
+  ASSERT_OK(election.Resign(*leadership));
+}
+
 TEST_P(ConformanceTest, PingAnswers) { ASSERT_OK(locker_->Ping()); }
 
 }  // namespace

@@ -14,11 +14,13 @@
 // state_machine.h guarded transitions on a VersionedStore
 // memory_store.h  in-process stores
 // duration.h      "30s", "500ms" parsing
+// election.h      leader election whose term is the fencing token
 // (RangeLock, byte-range locks of one shared file, is <ordo_local/range_lock.h>.)
 #ifndef ORDO_ORDO_H_
 #define ORDO_ORDO_H_
 
 #include "ordo/duration.h"
+#include "ordo/election.h"
 #include "ordo/lock.h"
 #include "ordo/memory_store.h"
 #include "ordo/names.h"
