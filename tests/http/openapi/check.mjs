@@ -140,6 +140,8 @@ try {
   await s('ready', 'GET', '/readyz');
   await s('metrics', 'GET', '/metrics');
   await s('info', 'GET', '/v1/info');
+  await s('ui', 'GET', '/ui');
+  await s('ui wrong method', 'POST', '/ui', {body: '{}', headers: json});
   const lease = (await s('acquire', 'POST', `/v1/locks/${name}/acquire`,
                          {body: JSON.stringify({owner: 'a', ttl_ms: 5000}), headers: json})).json();
   await s('acquire held', 'POST', `/v1/locks/${name}/acquire`, {body: '{}', headers: json});
@@ -172,6 +174,17 @@ try {
           {body: JSON.stringify({token: 0}), headers: json});
   await s('release', 'POST', `/v1/locks/${name}/release`,
           {body: JSON.stringify({token: lease.token}), headers: json});
+  await s('events', 'GET', `/v1/events?after=0&prefix=${name}`);
+  await s('events long-poll', 'GET', `/v1/events?after=999999&wait_ms=30`);
+  await s('events bad after', 'GET', '/v1/events?after=-1');
+  await s('events wrong method', 'POST', '/v1/events', {body: '{}', headers: json});
+  const victim = (await s('acquire to revoke', 'POST', `/v1/locks/${name}-rv/acquire`,
+                          {body: '{}', headers: json})).json();
+  await s('revoke', 'POST', `/v1/locks/${name}-rv/revoke`,
+          {body: JSON.stringify({token: victim.token}), headers: json});
+  await s('revoke again', 'POST', `/v1/locks/${name}-rv/revoke`,
+          {body: JSON.stringify({token: victim.token}), headers: json});
+  await s('revoke bad', 'POST', `/v1/locks/${name}-rv/revoke`, {body: '{}', headers: json});
 
   const key = `${name}-key`;
   await s('fenced put', 'PUT', `/v1/fenced/${key}`, {body: 'v5', headers: {'Fencing-Token': '5'}});
@@ -227,6 +240,9 @@ try {
           {body: '{}', headers: {...json, ...bearer}});
   await s('auth: allowed', 'POST', '/v1/locks/jobs.a/acquire', {body: '{}', headers: {...json, ...bearer}});
   await s('auth: metrics', 'GET', '/metrics');
+  await s('auth: revoke without admin', 'POST', '/v1/locks/jobs.a/revoke',
+          {body: '{"token":1}', headers: {...json, ...bearer}});
+  await s('auth: events outside prefix', 'GET', '/v1/events', {headers: bearer});
 } finally {
   auth.child.kill('SIGTERM');
 }
