@@ -1,5 +1,6 @@
 #include "events.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace ordo::http {
@@ -12,6 +13,7 @@ void Events::Record(Event event) {
     std::lock_guard<std::mutex> lock(mu_);
     event.id = next_id_++;
     event.time = std::chrono::system_clock::now();
+    TrackLocked(event);
     for (auto it = waiters_.begin(); it != waiters_.end();) {
       if (event.id > it->second.after && event.name.starts_with(it->second.prefix)) {
         woken.push_back(std::move(it->second.wake));
@@ -25,6 +27,52 @@ void Events::Record(Event event) {
   }
   // Outside the lock: a wake-up may read the ring (After) or record.
   for (auto& wake : woken) wake();
+}
+
+void Events::TrackLocked(Event& event) {
+  if (event.type == "acquired" || event.type == "renewed") {
+    if (event.expires_at == std::chrono::system_clock::time_point{}) return;
+    live_[event.name][event.token] = Live{event.owner, event.slot, event.expires_at};
+    const std::int64_t at = event.expires_at.time_since_epoch() / std::chrono::nanoseconds(1);
+    std::int64_t cur = next_expiry_.load(std::memory_order_relaxed);
+    while (at < cur && !next_expiry_.compare_exchange_weak(cur, at)) {
+    }
+    return;
+  }
+  if (event.type == "released" || event.type == "revoked" || event.type == "expired") {
+    auto it = live_.find(event.name);
+    if (it == live_.end()) return;
+    auto lease = it->second.find(event.token);
+    if (lease == it->second.end()) return;
+    if (event.owner.empty()) event.owner = lease->second.owner;
+    event.slot = lease->second.slot;
+    it->second.erase(lease);
+    if (it->second.empty()) live_.erase(it);
+  }
+}
+
+void Events::Sweep() {
+  const auto now = std::chrono::system_clock::now();
+  const std::int64_t now_ns = now.time_since_epoch() / std::chrono::nanoseconds(1);
+  if (now_ns < next_expiry_.load(std::memory_order_relaxed)) return;
+  std::vector<Event> expired;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::int64_t next = INT64_MAX;
+    for (const auto& [name, leases] : live_) {
+      for (const auto& [token, live] : leases) {
+        if (live.expires_at <= now) {
+          expired.push_back({.type = "expired", .name = name, .owner = live.owner,
+                             .token = token, .slot = live.slot});
+        } else {
+          next = std::min<std::int64_t>(
+              next, live.expires_at.time_since_epoch() / std::chrono::nanoseconds(1));
+        }
+      }
+    }
+    next_expiry_.store(next);
+  }
+  for (auto& e : expired) Record(std::move(e));
 }
 
 bool Events::MatchesLocked(std::uint64_t after, std::string_view prefix) const {

@@ -10,7 +10,9 @@
 #ifndef ORDO_HTTP_SRC_EVENTS_H_
 #define ORDO_HTTP_SRC_EVENTS_H_
 
+#include <atomic>
 #include <chrono>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -32,6 +34,9 @@ struct Event {
   std::uint64_t token = 0;
   std::uint32_t slot = 0;
   std::string by;     // revoked: which auth-file line did it ("line 3"); never the token
+  // acquired, renewed: when the lease runs out (by the backend's clock). Not published; it is
+  // how Sweep notices an expiry.
+  std::chrono::system_clock::time_point expires_at{};
 };
 
 class Events {
@@ -46,6 +51,12 @@ class Events {
   // Appends `event` with the next id and the current time, dropping the oldest event when the
   // ring is full, and wakes the waiters it matches.
   void Record(Event event);
+
+  // Records an `expired` event for every lease acquired or renewed here whose expiry has
+  // passed without a release or revocation seen here. Expiry is noticed, not signalled: the
+  // server calls this when it next looks (an acquire, a describe, a list, a read of the
+  // events). Cheap when nothing is due (one atomic load).
+  void Sweep();
 
   // The events with id > `after` whose name starts with `prefix`, oldest first, at most `max`.
   std::vector<Event> After(std::uint64_t after, std::string_view prefix, std::size_t max) const;
@@ -74,6 +85,13 @@ class Events {
     std::string prefix;
     Wake wake;
   };
+  struct Live {
+    std::string owner;
+    std::uint32_t slot = 0;
+    std::chrono::system_clock::time_point expires_at;
+  };
+  // Keeps live_ up to date; fills in a release's owner and slot. REQUIRES: mu_
+  void TrackLocked(Event& event);
   bool MatchesLocked(std::uint64_t after, std::string_view prefix) const;  // REQUIRES: mu_
 
   const std::size_t capacity_;
@@ -83,6 +101,10 @@ class Events {
   std::uint64_t next_handle_ = 1;          // guarded by mu_
   std::map<std::uint64_t, Waiter> waiters_;  // guarded by mu_
   bool shutdown_ = false;                  // guarded by mu_
+  // The leases acquired here and not yet seen to end: name -> token -> lease.
+  std::map<std::string, std::map<std::uint64_t, Live>, std::less<>> live_;  // guarded by mu_
+  // The earliest expiry in live_ (nanoseconds since the epoch; max: none), read without mu_.
+  std::atomic<std::int64_t> next_expiry_{INT64_MAX};
 };
 
 }  // namespace ordo::http

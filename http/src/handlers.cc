@@ -62,8 +62,10 @@ void ReplyAcquired(ServerState& state, const std::string& name, Result<Lease> le
       state.locker->Release(*lease).IgnoreError();
       return reply(StatusReply(InternalError("the backend issued a token not below 2^53")), {});
     }
+    state.events.Sweep();  // a lease it replaces may have expired unseen
     state.events.Record({.type = "acquired", .name = lease->name, .owner = lease->owner,
-                         .token = lease->token, .slot = lease->slot});
+                         .token = lease->token, .slot = lease->slot,
+                         .expires_at = lease->expires_at});
     Response res = JsonReply(200, wire::LeaseToJson(*lease));
     if (!waited) return reply(std::move(res), {});
     // A waiter's client may have given up while it stood in line. If the lease cannot be
@@ -151,7 +153,8 @@ Response Renew(ServerState& state, const Route& route, const Request& req) {
   state.metrics.Renewed(renewed);
   if (!renewed.ok()) return StatusReply(renewed.status());
   state.events.Record({.type = "renewed", .name = renewed->name, .owner = renewed->owner,
-                       .token = renewed->token, .slot = renewed->slot});
+                       .token = renewed->token, .slot = renewed->slot,
+                       .expires_at = renewed->expires_at});
   return JsonReply(200, wire::LeaseToJson(*renewed));
 }
 
@@ -174,6 +177,7 @@ Response Release(ServerState& state, const Route& route, const Request& req) {
 }
 
 Response Describe(ServerState& state, const Route& route) {
+  state.events.Sweep();
   auto described = state.locker->Describe(route.name);
   if (!described.ok()) return StatusReply(described.status());
   return JsonReply(200, wire::StateToJson(*described));
@@ -194,6 +198,7 @@ Response List(ServerState& state, const Request& req) {
     }
     limit = static_cast<std::size_t>(*parsed);
   }
+  state.events.Sweep();
   auto locks = state.locker->List(prefix, limit + 1);
   if (!locks.ok()) return StatusReply(locks.status());
   const bool truncated = locks->size() > limit;

@@ -85,6 +85,7 @@ void HandleEvents(ServerState& state, const Request& req, const ReplyFn& reply) 
     Status valid = ValidateName(prefix, "prefix");
     if (!valid.ok()) return reply(StatusReply(valid), {});
   }
+  state.events.Sweep();
   if (wait_ms == 0 || state.io == nullptr) return reply(EventsReply(state.events, after, prefix), {});
 
   auto wait = std::make_shared<EventWait>(*state.io);

@@ -127,6 +127,7 @@ TEST(HttpEventsTest, RecordsAcquireRenewReleaseOldestFirst) {
   EXPECT_EQ(all["events"][0]["token"], token);
   EXPECT_EQ(all["events"][1]["type"], "renewed");
   EXPECT_EQ(all["events"][2]["type"], "released");
+  EXPECT_EQ(all["events"][2]["owner"], "w1") << "filled in from the acquire";
   EXPECT_LT(all["events"][0]["id"], all["events"][1]["id"]);
   EXPECT_EQ(all["last"], all["events"][2]["id"]);
   const auto after = all["last"].get<std::uint64_t>();
@@ -167,6 +168,33 @@ TEST(HttpEventsTest, LongPollIsAnsweredByTheNextEventAndTimesOutEmpty) {
   EXPECT_LT(std::chrono::steady_clock::now() - t1, 2s);
   ASSERT_EQ(got["events"].size(), 1u) << got.dump();
   EXPECT_EQ(got["events"][0]["name"], "lp.x");
+}
+
+TEST(HttpEventsTest, AnExpiryIsRecordedWhenTheServerNoticesIt) {
+  auto server = StartServer();
+  auto client = ClientFor(*server);
+  auto a = client->Post("/v1/locks/ex.a/acquire", R"({"owner":"slow","ttl_ms":100})",
+                        "application/json");
+  ASSERT_EQ(a->status, 200) << a->body;
+  const auto token = BodyOf(a)["token"].get<std::uint64_t>();
+  // Bounded poll: each read of the events is a chance for the server to notice.
+  json expired;
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (expired.is_null() && std::chrono::steady_clock::now() < deadline) {
+    const json got = GetEvents(*client, "?prefix=ex.");
+    for (const auto& e : got["events"]) {
+      if (e["type"] == "expired") expired = e;
+    }
+    if (expired.is_null()) std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_FALSE(expired.is_null());
+  EXPECT_EQ(expired["token"], token);
+  EXPECT_EQ(expired["owner"], "slow");
+  // Reported once.
+  int count = 0;
+  const json again = GetEvents(*client, "?prefix=ex.");
+  for (const auto& e : again["events"]) count += e["type"] == "expired";
+  EXPECT_EQ(count, 1);
 }
 
 TEST(HttpEventsTest, StopAnswersParkedLongPolls) {
