@@ -159,11 +159,7 @@ Response Renew(ServerState& state, const Route& route, const Request& req) {
 }
 
 Response Release(ServerState& state, const Route& route, const Request& req) {
-  auto body = ParseBodyObject(req.body());
-  if (!body.ok()) return StatusReply(body.status());
-  Status fields = CheckFields(*body, {"token"});
-  if (!fields.ok()) return StatusReply(fields);
-  auto token = UintField(*body, "token", 1, wire::kMaxJsonToken - 1, std::nullopt);
+  auto token = TokenBody(req.body());
   if (!token.ok()) return StatusReply(token.status());
   Lease lease;
   lease.name = route.name;

@@ -129,11 +129,7 @@ Response HandleUi() {
 }
 
 Response HandleRevoke(ServerState& state, const Route& route, const Request& req) {
-  auto body = ParseBodyObject(req.body());
-  if (!body.ok()) return StatusReply(body.status());
-  Status fields = CheckFields(*body, {"token"});
-  if (!fields.ok()) return StatusReply(fields);
-  auto token = UintField(*body, "token", 1, wire::kMaxJsonToken - 1, std::nullopt);
+  auto token = TokenBody(req.body());
   if (!token.ok()) return StatusReply(token.status());
   // The holder's owner and slot, for the event; the release below is what decides.
   Event event{.type = "revoked", .name = route.name, .token = *token};
