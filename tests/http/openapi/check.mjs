@@ -6,7 +6,7 @@
 // (ajv), and every required response header is present and matches its schema.
 //
 //   node check.mjs OPENAPI.yaml ORDO_HTTP_TEST_SERVE
-import {spawn} from 'node:child_process';
+import {startServer as start} from './serve.mjs';
 import {mkdtempSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -104,24 +104,6 @@ function check(label, method, path, res, body) {
 }
 
 // 2. A real server.
-function startServer(authFile) {
-  return new Promise((resolve, reject) => {
-    const args = ['inproc:', '127.0.0.1:0'];
-    if (authFile) args.push(authFile);
-    const child = spawn(serveBinary, args, {stdio: ['ignore', 'pipe', 'pipe']});
-    let log = '';
-    const onData = (chunk) => {
-      log += chunk;
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log);
-      if (m) resolve({child, base: `http://127.0.0.1:${m[1]}`});
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`server exited ${code}: ${log}`)));
-    setTimeout(() => reject(new Error('server did not start: ' + log)), 10000);
-  });
-}
-
 async function send(base, label, method, path, {body, headers = {}} = {}) {
   const res = await fetch(base + path, {method, body, headers});
   const text = await res.text();
@@ -131,7 +113,7 @@ async function send(base, label, method, path, {body, headers = {}} = {}) {
 }
 
 const json = {'Content-Type': 'application/json'};
-const {child, base} = await startServer();
+const {child, base} = await start(serveBinary);
 try {
   const s = (label, method, path, opts) => send(base, label, method, path, opts);
   const name = `openapi-${process.pid}`;
@@ -228,7 +210,7 @@ try {
 const dir = mkdtempSync(join(tmpdir(), 'ordo-openapi-'));
 const authFile = join(dir, 'auth');
 writeFileSync(authFile, 'jobs-token-0123456789 jobs.\n');
-const auth = await startServer(authFile);
+const auth = await start(serveBinary, authFile);
 try {
   const s = (label, method, path, opts) => send(auth.base, label, method, path, opts);
   const bearer = {Authorization: 'Bearer jobs-token-0123456789'};

@@ -3,7 +3,7 @@
 // sees the row with its token within 1 s, releases and sees it go, and revokes through the
 // page: refused with a plain token, done with an admin one. Screenshots into argv[3].
 // Usage: node ui.mjs SERVE_BINARY OUT_DIR [README_SCREENSHOT]
-import {spawn} from 'node:child_process';
+import {startServer} from './serve.mjs';
 import {mkdtempSync, writeFileSync, rmSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -16,23 +16,6 @@ const dir = mkdtempSync(join(tmpdir(), 'ordo-ui-'));
 const authFile = join(dir, 'auth');
 writeFileSync(authFile, `${plain} *\n${admin} * admin\n`);
 
-function startServer() {
-  return new Promise((resolve, reject) => {
-    const child = spawn(serveBinary, ['inproc:', '127.0.0.1:0', authFile],
-                        {stdio: ['ignore', 'pipe', 'pipe']});
-    let log = '';
-    const onData = (chunk) => {
-      log += chunk;
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log);
-      if (m) resolve({child, base: `http://127.0.0.1:${m[1]}`});
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`server exited ${code}: ${log}`)));
-    setTimeout(() => reject(new Error('server did not start: ' + log)), 10000);
-  });
-}
-
 async function call(base, path, body, token = plain) {
   const res = await fetch(base + path, {method: 'POST', body: JSON.stringify(body),
     headers: {'Content-Type': 'application/json', Authorization: `Bearer ${token}`}});
@@ -41,7 +24,7 @@ async function call(base, path, body, token = plain) {
   return json;
 }
 
-const {child, base} = await startServer();
+const {child, base} = await startServer(serveBinary, authFile);
 // A fresh profile (--user-data-dir) for every run.
 const browser = await chromium.launchPersistentContext(join(dir, 'profile'), {
   executablePath: '/usr/bin/chromium',
