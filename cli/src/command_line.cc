@@ -99,6 +99,8 @@ Examples:
   ordo lock renew deploy --token "$token" --ttl 5m
   ordo lock release deploy --token "$token"
   ordo lock status deploy
+  ordo lock list --prefix deploy. --watch     # a table, redrawn every second
+  ordo lock list --json | jq '.locks[].name'
 )";
 
 constexpr char kMigrateExamples[] = R"(
@@ -278,6 +280,17 @@ void AddLock(CLI::App& app, Command& c) {
 
   auto* status = lock->add_subcommand("status", "Print the lock's holders and last token");
   common(status, LockAction::kStatus);
+
+  auto* list = lock->add_subcommand("list", "A table of the locks and their holders");
+  list->callback([&c] {
+    c.kind = Command::Kind::kLock;
+    c.lock.action = LockAction::kList;
+  });
+  list->footer(kLockExamples);
+  AddBackend(list, &o.backend, "Backend URL (default: as for ordo run)");
+  list->add_option("--prefix", o.prefix, "Only locks whose names start with P")->type_name("P");
+  list->add_flag("--watch", o.watch, "Print again every second until interrupted");
+  list->add_flag("--json", o.json, "JSON for scripts: {\"locks\":[…]} (one line per listing)");
 }
 
 void AddMigrate(CLI::App& app, Command& c) {

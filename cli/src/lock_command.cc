@@ -1,6 +1,10 @@
 // `ordo lock acquire|renew|release|status`: one call each, JSON on stdout for scripts.
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdio>
 #include <string>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -34,10 +38,78 @@ int Fail(const Status& s, int conflict_exit_code) {
   }
 }
 
+constexpr std::size_t kListLimit = 1000;
+
+std::string Pad(std::string s, std::size_t width) {
+  if (s.size() < width) s.append(width - s.size(), ' ');
+  return s;
+}
+
+// A terminal table: one row per holder (a free lock has one row without a holder).
+std::string Table(const std::vector<LockState>& locks) {
+  std::vector<std::vector<std::string>> rows = {
+      {"NAME", "OWNER", "TOKEN", "SLOT", "EXPIRES IN", "LAST TOKEN", "LIMIT"}};
+  const auto now = std::chrono::system_clock::now();
+  for (const LockState& l : locks) {
+    const std::string last = std::to_string(l.last_token);
+    const std::string limit = std::to_string(l.limit);
+    if (l.holders.empty()) rows.push_back({l.name, "-", "-", "-", "free", last, limit});
+    for (const Holder& h : l.holders) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(h.expires_at - now);
+      char buf[32];
+      std::snprintf(buf, sizeof(buf), "%.1fs", static_cast<double>(left.count()) / 1000.0);
+      rows.push_back({l.name, h.owner.empty() ? "-" : h.owner, std::to_string(h.token),
+                      std::to_string(h.slot), left.count() <= 0 ? "expired" : buf, last, limit});
+    }
+  }
+  std::vector<std::size_t> width(rows.front().size(), 0);
+  for (const auto& r : rows) {
+    for (std::size_t i = 0; i < r.size(); ++i) width[i] = std::max(width[i], r[i].size());
+  }
+  std::string out;
+  for (const auto& r : rows) {
+    std::string line;
+    for (std::size_t i = 0; i < r.size(); ++i) {
+      line += i + 1 < r.size() ? Pad(r[i], width[i] + 2) : r[i];
+    }
+    out += line + "\n";
+  }
+  return out;
+}
+
+int ListCommand(Locker& locker, const LockOptions& o) {
+  if (!o.prefix.empty()) {
+    if (Status valid = ValidateName(o.prefix, "prefix"); !valid.ok()) {
+      return Fail(valid, o.conflict_exit_code);
+    }
+  }
+  const bool terminal = isatty(STDOUT_FILENO) == 1;
+  while (true) {
+    auto locks = locker.List(o.prefix, kListLimit);
+    if (!locks.ok()) return Fail(locks.status(), o.conflict_exit_code);
+    if (o.json) {
+      std::string items;
+      for (const LockState& l : *locks) items += (items.empty() ? "" : ",") + StateJson(l);
+      PrintLine("{\"locks\":[" + items + "]}");
+    } else {
+      // --watch on a terminal redraws in place; into a pipe each listing follows the last.
+      if (o.watch && terminal) std::fputs("\x1b[H\x1b[2J", stdout);
+      std::fputs(Table(*locks).c_str(), stdout);
+      if (o.watch && !terminal) std::fputc('\n', stdout);
+    }
+    std::fflush(stdout);
+    if (!o.watch) return kExitOk;
+    // Ended by SIGINT/SIGTERM (the default action): nothing is held, nothing to clean up.
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
+}
+
 }  // namespace
 
 int LockCommand(const LockOptions& o) {
-  if (Status valid = ValidateName(o.name); !valid.ok()) return Fail(valid, o.conflict_exit_code);
+  if (o.action != LockAction::kList) {
+    if (Status valid = ValidateName(o.name); !valid.ok()) return Fail(valid, o.conflict_exit_code);
+  }
   std::string url = o.backend;
   if (url.empty()) {
     auto fallback = DefaultRunBackend();
@@ -57,6 +129,7 @@ int LockCommand(const LockOptions& o) {
                     "postgresql:// cas or version, http://)"),
                 o.conflict_exit_code);
   }
+  if (o.action == LockAction::kList) return ListCommand(locker, o);
   Lease lease;
   lease.name = o.name;
   lease.token = o.token;
@@ -82,6 +155,8 @@ int LockCommand(const LockOptions& o) {
       PrintLine(ReleasedJson(lease));
       return kExitOk;
     }
+    case LockAction::kList:
+      break;  // handled above
     case LockAction::kStatus: {
       auto state = locker.Describe(o.name);
       if (!state.ok() && state.status().code() == StatusCode::kNotFound) {

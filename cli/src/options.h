@@ -47,7 +47,7 @@ struct LeaderOptions {
   bool watch = false;   // one line per change of term, until killed
 };
 
-enum class LockAction { kAcquire, kRenew, kRelease, kStatus };
+enum class LockAction { kAcquire, kRenew, kRelease, kStatus, kList };
 
 struct LockOptions {
   LockAction action = LockAction::kStatus;
@@ -60,6 +60,9 @@ struct LockOptions {
   std::uint32_t limit = 1;  // acquire: semaphore limit
   std::uint64_t token = 0;  // renew, release
   int conflict_exit_code = kExitLockHeld;
+  std::string prefix;  // list: names starting with this
+  bool watch = false;  // list: print again every second until interrupted
+  bool json = false;   // list: one JSON object per listing instead of a table
 };
 
 struct MigrateOptions {

@@ -93,7 +93,13 @@ Admission Admit(const ServerState& state, const Request& req) {
     }
     std::vector<std::string> touched;
     if (route->kind != NameKind::kNone) touched.push_back(route->name);
-    if (route->id == RouteId::kList) {
+    route->auth_index = who;
+    if (route->id == RouteId::kRevoke && !state.auth->IsAdmin(who)) {
+      return Refuse(ErrorReply(403, "forbidden",
+                               "revoking a lease needs a token with the admin scope ('TOKEN "
+                               "PREFIX[,PREFIX...] admin' in the auth file)"));
+    }
+    if (route->id == RouteId::kList || route->id == RouteId::kEvents) {
       std::string prefix;
       for (const auto& [k, v] : *params) {
         if (k == "prefix") prefix = v;

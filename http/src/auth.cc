@@ -57,6 +57,16 @@ Result<Authenticator> Authenticator::Parse(std::string_view text, const std::str
     for (unsigned char c : entry.token) {
       if (c < 0x21 || c > 0x7e) return InvalidArgumentError(where + "token has a non-printable byte");
     }
+    entry.line = line_no;
+    if (const auto gap = prefixes.find_first_of(" \t"); gap != std::string_view::npos) {
+      const std::string_view scope = Trim(prefixes.substr(gap));
+      if (scope != "admin") {
+        return InvalidArgumentError(where + "after the prefixes only the scope 'admin' may "
+                                    "follow, not '" + std::string(scope.substr(0, 40)) + "'");
+      }
+      entry.admin = true;
+      prefixes = prefixes.substr(0, gap);
+    }
     if (prefixes.find_first_of(" \t") != std::string_view::npos) {
       return InvalidArgumentError(where + "prefixes are separated by ',' without spaces");
     }
@@ -100,6 +110,16 @@ bool Authenticator::Allows(int index, std::string_view name) const {
     if (name.substr(0, p.size()) == p) return true;
   }
   return false;
+}
+
+bool Authenticator::IsAdmin(int index) const {
+  return index >= 0 && static_cast<std::size_t>(index) < entries_.size() &&
+         entries_[static_cast<std::size_t>(index)].admin;
+}
+
+std::string Authenticator::Describe(int index) const {
+  if (index < 0 || static_cast<std::size_t>(index) >= entries_.size()) return "no token";
+  return "line " + std::to_string(entries_[static_cast<std::size_t>(index)].line);
 }
 
 }  // namespace ordo::http

@@ -167,4 +167,12 @@ bool EtagMatches(const EtagList& list, std::uint64_t version, bool weak_comparis
   return false;
 }
 
+Result<std::uint64_t> TokenBody(const std::string& body) {
+  auto parsed = ParseBodyObject(body);
+  if (!parsed.ok()) return parsed.status();
+  Status fields = CheckFields(*parsed, {"token"});
+  if (!fields.ok()) return fields;
+  return UintField(*parsed, "token", 1, wire::kMaxJsonToken - 1, std::nullopt);
+}
+
 }  // namespace ordo::http

@@ -8,6 +8,7 @@
 #include <spdlog/spdlog.h>
 
 #include "fields.h"
+#include "operator.h"
 #include "ordo/names.h"
 #include "ordo/store.h"
 #include "ordo/version.h"
@@ -61,6 +62,10 @@ void ReplyAcquired(ServerState& state, const std::string& name, Result<Lease> le
       state.locker->Release(*lease).IgnoreError();
       return reply(StatusReply(InternalError("the backend issued a token not below 2^53")), {});
     }
+    state.events.Sweep();  // a lease it replaces may have expired unseen
+    state.events.Record({.type = "acquired", .name = lease->name, .owner = lease->owner,
+                         .token = lease->token, .slot = lease->slot,
+                         .expires_at = lease->expires_at});
     Response res = JsonReply(200, wire::LeaseToJson(*lease));
     if (!waited) return reply(std::move(res), {});
     // A waiter's client may have given up while it stood in line. If the lease cannot be
@@ -70,6 +75,10 @@ void ReplyAcquired(ServerState& state, const std::string& name, Result<Lease> le
       s->run_on_worker([s, granted] {
         Status released = s->locker->Release(granted);
         s->metrics.Released(granted, released);
+        if (released.ok()) {
+          s->events.Record({.type = "released", .name = granted.name, .owner = granted.owner,
+                            .token = granted.token, .slot = granted.slot});
+        }
         s->parking->Notify(granted.name);
         spdlog::info("ordo serve: the client waiting for '{}' went away; token {} released ({})",
                      granted.name, granted.token, released.ToString());
@@ -143,15 +152,14 @@ Response Renew(ServerState& state, const Route& route, const Request& req) {
   auto renewed = state.locker->Renew(lease, milliseconds(*ttl));
   state.metrics.Renewed(renewed);
   if (!renewed.ok()) return StatusReply(renewed.status());
+  state.events.Record({.type = "renewed", .name = renewed->name, .owner = renewed->owner,
+                       .token = renewed->token, .slot = renewed->slot,
+                       .expires_at = renewed->expires_at});
   return JsonReply(200, wire::LeaseToJson(*renewed));
 }
 
 Response Release(ServerState& state, const Route& route, const Request& req) {
-  auto body = ParseBodyObject(req.body());
-  if (!body.ok()) return StatusReply(body.status());
-  Status fields = CheckFields(*body, {"token"});
-  if (!fields.ok()) return StatusReply(fields);
-  auto token = UintField(*body, "token", 1, wire::kMaxJsonToken - 1, std::nullopt);
+  auto token = TokenBody(req.body());
   if (!token.ok()) return StatusReply(token.status());
   Lease lease;
   lease.name = route.name;
@@ -159,11 +167,13 @@ Response Release(ServerState& state, const Route& route, const Request& req) {
   Status released = state.locker->Release(lease);
   state.metrics.Released(lease, released);
   if (!released.ok()) return StatusReply(released);
+  state.events.Record({.type = "released", .name = route.name, .token = *token});
   state.parking->Notify(route.name);  // the head of the line may take it now
   return JsonReply(200, {{"name", route.name}, {"token", *token}, {"released", true}});
 }
 
 Response Describe(ServerState& state, const Route& route) {
+  state.events.Sweep();
   auto described = state.locker->Describe(route.name);
   if (!described.ok()) return StatusReply(described.status());
   return JsonReply(200, wire::StateToJson(*described));
@@ -184,6 +194,7 @@ Response List(ServerState& state, const Request& req) {
     }
     limit = static_cast<std::size_t>(*parsed);
   }
+  state.events.Sweep();
   auto locks = state.locker->List(prefix, limit + 1);
   if (!locks.ok()) return StatusReply(locks.status());
   const bool truncated = locks->size() > limit;
@@ -224,6 +235,10 @@ Response FencedPut(ServerState& state, const Route& route, const Request& req) {
   auto written = state.locker->fenced().Write(route.name, req.body(), fencing->token,
                                               fencing->lock);
   state.metrics.FencedWrite(written.status());
+  if (written.status().code() == StatusCode::kStaleToken) {
+    state.events.Record({.type = "fence_refused", .name = route.name, .owner = fencing->lock,
+                         .token = fencing->token});
+  }
   if (!written.ok()) return StatusReply(written.status());
   Response res = JsonReply(
       200, {{"key", route.name}, {"token", written->token}, {"version", written->version}});
@@ -393,6 +408,9 @@ void HandleRoute(ServerState& state, const Route& route, const Request& req,
       return done(put ? FencedPut(state, route, req) : FencedGet(state, route, req));
     case RouteId::kObject:
       return done(put ? ObjectPut(state, route, req) : ObjectGet(state, route));
+    case RouteId::kEvents: return HandleEvents(state, req, reply);
+    case RouteId::kRevoke: return done(HandleRevoke(state, route, req));
+    case RouteId::kUi: return done(HandleUi());
   }
 }
 

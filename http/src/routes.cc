@@ -32,6 +32,11 @@ const std::vector<RouteRow>& Table() {
       {RouteId::kFenced, {"v1", "fenced", "{}"}, NameKind::kKey, {"GET", "PUT"}, {}, false, true},
       {RouteId::kObject, {"v1", "objects", "{}"}, NameKind::kKey, {"GET", "PUT"}, {}, false,
        true},
+      {RouteId::kEvents, {"v1", "events"}, NameKind::kNone, {"GET"}, {"after", "wait_ms", "prefix"},
+       false, false},
+      {RouteId::kRevoke, {"v1", "locks", "{}", "revoke"}, NameKind::kLock, {"POST"}, {}, false,
+       true},
+      {RouteId::kUi, {"ui"}, NameKind::kNone, {"GET"}, {}, true, false},
   };
   return kRoutes;
 }

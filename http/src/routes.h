@@ -26,6 +26,9 @@ enum class RouteId {
   kRelease,
   kFenced,
   kObject,
+  kEvents,
+  kRevoke,
+  kUi,
 };
 
 // How the route's {name} segment is described in messages ("lock name", "key").
@@ -40,6 +43,7 @@ struct Route {
   std::vector<std::string_view> params;   // allowed query parameters
   bool open = false;                      // served without authentication
   bool backend = true;                    // calls the backend (runs on a worker)
+  int auth_index = -1;                    // set by admission: the caller's auth-file token
 };
 
 // The route of a request target (path and query), or nullopt: no such route (404).

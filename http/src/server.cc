@@ -102,6 +102,7 @@ struct Server::Impl {
   ~Impl() {
     acceptor.reset();
     if (state.parking) state.parking->Shutdown();  // idempotent: Stop already did it
+    state.events.Shutdown();  // idempotent: long-polls are answered, their timers cancelled
     if (pool) pool->join();
     pool.reset();
     state.parking.reset();  // its timers belong to `io`, which is destroyed next
@@ -208,6 +209,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServeOptions& options,
   impl->pool = std::make_unique<asio::thread_pool>(impl->workers);
   asio::thread_pool* pool = impl->pool.get();
   state.run_on_worker = [pool](std::function<void()> fn) { asio::post(*pool, std::move(fn)); };
+  state.io = &impl->io;
   state.parking = std::make_unique<Parking>(*state.locker, impl->io, state.run_on_worker,
                                             max_waiters);
 
@@ -259,6 +261,7 @@ void Server::Stop() {
   });
   // Waiters are answered 503 (on a worker, then written by their connection).
   impl.state.parking->Shutdown();
+  impl.state.events.Shutdown();  // long-polls on /v1/events are answered now
   // Requests in flight finish: the pool runs everything queued, then its threads exit.
   impl.pool->join();
   // Their replies are written (each connection closes after its reply while stopping); then

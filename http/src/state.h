@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "auth.h"
+#include "events.h"
 #include "metrics.h"
 #include "ordo/lock.h"
 #include "ordo_http/server.h"
@@ -31,6 +32,8 @@ struct ServerState {
   std::optional<Authenticator> auth;
   Metrics metrics;                         // thread-safe
   std::unique_ptr<Parking> parking;        // thread-safe
+  Events events;                           // thread-safe; the recent events (events.h)
+  boost::asio::io_context* io = nullptr;   // for the long-polls' timers
   std::atomic<std::size_t> connections{0};  // open connections
   // The open connections, so that Stop can close them.
   std::mutex open_mu;

@@ -12,6 +12,7 @@
 #include <regex>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "ordo_process.h"
 #include "test_support.h"
@@ -49,7 +50,7 @@ TEST_F(CliTest, VersionAndHelpOnEverySubcommand) {
   EXPECT_TRUE(version.out.starts_with("ordo ")) << version.out;
   for (std::vector<std::string> sub :
        {std::vector<std::string>{"run"}, {"lock"}, {"lock", "acquire"}, {"lock", "renew"},
-        {"lock", "release"}, {"lock", "status"}, {"migrate"}, {"serve"}}) {
+        {"lock", "release"}, {"lock", "status"}, {"lock", "list"}, {"migrate"}, {"serve"}}) {
     auto help = RunOrdo(Cat(sub, {"--help"}));
     EXPECT_EQ(help.code, 0) << sub.back();
     EXPECT_NE(help.out.find("Examples:"), std::string::npos) << sub.back();
@@ -280,6 +281,29 @@ TEST_F(CliTest, LockStatusAfterRunsAndAcquireRefusedOnFlock) {
   EXPECT_NE(acquire.out.find("\"error\":\"invalid_argument\""), std::string::npos);
   EXPECT_EQ(RunOrdo({"lock", "status", "../x"}).code, 125);
   EXPECT_EQ(RunOrdo({"lock", "renew", "seen"}).code, 125) << "--token is required";
+}
+
+TEST_F(CliTest, LockListAsATableAndAsJson) {
+  ASSERT_EQ(RunOrdo({"run", "--lock", "list.free", "--", "true"}).code, 0);
+  // While `ordo run` holds list.held, its child lists the locks.
+  auto inside = RunOrdo({"run", "--lock", "list.held", "--owner", "lister", "--", ORDO_BINARY,
+                         "lock", "list", "--prefix", "list.", "--json"});
+  ASSERT_EQ(inside.code, 0) << inside.out;
+  const auto listed = nlohmann::json::parse(inside.out, nullptr, false);
+  ASSERT_TRUE(listed.is_object()) << inside.out;
+  ASSERT_EQ(listed["locks"].size(), 2u) << inside.out;
+  EXPECT_EQ(listed["locks"][0]["name"], "list.free");
+  EXPECT_TRUE(listed["locks"][0]["holders"].empty());
+  EXPECT_EQ(listed["locks"][1]["name"], "list.held");
+  ASSERT_EQ(listed["locks"][1]["holders"].size(), 1u);
+  EXPECT_EQ(listed["locks"][1]["holders"][0]["owner"], "lister");
+  auto table = RunOrdo({"run", "--lock", "list.held", "--owner", "lister", "--", ORDO_BINARY,
+                        "lock", "list", "--prefix", "list."});
+  ASSERT_EQ(table.code, 0);
+  EXPECT_TRUE(table.out.starts_with("NAME")) << table.out;
+  EXPECT_NE(table.out.find("lister"), std::string::npos) << table.out;
+  EXPECT_NE(table.out.find("free"), std::string::npos) << table.out;
+  EXPECT_EQ(RunOrdo({"lock", "list", "--prefix", "../"}).code, 125);
 }
 
 TEST_F(CliTest, MigrateReportsOrFails) {

@@ -6,7 +6,7 @@
 // (ajv), and every required response header is present and matches its schema.
 //
 //   node check.mjs OPENAPI.yaml ORDO_HTTP_TEST_SERVE
-import {spawn} from 'node:child_process';
+import {startServer as start} from './serve.mjs';
 import {mkdtempSync, writeFileSync} from 'node:fs';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
@@ -104,24 +104,6 @@ function check(label, method, path, res, body) {
 }
 
 // 2. A real server.
-function startServer(authFile) {
-  return new Promise((resolve, reject) => {
-    const args = ['inproc:', '127.0.0.1:0'];
-    if (authFile) args.push(authFile);
-    const child = spawn(serveBinary, args, {stdio: ['ignore', 'pipe', 'pipe']});
-    let log = '';
-    const onData = (chunk) => {
-      log += chunk;
-      const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(log);
-      if (m) resolve({child, base: `http://127.0.0.1:${m[1]}`});
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('exit', (code) => reject(new Error(`server exited ${code}: ${log}`)));
-    setTimeout(() => reject(new Error('server did not start: ' + log)), 10000);
-  });
-}
-
 async function send(base, label, method, path, {body, headers = {}} = {}) {
   const res = await fetch(base + path, {method, body, headers});
   const text = await res.text();
@@ -131,7 +113,7 @@ async function send(base, label, method, path, {body, headers = {}} = {}) {
 }
 
 const json = {'Content-Type': 'application/json'};
-const {child, base} = await startServer();
+const {child, base} = await start(serveBinary);
 try {
   const s = (label, method, path, opts) => send(base, label, method, path, opts);
   const name = `openapi-${process.pid}`;
@@ -140,6 +122,8 @@ try {
   await s('ready', 'GET', '/readyz');
   await s('metrics', 'GET', '/metrics');
   await s('info', 'GET', '/v1/info');
+  await s('ui', 'GET', '/ui');
+  await s('ui wrong method', 'POST', '/ui', {body: '{}', headers: json});
   const lease = (await s('acquire', 'POST', `/v1/locks/${name}/acquire`,
                          {body: JSON.stringify({owner: 'a', ttl_ms: 5000}), headers: json})).json();
   await s('acquire held', 'POST', `/v1/locks/${name}/acquire`, {body: '{}', headers: json});
@@ -172,6 +156,17 @@ try {
           {body: JSON.stringify({token: 0}), headers: json});
   await s('release', 'POST', `/v1/locks/${name}/release`,
           {body: JSON.stringify({token: lease.token}), headers: json});
+  await s('events', 'GET', `/v1/events?after=0&prefix=${name}`);
+  await s('events long-poll', 'GET', `/v1/events?after=999999&wait_ms=30`);
+  await s('events bad after', 'GET', '/v1/events?after=-1');
+  await s('events wrong method', 'POST', '/v1/events', {body: '{}', headers: json});
+  const victim = (await s('acquire to revoke', 'POST', `/v1/locks/${name}-rv/acquire`,
+                          {body: '{}', headers: json})).json();
+  await s('revoke', 'POST', `/v1/locks/${name}-rv/revoke`,
+          {body: JSON.stringify({token: victim.token}), headers: json});
+  await s('revoke again', 'POST', `/v1/locks/${name}-rv/revoke`,
+          {body: JSON.stringify({token: victim.token}), headers: json});
+  await s('revoke bad', 'POST', `/v1/locks/${name}-rv/revoke`, {body: '{}', headers: json});
 
   const key = `${name}-key`;
   await s('fenced put', 'PUT', `/v1/fenced/${key}`, {body: 'v5', headers: {'Fencing-Token': '5'}});
@@ -215,7 +210,7 @@ try {
 const dir = mkdtempSync(join(tmpdir(), 'ordo-openapi-'));
 const authFile = join(dir, 'auth');
 writeFileSync(authFile, 'jobs-token-0123456789 jobs.\n');
-const auth = await startServer(authFile);
+const auth = await start(serveBinary, authFile);
 try {
   const s = (label, method, path, opts) => send(auth.base, label, method, path, opts);
   const bearer = {Authorization: 'Bearer jobs-token-0123456789'};
@@ -227,6 +222,9 @@ try {
           {body: '{}', headers: {...json, ...bearer}});
   await s('auth: allowed', 'POST', '/v1/locks/jobs.a/acquire', {body: '{}', headers: {...json, ...bearer}});
   await s('auth: metrics', 'GET', '/metrics');
+  await s('auth: revoke without admin', 'POST', '/v1/locks/jobs.a/revoke',
+          {body: '{"token":1}', headers: {...json, ...bearer}});
+  await s('auth: events outside prefix', 'GET', '/v1/events', {headers: bearer});
 } finally {
   auth.child.kill('SIGTERM');
 }
