@@ -905,23 +905,18 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
   }
 
   // Blocks until `key` changes after `start_revision` (etcd watch), or `timeout` passes, or the
-  // watch fails. True when the change was the key's deletion; otherwise the caller reads the
-  // queue again.
-  bool WaitForChange(const std::string& key, std::uint64_t start_revision, milliseconds timeout) {
+  // watch fails. It says nothing about what changed on purpose: even the deletion of the key is
+  // no grant (an older key may still hold the lock, and the waiter's own key may be gone); the
+  // caller reads the queue again (tests/etcd/etcd_queue_test.cc).
+  void WaitForChange(const std::string& key, std::uint64_t start_revision, milliseconds timeout) {
     SigpipeGuard no_sigpipe;
     const std::size_t index = CurrentEndpoint();
     auto client = NewClient(index);
     client->set_keep_alive(false);
     client->set_read_timeout(timeout);
     bool changed = false;
-    bool deleted = false;
     httplib::Request req = WatchRequest(key, {}, start_revision, [&](const json& result) {
       changed = result.contains("events") || result.contains("canceled");
-      if (result.contains("events")) {
-        for (const auto& event : result["events"]) {
-          deleted = deleted || (event.contains("type") && event["type"] == "DELETE");
-        }
-      }
       return !changed;
     });
     httplib::Response res;
@@ -933,7 +928,6 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
       Rotate(index);
       std::this_thread::sleep_until(std::min(start + timeout, start + milliseconds(100)));
     }
-    return deleted;
   }
 
   // Reads a fenced key's fence and data and, in strict mode, the lock's holders, in one
