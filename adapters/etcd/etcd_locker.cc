@@ -1093,24 +1093,18 @@ Result<std::unique_ptr<Locker>> OpenEtcd(const BackendUrl& url) {
     return InvalidArgumentError("etcd prefix '" + prefix + "' must start with '/'");
   }
   if (prefix.back() != '/') prefix += '/';
-  // The registry's parser reads "h1:p1,h2:p2" as host "h1:p1,h2" and port "p2".
-  const std::string authority = url.host + (url.port.empty() ? "" : ":" + url.port);
+  // The registry splits "h1:p1,h2:p2" into url.hosts (url.host/url.port are only the first).
   std::vector<Endpoint> endpoints;
-  std::size_t start = 0;
-  while (start <= authority.size()) {
-    const std::size_t comma = std::min(authority.find(',', start), authority.size());
-    const std::string item = authority.substr(start, comma - start);
-    const std::size_t colon = item.rfind(':');
+  for (const HostPort& item : url.hosts) {
     Endpoint e;
-    e.host = item.substr(0, colon);
+    e.host = item.host;
     e.port = 2379;
-    if (colon != std::string::npos) {
-      const std::string port = item.substr(colon + 1);
-      if (port.empty() || port.size() > 5 ||
-          port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) == 0 ||
-          std::stoi(port) > 65535) {
+    if (!item.port.empty()) {
+      const std::string& port = item.port;
+      if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoi(port) == 0 || std::stoi(port) > 65535) {
         return InvalidArgumentError("etcd backend URL '" + url.Masked() + "' has a bad port '" +
-                                    port + "' in '" + item + "'");
+                                    port + "' for host '" + item.host + "'");
       }
       e.port = std::stoi(port);
     }
@@ -1119,7 +1113,6 @@ Result<std::unique_ptr<Locker>> OpenEtcd(const BackendUrl& url) {
                                   usage);
     }
     endpoints.push_back(std::move(e));
-    start = comma + 1;
   }
   auto locker = std::make_unique<EtcdLocker>(std::move(endpoints), prefix, url.Masked());
   ORDO_RETURN_IF_ERROR(locker->Ping());
