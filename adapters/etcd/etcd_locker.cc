@@ -905,23 +905,18 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
   }
 
   // Blocks until `key` changes after `start_revision` (etcd watch), or `timeout` passes, or the
-  // watch fails. True when the change was the key's deletion; otherwise the caller reads the
-  // queue again.
-  bool WaitForChange(const std::string& key, std::uint64_t start_revision, milliseconds timeout) {
+  // watch fails. It says nothing about what changed on purpose: even the deletion of the key is
+  // no grant (an older key may still hold the lock, and the waiter's own key may be gone); the
+  // caller reads the queue again (tests/etcd/etcd_queue_test.cc).
+  void WaitForChange(const std::string& key, std::uint64_t start_revision, milliseconds timeout) {
     SigpipeGuard no_sigpipe;
     const std::size_t index = CurrentEndpoint();
     auto client = NewClient(index);
     client->set_keep_alive(false);
     client->set_read_timeout(timeout);
     bool changed = false;
-    bool deleted = false;
     httplib::Request req = WatchRequest(key, {}, start_revision, [&](const json& result) {
       changed = result.contains("events") || result.contains("canceled");
-      if (result.contains("events")) {
-        for (const auto& event : result["events"]) {
-          deleted = deleted || (event.contains("type") && event["type"] == "DELETE");
-        }
-      }
       return !changed;
     });
     httplib::Response res;
@@ -933,7 +928,6 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
       Rotate(index);
       std::this_thread::sleep_until(std::min(start + timeout, start + milliseconds(100)));
     }
-    return deleted;
   }
 
   // Reads a fenced key's fence and data and, in strict mode, the lock's holders, in one
@@ -1099,24 +1093,18 @@ Result<std::unique_ptr<Locker>> OpenEtcd(const BackendUrl& url) {
     return InvalidArgumentError("etcd prefix '" + prefix + "' must start with '/'");
   }
   if (prefix.back() != '/') prefix += '/';
-  // The registry's parser reads "h1:p1,h2:p2" as host "h1:p1,h2" and port "p2".
-  const std::string authority = url.host + (url.port.empty() ? "" : ":" + url.port);
+  // The registry splits "h1:p1,h2:p2" into url.hosts (url.host/url.port are only the first).
   std::vector<Endpoint> endpoints;
-  std::size_t start = 0;
-  while (start <= authority.size()) {
-    const std::size_t comma = std::min(authority.find(',', start), authority.size());
-    const std::string item = authority.substr(start, comma - start);
-    const std::size_t colon = item.rfind(':');
+  for (const HostPort& item : url.hosts) {
     Endpoint e;
-    e.host = item.substr(0, colon);
+    e.host = item.host;
     e.port = 2379;
-    if (colon != std::string::npos) {
-      const std::string port = item.substr(colon + 1);
-      if (port.empty() || port.size() > 5 ||
-          port.find_first_not_of("0123456789") != std::string::npos || std::stoi(port) == 0 ||
-          std::stoi(port) > 65535) {
+    if (!item.port.empty()) {
+      const std::string& port = item.port;
+      if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+          std::stoi(port) == 0 || std::stoi(port) > 65535) {
         return InvalidArgumentError("etcd backend URL '" + url.Masked() + "' has a bad port '" +
-                                    port + "' in '" + item + "'");
+                                    port + "' for host '" + item.host + "'");
       }
       e.port = std::stoi(port);
     }
@@ -1125,7 +1113,6 @@ Result<std::unique_ptr<Locker>> OpenEtcd(const BackendUrl& url) {
                                   usage);
     }
     endpoints.push_back(std::move(e));
-    start = comma + 1;
   }
   auto locker = std::make_unique<EtcdLocker>(std::move(endpoints), prefix, url.Masked());
   ORDO_RETURN_IF_ERROR(locker->Ping());

@@ -29,13 +29,14 @@ namespace {
 using namespace std::chrono_literals;
 
 struct WorkerReport {
-  long acquired = 0, violations = 0, unavailable = 0, lost = 0;
+  long acquired = 0, violations = 0, unavailable = 0, lost = 0, overran = 0;
 };
 
 WorkerReport ParseDone(const std::string& line) {
   WorkerReport r;
-  if (std::sscanf(line.c_str(), "done acquired=%ld violations=%ld unavailable=%ld lost=%ld",
-                  &r.acquired, &r.violations, &r.unavailable, &r.lost) != 4) {
+  if (std::sscanf(line.c_str(),
+                  "done acquired=%ld violations=%ld unavailable=%ld lost=%ld overran=%ld",
+                  &r.acquired, &r.violations, &r.unavailable, &r.lost, &r.overran) != 5) {
     ADD_FAILURE() << "worker said '" << line << "'";
     r.violations = 1;
   }
@@ -81,17 +82,22 @@ TEST(EtcdFaultTest, LeaderKillAndPauseKeepMutualExclusionAndTokenOrder) {
     total.violations += r.violations;
     total.unavailable += r.unavailable;
     total.lost += r.lost;
+    total.overran += r.overran;
   }
   std::ifstream in(dir.path() + "/counter");
   long counter = 0;
   in >> counter;
   std::printf("etcd fault test: %d workers, holders (acquisitions) %ld, leader kills %d, leader "
               "pauses %d, violations %ld, kUnavailable retries %ld, releases lost %ld, "
-              "counter %ld\n",
+              "holders stalled past their expiry %ld, counter %ld\n",
               kWorkers, total.acquired, kills, pauses, total.violations, total.unavailable,
-              total.lost, counter);
+              total.lost, total.overran, counter);
   EXPECT_EQ(total.violations, 0);
-  EXPECT_EQ(counter, total.acquired) << "an increment under the lock was lost";
+  // A holder stalled past its expiry may lose the next holder's increment (allowed: DESIGN.md);
+  // every other increment must be there. The control run below shows that the expiry
+  // the overruns are judged by is not so early that it would excuse a real overlap.
+  EXPECT_LE(total.acquired - counter, total.overran) << "an increment under the lock was lost";
+  EXPECT_GE(total.acquired, counter);
   EXPECT_GT(total.acquired, 20) << "the workers made no progress around the faults";
 }
 

@@ -270,6 +270,14 @@ std::string EtcdCluster::Url(std::string_view prefix) const {
   return url;
 }
 
+std::string EtcdCluster::Call(int i, const std::string& path, const std::string& body) const {
+  httplib::Client client("127.0.0.1", members_[i].client_port);
+  client.set_connection_timeout(std::chrono::milliseconds(2000));
+  client.set_read_timeout(std::chrono::milliseconds(5000));
+  auto res = client.Post(path.c_str(), body, "application/json");
+  return res && res->status == 200 ? res->body : std::string();
+}
+
 std::string EtcdCluster::ClientAddress(int i) const {
   return "127.0.0.1:" + std::to_string(members_[i].client_port);
 }

@@ -64,6 +64,10 @@ class EtcdCluster {
   int Leader(int timeout_ms = 20'000);
   // Waits until every running, unpaused member answers and agrees on a leader.
   void WaitHealthy(int timeout_ms = 30'000);
+  // One raw call to etcd's JSON gateway on member i (POST `path` with a JSON `body`): the
+  // reply's body, or "" when the member gives no 200 reply. Lets a test change etcd's state
+  // behind ordo's back (revoke a lease, list keys).
+  std::string Call(int i, const std::string& path, const std::string& body) const;
 
   const std::string& dir() const { return dir_; }
 
