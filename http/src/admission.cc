@@ -129,7 +129,7 @@ Admission Admit(const ServerState& state, const Request& req) {
   if (route->kind != NameKind::kNone) {
     if (!route->name_error.empty()) return RefuseStatus(InvalidArgumentError(route->name_error));
     Status valid =
-        ValidateName(route->name, route->kind == NameKind::kKey ? "key" : "lock name");
+        ValidateName(route->name, NameKindLabel(route->kind));
     if (!valid.ok()) return RefuseStatus(valid);
   }
   return Admission{std::move(route), std::nullopt};

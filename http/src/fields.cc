@@ -167,12 +167,12 @@ bool EtagMatches(const EtagList& list, std::uint64_t version, bool weak_comparis
   return false;
 }
 
-Result<std::uint64_t> TokenBody(const std::string& body) {
+Result<std::uint64_t> TokenBody(const std::string& body, const char* key) {
   auto parsed = ParseBodyObject(body);
   if (!parsed.ok()) return parsed.status();
-  Status fields = CheckFields(*parsed, {"token"});
+  Status fields = CheckFields(*parsed, {std::string_view(key)});
   if (!fields.ok()) return fields;
-  return UintField(*parsed, "token", 1, wire::kMaxJsonToken - 1, std::nullopt);
+  return UintField(*parsed, key, 1, wire::kMaxJsonToken - 1, std::nullopt);
 }
 
 }  // namespace ordo::http

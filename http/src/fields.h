@@ -36,8 +36,9 @@ Status CheckFields(const nlohmann::json& body, std::initializer_list<std::string
 Result<std::uint64_t> UintField(const nlohmann::json& body, const char* key, std::uint64_t lo,
                                 std::uint64_t hi, std::optional<std::uint64_t> fallback);
 
-// A body that is exactly {"token": N} (release, revoke): the fencing token, 1 .. 2^53-1.
-Result<std::uint64_t> TokenBody(const std::string& body);
+// A body that is exactly {"token": N} (release, revoke) or {"term": N} (resign, with `key`
+// "term"): the fencing token, 1 .. 2^53-1.
+Result<std::uint64_t> TokenBody(const std::string& body, const char* key = "token");
 
 // A string field, or `fallback` when absent.
 Result<std::string> StringField(const nlohmann::json& body, const char* key,

@@ -7,8 +7,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include "elections.h"
 #include "fields.h"
 #include "operator.h"
+#include "ordo/election.h"
 #include "ordo/names.h"
 #include "ordo/store.h"
 #include "ordo/version.h"
@@ -41,6 +43,34 @@ std::optional<std::string> Param(const Request& req, std::string_view name) {
   return std::nullopt;
 }
 
+// Lock routes speak of owners and tokens; election routes (the same lock underneath) of
+// candidates and terms.
+enum class Shape { kLock, kElection };
+
+json LeaseBody(const Lease& lease, Shape shape) {
+  if (shape == Shape::kLock) return wire::LeaseToJson(lease);
+  return {{"name", lease.name},
+          {"candidate", lease.owner},
+          {"term", lease.token},
+          {"expires_at", wire::FormatTime(lease.expires_at)},
+          {"ttl_ms", lease.ttl.count()}};
+}
+
+// The lock `name` may have changed hands: parked acquires and election long-polls re-check.
+void NotifyChanged(ServerState& state, const std::string& name) {
+  state.parking->Notify(name);
+  state.elections->Notify(name);
+}
+
+// The leader of an election, for the body of its 409 lock_held (best effort).
+json LeaderOf(ServerState& state, const std::string& name) {
+  auto described = state.locker->Describe(name);
+  if (!described.ok() || described->holders.empty()) return {{"leader", nullptr}};
+  const Holder& h = described->holders.front();
+  return {{"leader",
+           {{"candidate", h.owner}, {"term", h.token}, {"expires_at", wire::FormatTime(h.expires_at)}}}};
+}
+
 // The holders of a lock, for the body of a 409 lock_held (best effort: {} on error).
 json HoldersOf(ServerState& state, const std::string& name) {
   auto described = state.locker->Describe(name);
@@ -53,7 +83,7 @@ json HoldersOf(ServerState& state, const std::string& name) {
 // The reply to an acquire's outcome. Runs on a worker (a 409 describes the holders).
 void ReplyAcquired(ServerState& state, const std::string& name, Result<Lease> lease,
                    std::chrono::steady_clock::time_point start, bool waited,
-                   const ReplyFn& reply) {
+                   const ReplyFn& reply, Shape shape) {
   state.metrics.Acquired(lease, std::chrono::steady_clock::now() - start);
   if (lease.ok()) {
     if (lease->token >= wire::kMaxJsonToken) {
@@ -66,7 +96,7 @@ void ReplyAcquired(ServerState& state, const std::string& name, Result<Lease> le
     state.events.Record({.type = "acquired", .name = lease->name, .owner = lease->owner,
                          .token = lease->token, .slot = lease->slot,
                          .expires_at = lease->expires_at});
-    Response res = JsonReply(200, wire::LeaseToJson(*lease));
+    Response res = JsonReply(200, LeaseBody(*lease, shape));
     if (!waited) return reply(std::move(res), {});
     // A waiter's client may have given up while it stood in line. If the lease cannot be
     // delivered, give it back at once instead of leaving the lock held until its TTL.
@@ -79,23 +109,30 @@ void ReplyAcquired(ServerState& state, const std::string& name, Result<Lease> le
           s->events.Record({.type = "released", .name = granted.name, .owner = granted.owner,
                             .token = granted.token, .slot = granted.slot});
         }
-        s->parking->Notify(granted.name);
+        NotifyChanged(*s, granted.name);
         spdlog::info("ordo serve: the client waiting for '{}' went away; token {} released ({})",
                      granted.name, granted.token, released.ToString());
       });
     });
   }
   if (lease.status().code() == StatusCode::kLockHeld) {
-    return reply(StatusReply(lease.status(), HoldersOf(state, name)), {});
+    return reply(StatusReply(lease.status(), shape == Shape::kLock ? HoldersOf(state, name)
+                                                                    : LeaderOf(state, name)),
+                 {});
   }
   reply(StatusReply(lease.status()), {});
 }
 
-void Acquire(ServerState& state, const Route& route, const Request& req, ReplyFn reply) {
+// POST /v1/locks/{name}/acquire, and POST /v1/elections/{name}/campaign: the election X is the
+// exclusive lock X with owner = candidate, so a waiting campaign is parked like an acquire.
+void Acquire(ServerState& state, const Route& route, const Request& req, ReplyFn reply,
+             Shape shape) {
   const auto start = std::chrono::steady_clock::now();
   auto body = ParseBodyObject(req.body());
   if (!body.ok()) return reply(StatusReply(body.status()), {});
-  Status fields = CheckFields(*body, {"owner", "ttl_ms", "wait_ms", "mode", "limit"});
+  Status fields = shape == Shape::kLock
+                      ? CheckFields(*body, {"owner", "ttl_ms", "wait_ms", "mode", "limit"})
+                      : CheckFields(*body, {"candidate", "ttl_ms", "wait_ms"});
   if (!fields.ok()) return reply(StatusReply(fields), {});
   auto ttl = UintField(*body, "ttl_ms", kMinTtl.count(), kMaxTtl.count(), kDefaultTtl.count());
   if (!ttl.ok()) return reply(StatusReply(ttl.status()), {});
@@ -107,8 +144,13 @@ void Acquire(ServerState& state, const Route& route, const Request& req, ReplyFn
   }
   auto limit = UintField(*body, "limit", 1, kMaxLimit, 1);
   if (!limit.ok()) return reply(StatusReply(limit.status()), {});
-  auto owner = StringField(*body, "owner", "");
+  auto owner = shape == Shape::kLock ? StringField(*body, "owner", "")
+                                     : StringField(*body, "candidate", "");
   if (!owner.ok()) return reply(StatusReply(owner.status()), {});
+  if (shape == Shape::kElection) {
+    Status candidate = ValidateCandidate(*owner);
+    if (!candidate.ok()) return reply(StatusReply(candidate), {});
+  }
   auto mode_text = StringField(*body, "mode", "exclusive");
   if (!mode_text.ok()) return reply(StatusReply(mode_text.status()), {});
   const auto mode = wire::ParseMode(*mode_text);
@@ -126,23 +168,25 @@ void Acquire(ServerState& state, const Route& route, const Request& req, ReplyFn
   Status valid = ValidateRequest(request);
   if (!valid.ok()) return reply(StatusReply(valid), {});
   if (request.wait.count() == 0) {
-    return ReplyAcquired(state, route.name, state.locker->Acquire(request), start, false, reply);
+    return ReplyAcquired(state, route.name, state.locker->Acquire(request), start, false, reply,
+                         shape);
   }
   // Parked: no thread waits. The outcome is turned into a reply on a worker.
   ServerState* s = &state;
-  state.parking->Park(request, [s, name = route.name, start, reply](Result<Lease> lease) {
-    s->run_on_worker([s, name, start, reply, lease = std::move(lease)]() mutable {
-      ReplyAcquired(*s, name, std::move(lease), start, true, reply);
+  state.parking->Park(request, [s, name = route.name, start, reply, shape](Result<Lease> lease) {
+    s->run_on_worker([s, name, start, reply, shape, lease = std::move(lease)]() mutable {
+      ReplyAcquired(*s, name, std::move(lease), start, true, reply, shape);
     });
   });
 }
 
-Response Renew(ServerState& state, const Route& route, const Request& req) {
+Response Renew(ServerState& state, const Route& route, const Request& req, Shape shape) {
+  const char* key = shape == Shape::kLock ? "token" : "term";
   auto body = ParseBodyObject(req.body());
   if (!body.ok()) return StatusReply(body.status());
-  Status fields = CheckFields(*body, {"token", "ttl_ms"});
+  Status fields = CheckFields(*body, {std::string_view(key), "ttl_ms"});
   if (!fields.ok()) return StatusReply(fields);
-  auto token = UintField(*body, "token", 1, wire::kMaxJsonToken - 1, std::nullopt);
+  auto token = UintField(*body, key, 1, wire::kMaxJsonToken - 1, std::nullopt);
   if (!token.ok()) return StatusReply(token.status());
   auto ttl = UintField(*body, "ttl_ms", kMinTtl.count(), kMaxTtl.count(), kDefaultTtl.count());
   if (!ttl.ok()) return StatusReply(ttl.status());
@@ -155,11 +199,11 @@ Response Renew(ServerState& state, const Route& route, const Request& req) {
   state.events.Record({.type = "renewed", .name = renewed->name, .owner = renewed->owner,
                        .token = renewed->token, .slot = renewed->slot,
                        .expires_at = renewed->expires_at});
-  return JsonReply(200, wire::LeaseToJson(*renewed));
+  return JsonReply(200, LeaseBody(*renewed, shape));
 }
 
-Response Release(ServerState& state, const Route& route, const Request& req) {
-  auto token = TokenBody(req.body());
+Response Release(ServerState& state, const Route& route, const Request& req, Shape shape) {
+  auto token = TokenBody(req.body(), shape == Shape::kLock ? "token" : "term");
   if (!token.ok()) return StatusReply(token.status());
   Lease lease;
   lease.name = route.name;
@@ -168,7 +212,10 @@ Response Release(ServerState& state, const Route& route, const Request& req) {
   state.metrics.Released(lease, released);
   if (!released.ok()) return StatusReply(released);
   state.events.Record({.type = "released", .name = route.name, .token = *token});
-  state.parking->Notify(route.name);  // the head of the line may take it now
+  NotifyChanged(state, route.name);  // the head of the line may take it now
+  if (shape == Shape::kElection) {
+    return JsonReply(200, {{"name", route.name}, {"term", *token}, {"resigned", true}});
+  }
   return JsonReply(200, {{"name", route.name}, {"token", *token}, {"released", true}});
 }
 
@@ -401,9 +448,13 @@ void HandleRoute(ServerState& state, const Route& route, const Request& req,
     case RouteId::kInfo: return done(Info(state));
     case RouteId::kList: return done(List(state, req));
     case RouteId::kDescribe: return done(Describe(state, route));
-    case RouteId::kAcquire: return Acquire(state, route, req, reply);
-    case RouteId::kRenew: return done(Renew(state, route, req));
-    case RouteId::kRelease: return done(Release(state, route, req));
+    case RouteId::kAcquire: return Acquire(state, route, req, reply, Shape::kLock);
+    case RouteId::kRenew: return done(Renew(state, route, req, Shape::kLock));
+    case RouteId::kRelease: return done(Release(state, route, req, Shape::kLock));
+    case RouteId::kElection: return HandleElection(state, route, req, reply);
+    case RouteId::kCampaign: return Acquire(state, route, req, reply, Shape::kElection);
+    case RouteId::kElectionRenew: return done(Renew(state, route, req, Shape::kElection));
+    case RouteId::kResign: return done(Release(state, route, req, Shape::kElection));
     case RouteId::kFenced:
       return done(put ? FencedPut(state, route, req) : FencedGet(state, route, req));
     case RouteId::kObject:

@@ -9,6 +9,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
 
+#include "elections.h"
 #include "fields.h"
 #include "ordo/names.h"
 #include "ordo_wire/wire.h"
@@ -152,6 +153,7 @@ Response HandleRevoke(ServerState& state, const Route& route, const Request& req
   spdlog::warn("ordo serve: token {} of '{}' revoked ({})", *token, route.name, event.by);
   state.events.Record(std::move(event));
   state.parking->Notify(route.name);
+  state.elections->Notify(route.name);
   return JsonReply(200, {{"name", route.name}, {"token", *token}, {"revoked", true}});
 }
 

@@ -37,6 +37,14 @@ const std::vector<RouteRow>& Table() {
       {RouteId::kRevoke, {"v1", "locks", "{}", "revoke"}, NameKind::kLock, {"POST"}, {}, false,
        true},
       {RouteId::kUi, {"ui"}, NameKind::kNone, {"GET"}, {}, true, false},
+      {RouteId::kElection, {"v1", "elections", "{}"}, NameKind::kElection, {"GET"},
+       {"after_term", "wait_ms"}, false, true},
+      {RouteId::kCampaign, {"v1", "elections", "{}", "campaign"}, NameKind::kElection, {"POST"},
+       {}, false, true},
+      {RouteId::kElectionRenew, {"v1", "elections", "{}", "renew"}, NameKind::kElection,
+       {"POST"}, {}, false, true},
+      {RouteId::kResign, {"v1", "elections", "{}", "resign"}, NameKind::kElection, {"POST"}, {},
+       false, true},
   };
   return kRoutes;
 }
@@ -81,6 +89,14 @@ std::optional<std::string> PercentDecode(std::string_view in) {
   return out;
 }
 
+const char* NameKindLabel(NameKind kind) {
+  switch (kind) {
+    case NameKind::kKey: return "key";
+    case NameKind::kElection: return "election name";
+    default: return "lock name";
+  }
+}
+
 std::optional<Route> MatchRoute(std::string_view target) {
   const auto parts = SplitPath(target.substr(0, target.find('?')));
   for (const RouteRow& row : Table()) {
@@ -103,7 +119,7 @@ std::optional<Route> MatchRoute(std::string_view target) {
       } else {
         // Decoding happens before ValidateName, so "%2F", "%2E%2E" and "%00" are judged as
         // the '/', ".." and NUL they stand for; an escape that is not one is named as such.
-        route.name_error = std::string(row.kind == NameKind::kKey ? "key" : "lock name") + " '" +
+        route.name_error = std::string(NameKindLabel(row.kind)) + " '" +
                            std::string(raw_name.substr(0, 160)) +
                            "' has a '%' that is not followed by two hex digits";
       }

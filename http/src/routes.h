@@ -29,10 +29,18 @@ enum class RouteId {
   kEvents,
   kRevoke,
   kUi,
+  kElection,
+  kCampaign,
+  kElectionRenew,
+  kResign,
 };
 
-// How the route's {name} segment is described in messages ("lock name", "key").
-enum class NameKind { kNone, kLock, kKey };
+// How the route's {name} segment is described in messages ("lock name", "key", "election
+// name"). An election name is a lock name (the election X is the lock X).
+enum class NameKind { kNone, kLock, kKey, kElection };
+
+// "lock name", "key" or "election name".
+const char* NameKindLabel(NameKind kind);
 
 struct Route {
   RouteId id;

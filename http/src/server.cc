@@ -37,6 +37,7 @@
 #include <spdlog/spdlog.h>
 
 #include "connection.h"
+#include "elections.h"
 #include "ordo/registry.h"
 #include "state.h"
 
@@ -103,6 +104,7 @@ struct Server::Impl {
     acceptor.reset();
     if (state.parking) state.parking->Shutdown();  // idempotent: Stop already did it
     state.events.Shutdown();  // idempotent: long-polls are answered, their timers cancelled
+    if (state.elections) state.elections->Shutdown();
     if (pool) pool->join();
     pool.reset();
     state.parking.reset();  // its timers belong to `io`, which is destroyed next
@@ -210,6 +212,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServeOptions& options,
   asio::thread_pool* pool = impl->pool.get();
   state.run_on_worker = [pool](std::function<void()> fn) { asio::post(*pool, std::move(fn)); };
   state.io = &impl->io;
+  state.elections = std::make_shared<ElectionWaits>();
   state.parking = std::make_unique<Parking>(*state.locker, impl->io, state.run_on_worker,
                                             max_waiters);
 
@@ -262,6 +265,7 @@ void Server::Stop() {
   // Waiters are answered 503 (on a worker, then written by their connection).
   impl.state.parking->Shutdown();
   impl.state.events.Shutdown();  // long-polls on /v1/events are answered now
+  impl.state.elections->Shutdown();  // and those on /v1/elections/{name}
   // Requests in flight finish: the pool runs everything queued, then its threads exit.
   impl.pool->join();
   // Their replies are written (each connection closes after its reply while stopping); then

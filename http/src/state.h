@@ -23,6 +23,7 @@
 namespace ordo::http {
 
 class Connection;
+class ElectionWaits;
 
 struct ServerState {
   ServeOptions options;
@@ -33,6 +34,8 @@ struct ServerState {
   Metrics metrics;                         // thread-safe
   std::unique_ptr<Parking> parking;        // thread-safe
   Events events;                           // thread-safe; the recent events (events.h)
+  // The parked election long-polls (elections.h); thread-safe.
+  std::shared_ptr<ElectionWaits> elections;
   boost::asio::io_context* io = nullptr;   // for the long-polls' timers
   std::atomic<std::size_t> connections{0};  // open connections
   // The open connections, so that Stop can close them.
