@@ -168,6 +168,29 @@ try {
           {body: JSON.stringify({token: victim.token}), headers: json});
   await s('revoke bad', 'POST', `/v1/locks/${name}-rv/revoke`, {body: '{}', headers: json});
 
+  const el = `${name}-el`;
+  await s('election never campaigned', 'GET', `/v1/elections/${el}`);
+  const lead = (await s('campaign', 'POST', `/v1/elections/${el}/campaign`,
+                        {body: JSON.stringify({candidate: 'host-a', ttl_ms: 5000}),
+                         headers: json})).json();
+  await s('campaign held', 'POST', `/v1/elections/${el}/campaign`,
+          {body: JSON.stringify({candidate: 'host-b', wait_ms: 30}), headers: json});
+  await s('campaign bad', 'POST', `/v1/elections/${el}/campaign`, {body: '{}', headers: json});
+  await s('campaign wrong method', 'GET', `/v1/elections/${el}/campaign`);
+  await s('election', 'GET', `/v1/elections/${el}`);
+  await s('election HEAD', 'HEAD', `/v1/elections/${el}`);
+  await s('election long-poll', 'GET', `/v1/elections/${el}?after_term=${lead.term}&wait_ms=30`);
+  await s('election bad after_term', 'GET', `/v1/elections/${el}?after_term=x`);
+  await s('election renew', 'POST', `/v1/elections/${el}/renew`,
+          {body: JSON.stringify({term: lead.term, ttl_ms: 5000}), headers: json});
+  await s('election renew lost', 'POST', `/v1/elections/${el}/renew`,
+          {body: JSON.stringify({term: lead.term + 1000}), headers: json});
+  await s('resign', 'POST', `/v1/elections/${el}/resign`,
+          {body: JSON.stringify({term: lead.term}), headers: json});
+  await s('resign lost', 'POST', `/v1/elections/${el}/resign`,
+          {body: JSON.stringify({term: lead.term}), headers: json});
+  await s('resign bad', 'POST', `/v1/elections/${el}/resign`, {body: '{}', headers: json});
+
   const key = `${name}-key`;
   await s('fenced put', 'PUT', `/v1/fenced/${key}`, {body: 'v5', headers: {'Fencing-Token': '5'}});
   await s('fenced put stale', 'PUT', `/v1/fenced/${key}`, {body: 'v4', headers: {'Fencing-Token': '4'}});
