@@ -99,7 +99,8 @@ Admission Admit(const ServerState& state, const Request& req) {
                                "revoking a lease needs a token with the admin scope ('TOKEN "
                                "PREFIX[,PREFIX...] admin' in the auth file)"));
     }
-    if (route->id == RouteId::kList || route->id == RouteId::kEvents) {
+    if (route->id == RouteId::kList || route->id == RouteId::kEvents ||
+        route->id == RouteId::kElections) {
       std::string prefix;
       for (const auto& [k, v] : *params) {
         if (k == "prefix") prefix = v;

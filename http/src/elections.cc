@@ -13,6 +13,7 @@
 
 #include "fields.h"
 #include "ordo/election.h"
+#include "ordo/names.h"
 #include "ordo_wire/wire.h"
 
 namespace ordo::http {
@@ -218,6 +219,42 @@ void ElectionWaits::Shutdown() {
     }
   }
   for (auto& w : all) w->Stop();
+}
+
+void ElectionWaits::Remember(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (campaigned_.size() < kMaxRemembered) campaigned_.insert(name);
+}
+
+std::vector<std::string> ElectionWaits::Names(const std::string& prefix) {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> out;
+  for (auto it = campaigned_.lower_bound(prefix);
+       it != campaigned_.end() && it->compare(0, prefix.size(), prefix) == 0; ++it) {
+    out.push_back(*it);
+  }
+  return out;
+}
+
+Response HandleElections(ServerState& state, const Request& req) {
+  std::string error;
+  auto params = ParseQuery(Str(req.target()), &error);
+  if (!params) return StatusReply(InvalidArgumentError(error));
+  std::string prefix;
+  for (const auto& [k, v] : *params) {
+    if (k == "prefix") prefix = v;
+  }
+  if (!prefix.empty()) {
+    Status valid = ValidateName(prefix, "prefix");
+    if (!valid.ok()) return StatusReply(valid);
+  }
+  json items = json::array();
+  for (const std::string& name : state.elections->Names(prefix)) {
+    auto current = Current(state, name, true);
+    if (!current.ok()) return StatusReply(current.status());
+    items.push_back(ElectionStateToJson(*current));
+  }
+  return JsonReply(200, {{"elections", std::move(items)}});
 }
 
 void HandleElection(ServerState& state, const Route& route, const Request& req,

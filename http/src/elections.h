@@ -17,7 +17,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "handlers.h"
 
@@ -37,17 +39,29 @@ class ElectionWaits {
   // Answers every wait (503) and refuses later ones.
   void Shutdown();
 
+  // The elections campaigned through this server (GET /v1/elections lists them): remembered
+  // in memory, up to kMaxRemembered names, and forgotten when the server restarts.
+  static constexpr std::size_t kMaxRemembered = 10000;
+  void Remember(const std::string& name);
+  std::vector<std::string> Names(const std::string& prefix);
+
  private:
   std::mutex mu_;
   std::uint64_t next_ = 1;                                        // guarded by mu_
   std::map<std::uint64_t, std::weak_ptr<ElectionWait>> waits_;    // guarded by mu_
   bool shutdown_ = false;                                         // guarded by mu_
+  std::set<std::string> campaigned_;                              // guarded by mu_
 };
 
 // GET (and HEAD) /v1/elections/{name}. Runs on a worker (it calls the backend); a long-poll
 // returns at once and replies later.
 void HandleElection(ServerState& state, const Route& route, const Request& req,
                     const ReplyFn& reply);
+
+// GET /v1/elections[?prefix=P]: the elections campaigned through this server (not every lock:
+// the backend does not record which locks are elections), each as GET /v1/elections/{name}
+// answers it. Runs on a worker.
+Response HandleElections(ServerState& state, const Request& req);
 
 }  // namespace ordo::http
 

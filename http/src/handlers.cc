@@ -93,6 +93,7 @@ void ReplyAcquired(ServerState& state, const std::string& name, Result<Lease> le
       return reply(StatusReply(InternalError("the backend issued a token not below 2^53")), {});
     }
     state.events.Sweep();  // a lease it replaces may have expired unseen
+    if (shape == Shape::kElection) state.elections->Remember(lease->name);
     state.events.Record({.type = "acquired", .name = lease->name, .owner = lease->owner,
                          .token = lease->token, .slot = lease->slot,
                          .expires_at = lease->expires_at});
@@ -451,6 +452,7 @@ void HandleRoute(ServerState& state, const Route& route, const Request& req,
     case RouteId::kAcquire: return Acquire(state, route, req, reply, Shape::kLock);
     case RouteId::kRenew: return done(Renew(state, route, req, Shape::kLock));
     case RouteId::kRelease: return done(Release(state, route, req, Shape::kLock));
+    case RouteId::kElections: return done(HandleElections(state, req));
     case RouteId::kElection: return HandleElection(state, route, req, reply);
     case RouteId::kCampaign: return Acquire(state, route, req, reply, Shape::kElection);
     case RouteId::kElectionRenew: return done(Renew(state, route, req, Shape::kElection));

@@ -37,6 +37,8 @@ const std::vector<RouteRow>& Table() {
       {RouteId::kRevoke, {"v1", "locks", "{}", "revoke"}, NameKind::kLock, {"POST"}, {}, false,
        true},
       {RouteId::kUi, {"ui"}, NameKind::kNone, {"GET"}, {}, true, false},
+      {RouteId::kElections, {"v1", "elections"}, NameKind::kNone, {"GET"}, {"prefix"}, false,
+       true},
       {RouteId::kElection, {"v1", "elections", "{}"}, NameKind::kElection, {"GET"},
        {"after_term", "wait_ms"}, false, true},
       {RouteId::kCampaign, {"v1", "elections", "{}", "campaign"}, NameKind::kElection, {"POST"},

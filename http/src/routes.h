@@ -29,6 +29,7 @@ enum class RouteId {
   kEvents,
   kRevoke,
   kUi,
+  kElections,
   kElection,
   kCampaign,
   kElectionRenew,

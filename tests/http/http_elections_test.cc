@@ -199,6 +199,58 @@ TEST_F(HttpElectionsTest, BadInputIs400AndChangesNothing) {
   ExpectError(client_->Get("/v1/elections/e"), 404, "not_found");
 }
 
+TEST_F(HttpElectionsTest, ListShowsCampaignedElectionsOnly) {
+  auto won = Campaign("svc.leader", {{"candidate", "a"}});
+  ASSERT_TRUE(won && won->status == 200);
+  auto lock = Post("/v1/locks/svc.plain/acquire", json::object());
+  ASSERT_TRUE(lock && lock->status == 200);
+  auto listed = client_->Get("/v1/elections?prefix=svc.");
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->status, 200) << listed->body;
+  const json items = BodyOf(listed)["elections"];
+  ASSERT_EQ(items.size(), 1u) << listed->body;
+  EXPECT_EQ(items[0]["name"], "svc.leader");
+  EXPECT_EQ(items[0]["leader"]["candidate"], "a");
+  auto none = client_->Get("/v1/elections?prefix=other.");
+  ASSERT_TRUE(none && none->status == 200);
+  EXPECT_TRUE(BodyOf(none)["elections"].empty());
+}
+
+TEST_F(HttpElectionsTest, LongPollIsWokenByTheLeadersExpiry) {
+  auto won = Campaign("lapse", {{"candidate", "a"}, {"ttl_ms", 300}});
+  ASSERT_TRUE(won && won->status == 200);
+  const auto term = BodyOf(won)["term"].get<std::uint64_t>();
+  const auto t0 = SteadyClock::now();
+  auto polled = client_->Get(("/v1/elections/lapse?after_term=" + std::to_string(term) +
+                              "&wait_ms=20000").c_str());
+  ASSERT_TRUE(polled);
+  ASSERT_EQ(polled->status, 200) << polled->body;
+  EXPECT_TRUE(BodyOf(polled)["leader"].is_null()) << polled->body;
+  EXPECT_LT(SteadyClock::now() - t0, 2s);
+}
+
+TEST(HttpElectionsStopTest, StopAnswersAParkedLongPoll) {
+  auto server = StartServer();
+  auto client = ClientFor(*server);
+  auto won = client->Post("/v1/elections/s/campaign", json{{"candidate", "a"}}.dump(),
+                          "application/json");
+  ASSERT_TRUE(won && won->status == 200);
+  const auto term = BodyOf(won)["term"].get<std::uint64_t>();
+  int status = 0;
+  std::thread observer([&] {
+    auto c = ClientFor(*server);
+    auto r = c->Get(("/v1/elections/s?after_term=" + std::to_string(term) + "&wait_ms=30000")
+                        .c_str());
+    if (r) status = r->status;
+  });
+  std::this_thread::sleep_for(200ms);  // lets the long-poll park; parked or not, Stop answers
+  const auto t0 = SteadyClock::now();
+  server->Stop();
+  observer.join();
+  EXPECT_LT(SteadyClock::now() - t0, 5s);
+  EXPECT_EQ(status, 503);
+}
+
 TEST(HttpElectionsAuthTest, ElectionNameIsThePrefixChecked) {
   TempDir dir;
   const std::string file = dir.path() + "/tokens";

@@ -179,6 +179,8 @@ try {
   await s('campaign wrong method', 'GET', `/v1/elections/${el}/campaign`);
   await s('election', 'GET', `/v1/elections/${el}`);
   await s('election HEAD', 'HEAD', `/v1/elections/${el}`);
+  await s('elections', 'GET', `/v1/elections?prefix=${name}`);
+  await s('elections bad prefix', 'GET', '/v1/elections?prefix=.x');
   await s('election long-poll', 'GET', `/v1/elections/${el}?after_term=${lead.term}&wait_ms=30`);
   await s('election bad after_term', 'GET', `/v1/elections/${el}?after_term=x`);
   await s('election renew', 'POST', `/v1/elections/${el}/renew`,
