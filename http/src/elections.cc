@@ -265,23 +265,10 @@ void HandleElection(ServerState& state, const Route& route, const Request& req,
   std::optional<std::uint64_t> after;
   std::uint64_t wait_ms = 0;
   for (const auto& [k, v] : *params) {
-    auto parsed = ParseTokenText(v, k);
-    if (!parsed.ok() && v != "0") {
-      return reply(StatusReply(InvalidArgumentError(k + " must be a non-negative integer, not '" +
-                                                    v.substr(0, 40) + "'")),
-                   {});
-    }
-    const std::uint64_t n = parsed.ok() ? *parsed : 0;
-    if (k == "after_term") after = n;
-    if (k == "wait_ms") {
-      const auto max = static_cast<std::uint64_t>(state.options.max_wait.count());
-      if (n > max) {
-        return reply(StatusReply(InvalidArgumentError(
-                         "wait_ms must be 0.." + std::to_string(max) + " (the server's --max-wait)")),
-                     {});
-      }
-      wait_ms = n;
-    }
+    auto n = QueryNumber(k, v, static_cast<std::uint64_t>(state.options.max_wait.count()));
+    if (!n.ok()) return reply(StatusReply(n.status()), {});
+    if (k == "after_term") after = *n;
+    if (k == "wait_ms") wait_ms = *n;
   }
   if (!after) {
     if (wait_ms > 0) {

@@ -167,6 +167,21 @@ bool EtagMatches(const EtagList& list, std::uint64_t version, bool weak_comparis
   return false;
 }
 
+Result<std::uint64_t> QueryNumber(const std::string& key, const std::string& value,
+                                  std::uint64_t max_wait_ms) {
+  auto parsed = ParseTokenText(value, key);
+  if (!parsed.ok() && value != "0") {
+    return InvalidArgumentError(key + " must be a non-negative integer, not '" +
+                                value.substr(0, 40) + "'");
+  }
+  const std::uint64_t n = parsed.ok() ? *parsed : 0;
+  if (key == "wait_ms" && n > max_wait_ms) {
+    return InvalidArgumentError("wait_ms must be 0.." + std::to_string(max_wait_ms) +
+                                " (the server's --max-wait)");
+  }
+  return n;
+}
+
 Result<std::uint64_t> TokenBody(const std::string& body, const char* key) {
   auto parsed = ParseBodyObject(body);
   if (!parsed.ok()) return parsed.status();

@@ -40,6 +40,11 @@ Result<std::uint64_t> UintField(const nlohmann::json& body, const char* key, std
 // "term"): the fencing token, 1 .. 2^53-1.
 Result<std::uint64_t> TokenBody(const std::string& body, const char* key = "token");
 
+// A numeric query parameter of a long-poll (after, after_term, wait_ms): a non-negative
+// integer; wait_ms at most `max_wait_ms` (the server's --max-wait).
+Result<std::uint64_t> QueryNumber(const std::string& key, const std::string& value,
+                                  std::uint64_t max_wait_ms);
+
 // A string field, or `fallback` when absent.
 Result<std::string> StringField(const nlohmann::json& body, const char* key,
                                 std::string fallback);

@@ -64,23 +64,10 @@ void HandleEvents(ServerState& state, const Request& req, const ReplyFn& reply) 
       prefix = v;
       continue;
     }
-    auto parsed = ParseTokenText(v, k);
-    if (!parsed.ok() && !(k == "after" && v == "0") && !(k == "wait_ms" && v == "0")) {
-      return reply(StatusReply(InvalidArgumentError(k + " must be a non-negative integer, not '" +
-                                                    v.substr(0, 40) + "'")),
-                   {});
-    }
-    const std::uint64_t n = parsed.ok() ? *parsed : 0;
-    if (k == "after") after = n;
-    if (k == "wait_ms") {
-      const auto max = static_cast<std::uint64_t>(state.options.max_wait.count());
-      if (n > max) {
-        return reply(StatusReply(InvalidArgumentError(
-                         "wait_ms must be 0.." + std::to_string(max) + " (the server's --max-wait)")),
-                     {});
-      }
-      wait_ms = n;
-    }
+    auto n = QueryNumber(k, v, static_cast<std::uint64_t>(state.options.max_wait.count()));
+    if (!n.ok()) return reply(StatusReply(n.status()), {});
+    if (k == "after") after = *n;
+    if (k == "wait_ms") wait_ms = *n;
   }
   if (!prefix.empty()) {
     Status valid = ValidateName(prefix, "prefix");

@@ -34,16 +34,6 @@ class HttpApiTest : public ::testing::Test {
   std::unique_ptr<httplib::Client> client_;
 };
 
-void ExpectError(const httplib::Result& r, int status, const std::string& code) {
-  ASSERT_TRUE(r) << "no reply";
-  EXPECT_EQ(r->status, status) << r->body;
-  const json body = BodyOf(r);
-  ASSERT_TRUE(body.is_object()) << r->body;
-  EXPECT_EQ(body.value("error", ""), code) << r->body;
-  EXPECT_FALSE(body.value("message", "").empty()) << r->body;
-  EXPECT_EQ(r->get_header_value("Content-Type"), "application/json");
-}
-
 TEST_F(HttpApiTest, AcquireRenewReleaseLifecycle) {
   const std::string name = UniqueName("life");
   auto a = Acquire(name, {{"owner", "job-1"}, {"ttl_ms", 5000}, {"mode", "exclusive"}});

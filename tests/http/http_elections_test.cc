@@ -33,15 +33,6 @@ class HttpElectionsTest : public ::testing::Test {
   std::unique_ptr<httplib::Client> client_;
 };
 
-void ExpectError(const httplib::Result& r, int status, const std::string& code) {
-  ASSERT_TRUE(r) << "no reply";
-  EXPECT_EQ(r->status, status) << r->body;
-  const json body = BodyOf(r);
-  ASSERT_TRUE(body.is_object()) << r->body;
-  EXPECT_EQ(body.value("error", ""), code) << r->body;
-  EXPECT_FALSE(body.value("message", "").empty()) << r->body;
-}
-
 TEST_F(HttpElectionsTest, CampaignConflictRenewResign) {
   ExpectError(client_->Get("/v1/elections/sched"), 404, "not_found");
 

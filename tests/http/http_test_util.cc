@@ -39,6 +39,16 @@ json BodyOf(const httplib::Result& r) {
   return json::parse(r->body, nullptr, false);
 }
 
+void ExpectError(const httplib::Result& r, int status, const std::string& code) {
+  ASSERT_TRUE(r) << "no reply";
+  EXPECT_EQ(r->status, status) << r->body;
+  const json body = BodyOf(r);
+  ASSERT_TRUE(body.is_object()) << r->body;
+  EXPECT_EQ(body.value("error", ""), code) << r->body;
+  EXPECT_FALSE(body.value("message", "").empty()) << r->body;
+  EXPECT_EQ(r->get_header_value("Content-Type"), "application/json");
+}
+
 RawReply ParseReply(const std::string& bytes) {
   RawReply reply;
   const auto end = bytes.find("\r\n\r\n");

@@ -71,6 +71,9 @@ std::unique_ptr<httplib::Client> ClientFor(const http::Server& server);
 // The body of a reply as JSON (discarded when it is not JSON).
 json BodyOf(const httplib::Result& r);
 
+// Expects an error reply: `status`, a JSON body {"error": code, "message": non-empty}.
+void ExpectError(const httplib::Result& r, int status, const std::string& code);
+
 struct RawReply {
   int status = 0;  // 0: no reply
   std::map<std::string, std::string> headers;  // keys lower-cased
