@@ -73,13 +73,13 @@ class ElectionWait : public std::enable_shared_from_this<ElectionWait> {
       // On a backend thread, which must not block: Wake only posts.
       if (auto self = weak.lock()) self->Wake();
     });
-    id_ = state_.elections->Add(shared_from_this());
+    const std::uint64_t id = state_.elections->Add(shared_from_this());
     {
       std::lock_guard<std::mutex> lock(mu_);
+      id_ = id;
       watch_ = std::move(watch);
-      checking_ = true;
     }
-    if (id_ == 0) return Answer(StatusReply(UnavailableError("the server is stopping")));
+    if (id == 0) return Answer(StatusReply(UnavailableError("the server is stopping")));
     Check();
   }
 
@@ -156,14 +156,16 @@ class ElectionWait : public std::enable_shared_from_this<ElectionWait> {
   void Answer(Response res) {
     std::unique_ptr<Subscription> watch;
     ReplyFn reply;
+    std::uint64_t id;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (answered_) return;
       answered_ = true;
       watch = std::move(watch_);
       reply = std::move(reply_);
+      id = id_;
     }
-    state_.elections->Remove(id_);
+    state_.elections->Remove(id);
     watch.reset();  // outside mu_: its destructor waits for a running callback
     reply(std::move(res), {});
   }
@@ -174,12 +176,14 @@ class ElectionWait : public std::enable_shared_from_this<ElectionWait> {
   const SteadyClock::time_point deadline_;
   asio::strand<asio::io_context::executor_type> strand_;
   asio::steady_timer timer_;  // on strand_ only
-  std::uint64_t id_ = 0;      // set by Start before any other member runs
 
   std::mutex mu_;
+  std::uint64_t id_ = 0;                   // guarded by mu_; set by Start
   ReplyFn reply_;                          // guarded by mu_
   std::unique_ptr<Subscription> watch_;    // guarded by mu_
-  bool checking_ = false;                  // guarded by mu_: a Check runs or is queued
+  // Guarded by mu_: a Check runs or is queued (from birth: Start checks first), so a Stop that
+  // comes meanwhile leaves the answer to that Check.
+  bool checking_ = true;
   bool again_ = false;                     // guarded by mu_: a wake-up came during the check
   bool answered_ = false;                  // guarded by mu_
   bool stopping_ = false;                  // guarded by mu_
