@@ -42,23 +42,6 @@ std::string FindEtcd() {
       "package 'etcd-server' (./dev does) or set ORDO_ETCD");
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string Tail(const std::string& text, std::size_t bytes = 3000) {
-  return text.size() <= bytes ? text : "…" + text.substr(text.size() - bytes);
-}
-
-std::string ShellQuote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 // A member's view of the cluster: {its member id, the leader's id}; empty on no answer.
 std::pair<std::string, std::string> MemberStatus(int port) {
   httplib::Client client("127.0.0.1", port);

@@ -67,24 +67,6 @@ std::string RandomPassword() {
   return out;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::string Tail(const std::string& text, std::size_t bytes = 3000) {
-  return text.size() <= bytes ? text : "…" + text.substr(text.size() - bytes);
-}
-
-// Single-quoted for /bin/sh.
-std::string ShellQuote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
-}
-
 }  // namespace
 
 void PgCluster::Prepare() {

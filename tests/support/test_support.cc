@@ -14,8 +14,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 
 namespace ordo::testing {
@@ -151,6 +153,23 @@ int FreeLoopbackPort() {
   const int port = ntohs(addr.sin_port);
   close(fd);
   return port;
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string Tail(const std::string& text, std::size_t bytes) {
+  return text.size() <= bytes ? text : "…" + text.substr(text.size() - bytes);
+}
+
+std::string ShellQuote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
 }
 
 }  // namespace ordo::testing

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,13 @@ class Child {
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int FreeLoopbackPort();
+
+// The whole file; empty when it cannot be read.
+std::string ReadFile(const std::string& path);
+// The last `bytes` of `text` (for server logs in error messages), "…"-prefixed when cut.
+std::string Tail(const std::string& text, std::size_t bytes = 3000);
+// `s` single-quoted for /bin/sh.
+std::string ShellQuote(const std::string& s);
 
 }  // namespace ordo::testing
 
