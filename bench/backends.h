@@ -91,7 +91,9 @@ void RunFenceRows(const Config& cfg, Table& table);
 // `ordo serve --backend URL` on a free loopback port (stderr to a log file), or an error.
 class OrdoServe {
  public:
-  OrdoServe(const Config& cfg, const std::string& backend_url);
+  // `extra_args`: more `ordo serve` flags (e.g. {"--events-ring", "0"}).
+  OrdoServe(const Config& cfg, const std::string& backend_url,
+            const std::vector<std::string>& extra_args = {});
   const std::string& error() const { return error_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   int port() const { return port_; }

@@ -463,16 +463,12 @@ TEST_F(HttpApiTest, OversizedBodiesAndTargets) {
 }
 
 TEST(HttpAuthTest, BearerTokensWithPrefixes) {
-  TempDir dir;
-  const std::string file = dir.path() + "/tokens";
-  {
-    std::ofstream out(file);
-    out << "# jobs only\n"
-        << "jobs-token-0123456789 jobs.,shared.\n"
-        << "\n"
-        << "admin-token-0123456789 *\n";
-  }
-  auto server = StartServer({.auth_file = file});
+  const AuthFile file(
+      "# jobs only\n"
+      "jobs-token-0123456789 jobs.,shared.\n"
+      "\n"
+      "admin-token-0123456789 *\n");
+  auto server = StartServer({.auth_file = file.path()});
   auto client = ClientFor(*server);
   const auto with = [](const std::string& token) {
     return httplib::Headers{{"Authorization", "Bearer " + token}};
