@@ -45,25 +45,30 @@ constexpr const char* kCasLua =
     "if v ~= tonumber(ARGV[1]) then return 0 end "
     "redis.call('HSET', KEYS[1], 'v', v + 1, 'value', ARGV[2]) return v + 1";
 
-// The rows of http://. With `versus_inproc` the baseline is the same Locker calls on inproc:
-// directly (what HTTP itself costs); otherwise Redis.
-class HttpBench final : public BackendBench {
+// What every row through a spawned `ordo serve` shares.
+class ServeBench : public BackendBench {
  public:
-  explicit HttpBench(bool versus_inproc) : versus_inproc_(versus_inproc) {}
-  std::string label() const override {
-    return versus_inproc_ ? "http:// vs inproc: direct" : "http:// (ordo serve on inproc:)";
-  }
   std::string scheme() const override { return "http"; }
-  std::string url() const override { return serve_ ? serve_->url() : ""; }
-  std::vector<Scenario> scenarios() const override {
-    if (versus_inproc_) return {Scenario::kPair};
-    return BackendBench::scenarios();
-  }
   std::string NotAvailable(const Config& cfg) const override {
     if (!SchemeRegistered("http") || cfg.ordo_binary.empty()) return "n/a (backend not built)";
     return "";
   }
   std::chrono::microseconds block_delay() const override { return std::chrono::microseconds(3000); }
+};
+
+// The rows of http://. With `versus_inproc` the baseline is the same Locker calls on inproc:
+// directly (what HTTP itself costs); otherwise Redis.
+class HttpBench final : public ServeBench {
+ public:
+  explicit HttpBench(bool versus_inproc) : versus_inproc_(versus_inproc) {}
+  std::string label() const override {
+    return versus_inproc_ ? "http:// vs inproc: direct" : "http:// (ordo serve on inproc:)";
+  }
+  std::string url() const override { return serve_ ? serve_->url() : ""; }
+  std::vector<Scenario> scenarios() const override {
+    if (versus_inproc_) return {Scenario::kPair};
+    return BackendBench::scenarios();
+  }
 
   std::string Setup(const Config& cfg) override {
     serve_ = std::make_unique<OrdoServe>(cfg, "inproc:");
@@ -171,17 +176,11 @@ class HttpBench final : public BackendBench {
 // through `ordo serve` with the ring on (the default) against a second `ordo serve
 // --events-ring 0`, in alternating rounds of the same run. The ratio is on ÷ off; the target
 // is at least 0.95 (the ring costs at most 5%).
-class HttpRingBench final : public BackendBench {
+class HttpRingBench final : public ServeBench {
  public:
   std::string label() const override { return "http:// events ring on vs off"; }
-  std::string scheme() const override { return "http"; }
   std::string url() const override { return on_ ? on_->url() : ""; }
   std::vector<Scenario> scenarios() const override { return {Scenario::kPair}; }
-  std::string NotAvailable(const Config& cfg) const override {
-    if (!SchemeRegistered("http") || cfg.ordo_binary.empty()) return "n/a (backend not built)";
-    return "";
-  }
-  std::chrono::microseconds block_delay() const override { return std::chrono::microseconds(3000); }
 
   std::string Setup(const Config& cfg) override {
     on_ = std::make_unique<OrdoServe>(cfg, "inproc:");

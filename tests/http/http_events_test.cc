@@ -109,12 +109,26 @@ json GetEvents(httplib::Client& client, const std::string& query,
   return BodyOf(r);
 }
 
+// POSTs `body` as JSON; the reply's status (0: no reply).
+int PostStatus(httplib::Client& client, const std::string& path, const json& body) {
+  auto r = client.Post(path.c_str(), body.dump(), "application/json");
+  return r ? r->status : 0;
+}
+
+// Acquires `name` for `owner` without waiting; its token (0, with a failed expectation, when
+// refused).
+std::uint64_t AcquireToken(httplib::Client& client, const std::string& name,
+                           const std::string& owner) {
+  auto r = client.Post(("/v1/locks/" + name + "/acquire").c_str(), json{{"owner", owner}}.dump(),
+                       "application/json");
+  EXPECT_TRUE(r && r->status == 200) << (r ? r->body : "no reply");
+  return r && r->status == 200 ? BodyOf(r)["token"].get<std::uint64_t>() : 0;
+}
+
 TEST(HttpEventsTest, RecordsAcquireRenewReleaseOldestFirst) {
   auto server = StartServer();
   auto client = ClientFor(*server);
-  auto a = client->Post("/v1/locks/ev.a/acquire", R"({"owner":"w1"})", "application/json");
-  ASSERT_EQ(a->status, 200) << a->body;
-  const auto token = BodyOf(a)["token"].get<std::uint64_t>();
+  const auto token = AcquireToken(*client, "ev.a", "w1");
   ASSERT_EQ(client->Post("/v1/locks/ev.a/renew", json{{"token", token}}.dump(), "application/json")
                 ->status,
             200);
@@ -228,13 +242,8 @@ TEST(EventsRingTest, CapacityZeroIsOff) {
 TEST(HttpEventsTest, TheRingCanBeTurnedOff) {
   auto server = StartServer({.events_ring = 0});
   auto client = ClientFor(*server);
-  auto a = client->Post("/v1/locks/off.a/acquire", R"({"owner":"w"})", "application/json");
-  ASSERT_EQ(a->status, 200) << a->body;
-  const auto token = BodyOf(a)["token"].get<std::uint64_t>();
-  ASSERT_EQ(client->Post("/v1/locks/off.a/release", json{{"token", token}}.dump(),
-                         "application/json")
-                ->status,
-            200);
+  const auto token = AcquireToken(*client, "off.a", "w");
+  ASSERT_EQ(PostStatus(*client, "/v1/locks/off.a/release", {{"token", token}}), 200);
   const json none = GetEvents(*client, "");
   EXPECT_TRUE(none["events"].empty()) << none.dump();
   EXPECT_EQ(none["last"], 0);
@@ -252,9 +261,7 @@ TEST(HttpEventsTest, TheRingCanBeTurnedOff) {
 TEST(HttpWaitersTest, LockStateListsTheParkedWaitersHeadFirst) {
   auto server = StartServer();
   auto client = ClientFor(*server);
-  auto held = client->Post("/v1/locks/wt.a/acquire", R"({"owner":"holder"})", "application/json");
-  ASSERT_EQ(held->status, 200) << held->body;
-  const auto token = BodyOf(held)["token"].get<std::uint64_t>();
+  const auto token = AcquireToken(*client, "wt.a", "holder");
   const json idle = BodyOf(client->Get("/v1/locks/wt.a"));
   ASSERT_TRUE(idle["waiters"].is_array()) << idle.dump();
   EXPECT_TRUE(idle["waiters"].empty());
@@ -288,10 +295,7 @@ TEST(HttpWaitersTest, LockStateListsTheParkedWaitersHeadFirst) {
   ASSERT_EQ(listed["locks"].size(), 1u) << listed.dump();
   EXPECT_EQ(listed["locks"][0]["waiters"].size(), 2u) << listed.dump();
 
-  ASSERT_EQ(client->Post("/v1/locks/wt.a/release", json{{"token", token}}.dump(),
-                         "application/json")
-                ->status,
-            200);
+  ASSERT_EQ(PostStatus(*client, "/v1/locks/wt.a/release", {{"token", token}}), 200);
   for (auto& t : waiters) t.join();
   EXPECT_EQ(statuses, (std::vector<int>{200, 200}));
   EXPECT_TRUE(WaitForMetric(*server, "ordo_waiting_acquires", 0));
@@ -313,30 +317,21 @@ TEST(HttpElectionsSinceTest, TheLeaderSaysSinceWhenAndItsEventsSayElection) {
   // The list says the same; renewing keeps it (the same term).
   const json listed = BodyOf(client->Get("/v1/elections?prefix=es."));
   EXPECT_EQ(listed["elections"][0]["leader"]["since"], since) << listed.dump();
-  ASSERT_EQ(client->Post("/v1/elections/es.a/renew", json{{"term", term}}.dump(),
-                         "application/json")
-                ->status,
-            200);
+  ASSERT_EQ(PostStatus(*client, "/v1/elections/es.a/renew", {{"term", term}}), 200);
   EXPECT_EQ(BodyOf(client->Get("/v1/elections/es.a"))["leader"]["since"], since);
   const auto parsed = http::wire::ParseTime(since);
   ASSERT_TRUE(parsed.has_value()) << since;
   EXPECT_GE(*parsed, before);
   EXPECT_LE(*parsed, std::chrono::system_clock::now() + 1s);
   // A takeover starts a new "since".
-  ASSERT_EQ(client->Post("/v1/elections/es.a/resign", json{{"term", term}}.dump(),
-                         "application/json")
-                ->status,
-            200);
+  ASSERT_EQ(PostStatus(*client, "/v1/elections/es.a/resign", {{"term", term}}), 200);
   std::this_thread::sleep_for(5ms);  // so that the next "since" differs at millisecond precision
-  ASSERT_EQ(client->Post("/v1/elections/es.a/campaign", R"({"candidate":"b"})",
-                         "application/json")
-                ->status,
-            200);
+  ASSERT_EQ(PostStatus(*client, "/v1/elections/es.a/campaign", {{"candidate", "b"}}), 200);
   const json next = BodyOf(client->Get("/v1/elections/es.a"));
   EXPECT_EQ(next["leader"]["candidate"], "b");
   EXPECT_NE(next["leader"]["since"], since) << next.dump();
   // A plain lock of another name is no election; the election's events say they are.
-  ASSERT_EQ(client->Post("/v1/locks/es.lock/acquire", "{}", "application/json")->status, 200);
+  AcquireToken(*client, "es.lock", "");
   const json events = GetEvents(*client, "?prefix=es.");
   int elections = 0;
   for (const auto& e : events["events"]) {
