@@ -2,7 +2,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <regex>
 #include <thread>
 
@@ -518,10 +517,9 @@ TEST(HttpAuthTest, BadAuthFilesAreRefusedAtStart) {
                                         "tokentokentokentoken *\ntokentokentokentoken a.\n",
                                         "# only a comment\n"};
   for (const auto& text : bad) {
-    const std::string file = dir.path() + "/t";
-    std::ofstream(file) << text;
+    const AuthFile file(text);
     auto started = http::Server::Start({.backend_url = "inproc:", .listen = "127.0.0.1:0",
-                                        .auth_file = file});
+                                        .auth_file = file.path()});
     EXPECT_EQ(started.status().code(), StatusCode::kInvalidArgument) << text;
   }
   auto missing = http::Server::Start(
