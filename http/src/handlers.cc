@@ -201,10 +201,11 @@ void Acquire(ServerState& state, const Route& route, const Request& req, ReplyFn
     });
   });
   // After Park: a page that reads the lock on this event finds the waiter in the line (or
-  // already answered). Only waiting acquires pay for it.
-  if (state.events.enabled()) {
-    state.events.Record({.type = "waiting", .name = route.name, .owner = *owner,
-                         .election = shape == Shape::kElection});
+  // already answered). Only waiting acquires pay for it. From the local `request` only: the
+  // reply may already be under way on a worker, and with it the connection's next request.
+  if (s->events.enabled()) {
+    s->events.Record({.type = "waiting", .name = request.name, .owner = request.owner,
+                      .election = shape == Shape::kElection});
   }
 }
 
