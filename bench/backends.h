@@ -76,6 +76,8 @@ void RunCliRows(const Config& cfg, Table& table);
 // Limit-4 semaphore rows, 8 clients (rows_semaphore.cc).
 void RunSemaphoreRows(const Config& cfg, Table& table);
 void RunMemoryRow(const Config& cfg, Table& table);
+// ordo serve's acquire+release with the events ring on vs --events-ring 0 (rows_http.cc).
+void RunRingRows(const Config& cfg, Table& table);
 void RunParkedRow(const Config& cfg, Table& table);  // rows_parked.cc
 void RunScaleRow(const Config& cfg, Table& table);
 // `ordo run --backend etcd://… -- true` against `etcdctl lock NAME true` (rows_etcd.cc).

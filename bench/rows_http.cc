@@ -45,30 +45,25 @@ constexpr const char* kCasLua =
     "if v ~= tonumber(ARGV[1]) then return 0 end "
     "redis.call('HSET', KEYS[1], 'v', v + 1, 'value', ARGV[2]) return v + 1";
 
-// What every row through a spawned `ordo serve` shares.
-class ServeBench : public BackendBench {
- public:
-  std::string scheme() const override { return "http"; }
-  std::string NotAvailable(const Config& cfg) const override {
-    if (!SchemeRegistered("http") || cfg.ordo_binary.empty()) return "n/a (backend not built)";
-    return "";
-  }
-  std::chrono::microseconds block_delay() const override { return std::chrono::microseconds(3000); }
-};
-
 // The rows of http://. With `versus_inproc` the baseline is the same Locker calls on inproc:
 // directly (what HTTP itself costs); otherwise Redis.
-class HttpBench final : public ServeBench {
+class HttpBench final : public BackendBench {
  public:
   explicit HttpBench(bool versus_inproc) : versus_inproc_(versus_inproc) {}
   std::string label() const override {
     return versus_inproc_ ? "http:// vs inproc: direct" : "http:// (ordo serve on inproc:)";
   }
+  std::string scheme() const override { return "http"; }
   std::string url() const override { return serve_ ? serve_->url() : ""; }
   std::vector<Scenario> scenarios() const override {
     if (versus_inproc_) return {Scenario::kPair};
     return BackendBench::scenarios();
   }
+  std::string NotAvailable(const Config& cfg) const override {
+    if (!SchemeRegistered("http") || cfg.ordo_binary.empty()) return "n/a (backend not built)";
+    return "";
+  }
+  std::chrono::microseconds block_delay() const override { return std::chrono::microseconds(3000); }
 
   std::string Setup(const Config& cfg) override {
     serve_ = std::make_unique<OrdoServe>(cfg, "inproc:");
@@ -172,33 +167,53 @@ class HttpBench final : public ServeBench {
   std::unique_ptr<RedisServer> redis_;
 };
 
+constexpr const char* kRingLabel = "http:// events ring on vs off";
+
+// False, with both sides of `row` marked n/a, when `ordo serve` cannot run in this build.
+bool ServeRowAvailable(const Config& cfg, Row* row) {
+  if (SchemeRegistered("http") && !cfg.ordo_binary.empty()) return true;
+  row->ordo = Sample::NotAvailable("n/a (backend not built)");
+  row->baseline = Sample::NotAvailable("—");
+  return false;
+}
+
 // What the events ring (GET /v1/events, the live page) costs the hot path: acquire+release
 // through `ordo serve` with the ring on (the default) against a second `ordo serve
-// --events-ring 0`, in alternating rounds of the same run. The ratio is on ÷ off; the target
-// is at least 0.95 (the ring costs at most 5%).
-class HttpRingBench final : public ServeBench {
- public:
-  std::string label() const override { return "http:// events ring on vs off"; }
-  std::string url() const override { return on_ ? on_->url() : ""; }
-  std::vector<Scenario> scenarios() const override { return {Scenario::kPair}; }
-
-  std::string Setup(const Config& cfg) override {
-    on_ = std::make_unique<OrdoServe>(cfg, "inproc:");
-    if (!on_->error().empty()) return on_->error();
-    off_ = std::make_unique<OrdoServe>(cfg, "inproc:",
-                                       std::vector<std::string>{"--events-ring", "0"});
-    return off_->error();
+// --events-ring 0` running at the same time. The two are measured in many short alternating
+// rounds, in the order on, off, off, on, …, so that the shared machine's slow moments and any
+// drift hit both alike. The ratio is on ÷ off; the target is at least 0.95 (the ring costs at
+// most 5%).
+Row RingRow(const Config& cfg, int clients) {
+  Row row;
+  row.backend = kRingLabel;
+  row.scenario = ScenarioName(Scenario::kPair, clients);
+  row.clients = clients;
+  row.baseline_name = "ordo serve --events-ring 0, the same calls";
+  if (!ServeRowAvailable(cfg, &row)) return row;
+  OrdoServe on(cfg, "inproc:");
+  OrdoServe off(cfg, "inproc:", {"--events-ring", "0"});
+  if (!on.error().empty() || !off.error().empty()) {
+    row.ordo = Sample::Error(on.error().empty() ? off.error() : on.error());
+    return row;
   }
-
-  Baseline Measure(const Config& cfg, Scenario scenario, int clients) override {
-    return {"ordo serve --events-ring 0, the same calls",
-            MeasureOrdo(cfg, off_->url(), scenario, clients, block_delay()), ""};
+  const int rounds = cfg.quick || cfg.smoke ? 2 : 8;
+  Config round_cfg = cfg;
+  round_cfg.seconds = 2 * cfg.seconds / rounds;  // twice a usual row's time, for less noise
+  const auto delay = std::chrono::microseconds(3000);
+  std::vector<Sample> with_ring, without;
+  for (int r = 0; r < rounds; ++r) {
+    const bool on_first = r % 4 == 0 || r % 4 == 3;
+    for (int side = 0; side < 2; ++side) {
+      const bool ring = (side == 0) == on_first;
+      (ring ? with_ring : without)
+          .push_back(MeasureOrdo(round_cfg, ring ? on.url() : off.url(), Scenario::kPair,
+                                 clients, delay));
+    }
   }
-
- private:
-  std::unique_ptr<OrdoServe> on_;
-  std::unique_ptr<OrdoServe> off_;
-};
+  row.ordo = Merge(with_ring);
+  row.baseline = Merge(without);
+  return row;
+}
 
 // A socket that sent a request and is left waiting for the answer.
 int SendRaw(int port, const std::string& request) {
@@ -221,11 +236,7 @@ Row MemoryRow(const Config& cfg) {
   row.clients = cfg.memory_waiters;
   row.kind = RowKind::kMemory;
   row.baseline_name = "redis-server, as many SET NX PX keys + BLPOP clients";
-  if (!SchemeRegistered("http") || cfg.ordo_binary.empty()) {
-    row.ordo = Sample::NotAvailable("n/a (backend not built)");
-    row.baseline = Sample::NotAvailable("—");
-    return row;
-  }
+  if (!ServeRowAvailable(cfg, &row)) return row;
   OrdoServe serve(cfg, "inproc:");
   if (!serve.error().empty()) {
     row.ordo = Sample::Error(serve.error());
@@ -331,8 +342,12 @@ std::vector<std::unique_ptr<BackendBench>> HttpBackends() {
   std::vector<std::unique_ptr<BackendBench>> out;
   out.push_back(std::make_unique<HttpBench>(false));
   out.push_back(std::make_unique<HttpBench>(true));
-  out.push_back(std::make_unique<HttpRingBench>());
   return out;
+}
+
+void RunRingRows(const Config& cfg, Table& table) {
+  std::fprintf(stderr, "%s\n", kRingLabel);
+  for (int clients : {1, 8}) table.Add(RingRow(cfg, clients));
 }
 
 void RunMemoryRow(const Config& cfg, Table& table) {
