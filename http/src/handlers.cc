@@ -464,7 +464,8 @@ Response Info(ServerState& state) {
             {"max_wait_ms", state.options.max_wait.count()},
             {"keep_alive_ms",
              std::chrono::duration_cast<milliseconds>(state.options.keep_alive).count()},
-            {"max_body", state.options.max_body}});
+            {"max_body", state.options.max_body},
+            {"events_ring", state.options.events_ring}});
 }
 
 Response RenderMetrics(ServerState& state) {

@@ -285,6 +285,7 @@ TEST(HttpHealthTest, HealthReadinessAndInfo) {
   ASSERT_EQ(info->status, 200);
   EXPECT_EQ(BodyOf(info)["expires_by_ttl"], true);
   EXPECT_EQ(BodyOf(info)["max_wait_ms"], 60000);
+  EXPECT_EQ(BodyOf(info)["events_ring"], http::ServeOptions::kDefaultEventsRing);
 }
 
 TEST_F(HttpApiTest, MetricsCountTraffic) {

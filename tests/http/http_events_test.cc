@@ -250,8 +250,9 @@ TEST(HttpEventsTest, TheRingCanBeTurnedOff) {
   const json none = GetEvents(*client, "");
   EXPECT_TRUE(none["events"].empty()) << none.dump();
   EXPECT_EQ(none["last"], 0);
-  // The rest of the server works as before.
+  // The rest of the server works as before; /v1/info says the ring is off (the page reads it).
   EXPECT_EQ(client->Get("/v1/locks/off.a")->status, 200);
+  EXPECT_EQ(BodyOf(client->Get("/v1/info"))["events_ring"], 0);
   // Out of range is refused at start, naming the flag.
   auto big = http::Server::Start({.backend_url = "inproc:", .listen = "127.0.0.1:0",
                                   .events_ring = http::ServeOptions::kMaxEventsRing + 1});
