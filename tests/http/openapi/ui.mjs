@@ -123,6 +123,19 @@ try {
   if (readmeShot) await page.screenshot({path: readmeShot, fullPage: true});
   step(`screenshot: ${join(outDir, 'ui.png')}`);
   if (external.length) throw new Error('the page fetched from elsewhere: ' + external.join(' '));
+
+  // A server without an events ring: the page loads its locks and says it is not live.
+  const quiet = await startServer(serveBinary, '', 0);
+  try {
+    await fetch(quiet.base + '/v1/locks/quiet/acquire', {method: 'POST', body: '{"owner":"q"}'});
+    const still = await browser.newPage();
+    await still.goto(quiet.base + '/ui');
+    await still.locator('#locks tr[data-name="quiet"]').waitFor({timeout: 5000});
+    await still.locator('#live.off', {hasText: 'not live'}).waitFor({timeout: 5000});
+    step('with --events-ring 0 the page shows the locks and says it is not live');
+  } finally {
+    quiet.child.kill('SIGTERM');
+  }
 } catch (err) {
   failed = true;
   console.error('FAIL ' + (err.stack || err));
