@@ -135,11 +135,23 @@ void RaiseFdLimit() {
   setrlimit(RLIMIT_NOFILE, &lim);
 }
 
-AuthFile::AuthFile(const std::string& text) : path_(dir_.path() + "/tokens") {
+AuthFile::AuthFile(const std::string& text) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string name = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
+                     "/ordo-auth-XXXXXX";
+  const int fd = mkstemp(name.data());
+  EXPECT_GE(fd, 0) << "cannot create " << name;
+  if (fd < 0) return;
+  close(fd);
+  path_ = name;
   std::ofstream out(path_);
   out << text;
   out.close();
   EXPECT_TRUE(out) << "cannot write " << path_;
+}
+
+AuthFile::~AuthFile() {
+  if (!path_.empty()) unlink(path_.c_str());
 }
 
 double MetricValue(const http::Server& server, const std::string& series) {

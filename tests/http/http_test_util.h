@@ -15,7 +15,6 @@
 
 #include "ordo/ordo.h"
 #include "ordo_http/server.h"
-#include "test_support.h"
 
 namespace ordo::testing {
 
@@ -92,14 +91,16 @@ RawReply RawRequest(int port, const std::string& request,
 // Parses one HTTP reply from `bytes`; status 0 if incomplete.
 RawReply ParseReply(const std::string& bytes);
 
-// An auth file (`--auth-file`) holding `text`, in a temporary directory removed with it.
+// An auth file (`--auth-file`) holding `text`: a temporary file, removed with this object.
 class AuthFile {
  public:
   explicit AuthFile(const std::string& text);
+  ~AuthFile();
+  AuthFile(const AuthFile&) = delete;
+  AuthFile& operator=(const AuthFile&) = delete;
   const std::string& path() const { return path_; }
 
  private:
-  TempDir dir_;
   std::string path_;
 };
 
