@@ -329,6 +329,11 @@ void AddServe(CLI::App& app, Command& c) {
       ->type_name("N");
   AddDuration(serve, "--max-wait", &s.max_wait,
               "Largest wait_ms a client may ask for (default 60s)", milliseconds(0), kMaxWait);
+  serve->add_option("--events-ring", s.events_ring,
+                    "Recent events kept for /v1/events and /ui (0: off, no live page)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{0}, http::ServeOptions::kMaxEventsRing))
+      ->type_name("N");
 }
 
 constexpr char kFenceExamples[] = R"(
