@@ -278,10 +278,11 @@ JobOutcome Supervise(Job& job, SignalWatch& signals, const SuperviseOptions& opt
     if (!outcome.lost) fds[1].fd = options.lost_fd;
     const int ready = poll(fds, 2, timeout);
     if (ready < 0 && errno != EINTR) {
-      spdlog::error("ordo: {}", Errno("poll"));
+      spdlog::error("{}: {}", options.command, Errno("poll"));
     }
     if (kill_at != Clock::time_point::max() && Clock::now() >= kill_at) {
-      spdlog::warn("ordo: the job is still running after the grace period; SIGKILL");
+      spdlog::warn("{}: the job is still running after the grace period; SIGKILL",
+                   options.command);
       job.Signal(SIGKILL);
       kill_at = Clock::time_point::max();
     }
@@ -303,7 +304,8 @@ JobOutcome Supervise(Job& job, SignalWatch& signals, const SuperviseOptions& opt
         const auto by = options.kill_by();
         if (by > now) kill_at = std::min(kill_at, by);
       }
-      spdlog::warn("ordo: the lease was lost; SIGTERM to the job, SIGKILL in {} ms",
+      spdlog::warn("{}: {} was lost; SIGTERM to the job, SIGKILL in {} ms", options.command,
+                   options.lost_what,
                    std::chrono::ceil<std::chrono::milliseconds>(kill_at - now).count());
       job.Signal(SIGTERM);
     }

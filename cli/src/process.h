@@ -114,6 +114,9 @@ struct SuperviseOptions {
   // The moment by which the job must be dead after a loss (the lease's self-fencing deadline);
   // it shortens kill_grace while still ahead. Empty: no such bound.
   std::function<std::chrono::steady_clock::time_point()> kill_by;
+  // How messages begin ("ordo run", "ordo elect") and what a loss lost, for the log.
+  std::string command = "ordo";
+  std::string lost_what = "the lease";
 };
 
 struct JobOutcome {
