@@ -130,9 +130,22 @@ struct ScopedLease::State {
 
 Result<ScopedLease> ScopedLease::Acquire(Locker& locker, const LockRequest& request,
                                          Options options) {
-  const auto sent = Clock::now();
+  auto sent = Clock::now();
   auto lease = locker.Acquire(request);
   if (!lease.ok()) return lease.status();
+  // Only `sent` is known to precede the grant, and a waited acquire may have been granted long
+  // after it: the expiry bound sent + ttl could be near or past already, and the lease would be
+  // declared lost at once. When the wait used up a third of the TTL, a renewal sent now bounds
+  // the expiry afresh.
+  if (Clock::now() - sent > lease->ttl / 3) {
+    sent = Clock::now();
+    auto renewed = locker.Renew(*lease, lease->ttl);
+    if (!renewed.ok()) {
+      locker.Release(*lease).IgnoreError();
+      return renewed.status();
+    }
+    lease = std::move(renewed);
+  }
   return ScopedLease(locker, std::move(*lease), std::move(options), sent);
 }
 
