@@ -116,14 +116,23 @@ struct ScopedLease::State {
     }
   }
 
-  void StopThreads() {
+  // From here on neither thread renews again or declares a loss.
+  void RequestStop() {
     {
       std::lock_guard<std::mutex> lock(mu);
       stop = true;
     }
     cv.notify_all();
+  }
+
+  void JoinThreads() {
     if (renewer.joinable()) renewer.join();
     if (watchdog.joinable()) watchdog.join();
+  }
+
+  void StopThreads() {
+    RequestStop();
+    JoinThreads();
   }
 
 };
@@ -211,10 +220,14 @@ Status ScopedLease::LostStatus() const {
 
 Status ScopedLease::Release() {
   if (!state_ || state_->released) return OkStatus();
-  state_->StopThreads();
+  state_->RequestStop();
   state_->released = true;
-  if (lost()) return LostStatus();
-  return state_->locker->Release(lease());
+  // Released before the threads are joined, so that the next holder (a waiting candidate, when
+  // a leader resigns) need not wait for them to wake and exit. A renewal still in flight is
+  // then refused by the backend, and ignored: the stop is already requested.
+  Status released = lost() ? LostStatus() : state_->locker->Release(lease());
+  state_->JoinThreads();
+  return released;
 }
 
 Result<Lease> ScopedLease::Detach() {
