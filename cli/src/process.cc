@@ -151,6 +151,7 @@ Result<std::unique_ptr<Job>> Job::Start(const JobSpec& spec) {
   std::unique_ptr<Job> job(new Job);
   job->pid_ = pid;
   job->took_terminal_ = take_terminal;
+  job->command_ = spec.command;
   job->StartSentinel(go[1]);
   const char byte = 'g';
   WriteAll(go[1], &byte, 1);
@@ -183,7 +184,8 @@ Result<std::unique_ptr<Job>> Job::Start(const JobSpec& spec) {
 void Job::StartSentinel(int close_in_sentinel) {
   int guard[2];
   if (pipe2(guard, O_CLOEXEC) != 0) {
-    spdlog::warn("ordo: {}; the job's group will not be killed if ordo is", Errno("pipe2"));
+    spdlog::warn("{}: {}; the job's group will not be killed if ordo is", command_,
+                 Errno("pipe2"));
     return;
   }
   const pid_t group = pid_;
@@ -201,7 +203,8 @@ void Job::StartSentinel(int close_in_sentinel) {
   }
   close(guard[0]);
   if (sentinel < 0) {
-    spdlog::warn("ordo: {}; the job's group will not be killed if ordo is", Errno("fork"));
+    spdlog::warn("{}: {}; the job's group will not be killed if ordo is", command_,
+                 Errno("fork"));
     close(guard[1]);
     return;
   }
@@ -241,7 +244,7 @@ Job::~Job() {
 
 void Job::Signal(int sig) {
   if (kill(-pid_, sig) != 0 && errno != ESRCH) {
-    spdlog::warn("ordo: {}", Errno("kill"));
+    spdlog::warn("{}: {}", command_, Errno("kill"));
   }
 }
 

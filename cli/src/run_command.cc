@@ -304,6 +304,7 @@ int RunCommand(const RunOptions& o) {
                                         : std::nullopt,
                             o.election);
   spec.mask = (*signals)->original_mask();
+  spec.command = command;
   auto job = Job::Start(spec);
   if (!job.ok()) {
     spdlog::error("{}: {}", command, job.status().message());
