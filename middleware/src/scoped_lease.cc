@@ -116,16 +116,15 @@ struct ScopedLease::State {
     }
   }
 
-  // From here on neither thread renews again or declares a loss.
+  // From here on neither thread renews again or declares a loss. The threads are not woken
+  // yet: JoinThreads does that (see Release).
   void RequestStop() {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      stop = true;
-    }
-    cv.notify_all();
+    std::lock_guard<std::mutex> lock(mu);
+    stop = true;
   }
 
   void JoinThreads() {
+    cv.notify_all();
     if (renewer.joinable()) renewer.join();
     if (watchdog.joinable()) watchdog.join();
   }
@@ -222,9 +221,10 @@ Status ScopedLease::Release() {
   if (!state_ || state_->released) return OkStatus();
   state_->RequestStop();
   state_->released = true;
-  // Released before the threads are joined, so that the next holder (a waiting candidate, when
-  // a leader resigns) need not wait for them to wake and exit. A renewal still in flight is
-  // then refused by the backend, and ignored: the stop is already requested.
+  // Released before the threads are woken and joined, so that the next holder (a waiting
+  // candidate, when a leader resigns) neither waits for them to exit nor competes with them for
+  // a core as it wakes. A renewal still in flight is then refused by the backend, and ignored:
+  // the stop is already requested.
   Status released = lost() ? LostStatus() : state_->locker->Release(lease());
   state_->JoinThreads();
   return released;
