@@ -36,6 +36,8 @@ struct ScopedLease::State {
   bool released = false;    // only touched by the owning thread
   std::atomic<bool> lost{false};
   std::thread renewer;
+  // Started by the renewer thread (so the caller pays for one thread's start, not two); only
+  // that thread touches it until JoinThreads has joined the renewer.
   std::thread watchdog;
 
   // Declares the loss once; later calls (from the other thread) do nothing.
@@ -125,7 +127,7 @@ struct ScopedLease::State {
 
   void JoinThreads() {
     cv.notify_all();
-    if (renewer.joinable()) renewer.join();
+    if (renewer.joinable()) renewer.join();  // first: after it, `watchdog` is set
     if (watchdog.joinable()) watchdog.join();
   }
 
@@ -173,8 +175,10 @@ ScopedLease::ScopedLease(Locker& locker, Lease lease, Options options,
   s.lease = std::move(lease);
   s.options = std::move(options);
   if (s.options.keep_alive) {
-    s.renewer = std::thread([p = &s] { p->Renew(); });
-    s.watchdog = std::thread([p = &s] { p->Watch(); });
+    s.renewer = std::thread([p = &s] {
+      p->watchdog = std::thread([p] { p->Watch(); });
+      p->Renew();
+    });
   }
 }
 
