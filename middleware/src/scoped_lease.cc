@@ -13,7 +13,9 @@ namespace ordo {
 using Clock = std::chrono::steady_clock;
 
 // Keep-alive runs on two threads. The renewer calls Renew every period and moves the
-// self-fencing deadline forward after each success. The watchdog only watches the clock: it
+// self-fencing deadline forward after each success; it starts the watchdog before its first
+// Renew (or at the fencing time, if that comes first), so that taking a lease starts one thread
+// only: a leader's hand-over pays for one. The watchdog only watches the clock: it
 // declares the lease lost at the deadline (minus fence_early) even while the renewer is stuck in
 // a Renew call that has not returned — a hung connection or a busy database must not keep a
 // holder believing it still owns a lease the backend is about to give away.
@@ -36,8 +38,8 @@ struct ScopedLease::State {
   bool released = false;    // only touched by the owning thread
   std::atomic<bool> lost{false};
   std::thread renewer;
-  // Started by the renewer thread (so the caller pays for one thread's start, not two); only
-  // that thread touches it until JoinThreads has joined the renewer.
+  // Started by the renewer thread (see Renew); only that thread touches it until JoinThreads
+  // has joined the renewer.
   std::thread watchdog;
 
   // Declares the loss once; later calls (from the other thread) do nothing.
@@ -67,6 +69,13 @@ struct ScopedLease::State {
     const auto period = options.renew_every.count() > 0 ? options.renew_every : ttl / 3;
     auto next = Clock::now() + period;
     std::unique_lock<std::mutex> lock(mu);
+    // The watchdog is needed once a renewal may hang, or once the fencing time comes: it starts
+    // then, not with the lease (a new holder, a candidate just elected, pays for one thread).
+    const auto watch_from = std::min(next, deadline - early);
+    if (cv.wait_until(lock, watch_from, [this] { return stop; })) return;
+    lock.unlock();
+    watchdog = std::thread([this] { Watch(); });
+    lock.lock();
     while (true) {
       if (cv.wait_until(lock, next, [this] { return stop || lost_declared; })) return;
       Lease current = lease;
@@ -175,10 +184,7 @@ ScopedLease::ScopedLease(Locker& locker, Lease lease, Options options,
   s.lease = std::move(lease);
   s.options = std::move(options);
   if (s.options.keep_alive) {
-    s.renewer = std::thread([p = &s] {
-      p->watchdog = std::thread([p] { p->Watch(); });
-      p->Renew();
-    });
+    s.renewer = std::thread([p = &s] { p->Renew(); });
   }
 }
 
