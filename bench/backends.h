@@ -75,6 +75,8 @@ std::vector<std::unique_ptr<BackendBench>> EtcdBackends();
 void RunCliRows(const Config& cfg, Table& table);
 // Limit-4 semaphore rows, 8 clients (rows_semaphore.cc).
 void RunSemaphoreRows(const Config& cfg, Table& table);
+// Election hand-over and Observe latency beside each backend's wake-up row (rows_election.cc).
+void RunElectionRows(const Config& cfg, Table& table);
 void RunMemoryRow(const Config& cfg, Table& table);
 // ordo serve's acquire+release with the events ring on vs --events-ring 0 (rows_http.cc).
 void RunRingRows(const Config& cfg, Table& table);

@@ -401,6 +401,12 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
   app.require_subcommand(1);
   app.footer("\nRun 'ordo SUBCOMMAND --help' for a subcommand's flags and examples; "
              "'man ordo' for everything.");
+  // A bad flag is reported like every other error of the subcommand: "ordo elect: --ttl: …".
+  app.failure_message([](const CLI::App* root, const CLI::Error& e) {
+    const auto subs = root->get_subcommands();
+    const std::string prefix = subs.empty() ? "ordo: " : "ordo " + subs.back()->get_name() + ": ";
+    return prefix + CLI::FailureMessage::simple(root, e);
+  });
   AddRun(app, c);
   AddLock(app, c);
   AddElect(app, c);
