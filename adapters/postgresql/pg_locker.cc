@@ -9,10 +9,11 @@
 //   version     read the lock row and holders, decide in the client, write back
 //               WHERE version = $v, retry when someone else changed it first.
 //   for-update  a transaction on a dedicated connection holds the lock row FOR UPDATE (FOR SHARE
-//               for shared holders) until release or until the connection dies: no TTL.
+//               for shared holders) until release or until the connection dies: no TTL. A
+//               permit holds the lowest free one of the lock's slot rows instead (SKIP LOCKED).
 // Waiting acquisitions of cas/version sleep until a NOTIFY from a release (one LISTEN connection
-// per Locker) or until the first holder's lease runs out; for-update waits in the database's
-// own lock queue, bounded by lock_timeout.
+// per Locker) or until the first holder's lease runs out; plain for-update waits in the
+// database's own lock queue, bounded by lock_timeout; for-update permits sleep on NOTIFY.
 #include <chrono>
 #include <limits>
 #include <map>
@@ -43,6 +44,11 @@ constexpr milliseconds kDegradedRecheck{250};
 // Conflicts a version-strategy call tolerates before giving up (each one means another caller
 // made progress, so this only bounds pathological contention).
 constexpr int kMaxVersionConflicts = 10'000;
+// A waiting for-update permit is woken by a release's NOTIFY; a holder whose connection died
+// sends none. It re-checks when the first holder's reported expiry (moved by each Renew, so by
+// ScopedLease) passes, and every kOverdueRecheck while a holder is past it (such a holder has
+// died or does not renew): bounded, never a spin.
+constexpr milliseconds kOverdueRecheck{250};
 
 std::chrono::system_clock::time_point FromEpochMs(std::int64_t ms) {
   return std::chrono::system_clock::time_point(milliseconds(ms));
@@ -156,25 +162,22 @@ class PgLocker final : public EngineLocker {
 
  protected:
   Result<Attempt> TryAcquire(const LockRequest& request, const std::string& owner,
-                             SteadyClock::time_point /*deadline*/) override {
-    if (request.limit > 1 && strategy_ == Strategy::kForUpdate) {
-      return PermitsUnsupportedError(request.limit, "strategy=for-update");
-    }
+                             SteadyClock::time_point deadline) override {
     switch (strategy_) {
       case Strategy::kCas:
         return TryCas(request, owner);
       case Strategy::kVersion:
         return TryVersion(request, owner);
       case Strategy::kForUpdate:
-        return TryForUpdate(request, owner);
+        return TryForUpdate(request, owner, deadline);
     }
     return InternalError("unknown strategy");
   }
 
-  // cas and version wait on NOTIFY; for-update waits in the database's own row-lock queue,
-  // bounded by lock_timeout, inside its try.
+  // Every strategy sleeps on NOTIFY between tries. A plain for-update try waits in the
+  // database's own row-lock queue, bounded by lock_timeout, until the deadline itself, so it
+  // comes back only when the wait is over; a for-update permit's try never waits (SKIP LOCKED).
   std::unique_ptr<Wakeups> WaitFor(std::string_view name) override {
-    if (strategy_ == Strategy::kForUpdate) return nullptr;
     listener_.Start();
     return std::make_unique<ListenerWakeups>(listener_, listener_.board().WaitFor(name));
   }
@@ -439,65 +442,141 @@ class PgLocker final : public EngineLocker {
     std::unique_ptr<pqxx::work> txn;
   };
 
-  Result<Attempt> TryForUpdate(const LockRequest& request, const std::string& owner) {
+  Result<Attempt> TryForUpdate(const LockRequest& request, const std::string& owner,
+                               SteadyClock::time_point deadline) {
     auto conn = pool_.TakeDedicated();
     if (!conn.ok()) return conn.status();
     HeldRow held{std::move(*conn), nullptr};
-    const bool exclusive = request.mode == LockMode::kExclusive;
-    const bool nowait = request.wait.count() == 0;
-    const std::string_view lock_sql =
-        exclusive ? (nowait ? sql::kForUpdateLockExclusiveNowait : sql::kForUpdateLockExclusive)
-                  : (nowait ? sql::kForUpdateLockSharedNowait : sql::kForUpdateLockShared);
+    const bool permit = request.limit > 1;
     std::int64_t xact = 0;
+    std::optional<std::uint32_t> slot;  // empty: a permit found every slot held
     Outcome locked = Guard("acquire (for-update)", pool_.config(), [&] {
-      for (int round = 0; round < 2; ++round) {
-        held.txn = std::make_unique<pqxx::work>(*held.conn);
-        if (!nowait) {
-          const auto stmt_ms = request.wait + pool_.config().statement_timeout;
-          held.txn->exec_params(std::string(sql::kForUpdateTimeouts),
-                                std::to_string(request.wait.count()),
-                                std::to_string(stmt_ms.count()));
-        }
-        auto r = held.txn->exec_params(std::string(lock_sql), request.name);
-        if (!r.empty()) {
-          xact = r[0][0].as<std::int64_t>();
-          return OkStatus();
-        }
-        // First acquisition of the name: create its row (committed, so that concurrent
-        // acquirers all find it) and lock it in a fresh transaction.
-        held.txn.reset();
-        pqxx::nontransaction tx(*held.conn);
-        pool_.Exec(tx, sql::kForUpdateEnsureRow, request.name);
-      }
-      return InternalError("the lock row of '" + request.name + "' vanished while locking it");
+      if (permit) return LockPermitRow(held, request, &xact, &slot);
+      slot = 0;
+      return LockPlainRow(held, request, deadline, &xact);
     });
-    if (!locked.status.ok()) {
+    if (!locked.status.ok() || !slot) {
       AbortHeld(held, locked.broken);
-      if (locked.status.code() != StatusCode::kLockHeld) return locked.status;
-      Attempt refused;
-      if (auto state = DoDescribe(request.name); state.ok()) refused.holders = state->holders;
-      return refused;
+      if (!locked.status.ok() && locked.status.code() != StatusCode::kLockHeld) {
+        return locked.status;
+      }
+      return Refused(request);
     }
     // The row lock is ours. Only now is the token issued — on another connection, committed
     // before it is handed out (statements.h, kForUpdateIssueToken, says why).
     std::optional<Lease> lease;
-    Status issued = pool_.Run("issue token (for-update)", [&](pqxx::connection& c) {
-      pqxx::nontransaction tx(c);
-      auto row = pool_.Exec1(tx, sql::kForUpdateIssueToken, request.name, owner,
-                                 ModeText(request.mode),
-                                 static_cast<std::int64_t>(request.ttl.count()), xact);
-      lease = Lease{request.name, owner, row[0].as<std::uint64_t>(), request.mode,
-                    FromEpochMs(row[1].as<std::int64_t>()), request.ttl};
-      return OkStatus();
-    });
-    if (!issued.ok()) {
+    std::uint32_t in_force = 0;  // a live holder's other limit: refused
+    Status issued = OkStatus();
+    for (int conflicts = 0; !lease && in_force == 0; ++conflicts) {
+      if (conflicts == kMaxVersionConflicts) {
+        issued = UnavailableError("acquire of '" + request.name + "' kept conflicting; try again");
+        break;
+      }
+      issued = pool_.Run("issue token (for-update)", [&](pqxx::connection& c) {
+        pqxx::nontransaction tx(c);
+        auto row = pool_.Exec1(tx, sql::kForUpdateIssueToken, request.name, owner,
+                               ModeText(request.mode),
+                               static_cast<std::int64_t>(request.ttl.count()), xact,
+                               static_cast<std::int32_t>(*slot),
+                               static_cast<std::int32_t>(request.limit));
+        if (!row[0].is_null()) {
+          lease = Lease{request.name, owner, row[0].as<std::uint64_t>(), request.mode,
+                        FromEpochMs(row[1].as<std::int64_t>()), request.ttl};
+          lease->slot = *slot;
+        } else if (!row[2].is_null()) {
+          in_force = row[2].as<std::uint32_t>();
+        }
+        return OkStatus();
+      });
+      if (!issued.ok()) break;
+    }
+    if (!issued.ok() || !lease) {
       AbortHeld(held, false);
-      return issued;
+      if (!issued.ok()) return issued;
+      return LimitMismatchError(request.name, request.limit, in_force);
     }
     held_.Insert(request.name, lease->token, std::move(held));
     Attempt granted;
     granted.lease = std::move(*lease);
     return granted;
+  }
+
+  // A plain for-update lock: the name's row in ordo.lock_rows, waited for in the database's
+  // row-lock queue until `deadline` (NOWAIT when no time is left).
+  Status LockPlainRow(HeldRow& held, const LockRequest& request, SteadyClock::time_point deadline,
+                      std::int64_t* xact) {
+    const bool exclusive = request.mode == LockMode::kExclusive;
+    const auto left = std::chrono::ceil<milliseconds>(deadline - SteadyClock::now());
+    const bool nowait = request.wait.count() == 0 || left.count() <= 0;
+    const std::string_view lock_sql =
+        exclusive ? (nowait ? sql::kForUpdateLockExclusiveNowait : sql::kForUpdateLockExclusive)
+                  : (nowait ? sql::kForUpdateLockSharedNowait : sql::kForUpdateLockShared);
+    for (int round = 0; round < 2; ++round) {
+      held.txn = std::make_unique<pqxx::work>(*held.conn);
+      if (!nowait) {
+        const auto stmt_ms = left + pool_.config().statement_timeout;
+        held.txn->exec_params(std::string(sql::kForUpdateTimeouts), std::to_string(left.count()),
+                              std::to_string(stmt_ms.count()));
+      }
+      auto r = held.txn->exec_params(std::string(lock_sql), request.name);
+      if (!r.empty()) {
+        *xact = r[0][0].as<std::int64_t>();
+        return OkStatus();
+      }
+      // First acquisition of the name: create its row (committed, so that concurrent
+      // acquirers all find it) and lock it in a fresh transaction.
+      held.txn.reset();
+      pqxx::nontransaction tx(*held.conn);
+      pool_.Exec(tx, sql::kForUpdateEnsureRow, request.name);
+    }
+    return InternalError("the lock row of '" + request.name + "' vanished while locking it");
+  }
+
+  // A permit: the lowest free slot row, never waited for. `slot` stays empty when every slot
+  // below the limit is held (a waiting acquisition then sleeps on NOTIFY).
+  Status LockPermitRow(HeldRow& held, const LockRequest& request, std::int64_t* xact,
+                       std::optional<std::uint32_t>* slot) {
+    const auto limit = static_cast<std::int32_t>(request.limit);
+    for (int round = 0; round < 2; ++round) {
+      held.txn = std::make_unique<pqxx::work>(*held.conn);
+      auto r = held.txn->exec_params(std::string(sql::kForUpdateLockPermit), request.name, limit);
+      if (!r.empty()) {
+        *slot = r[0][0].as<std::uint32_t>();
+        *xact = r[0][1].as<std::int64_t>();
+        return OkStatus();
+      }
+      held.txn->abort();
+      held.txn.reset();
+      // Every existing slot row is held. Slots never used before have no row yet: create them
+      // (committed, so that every acquirer finds them) and look again; none created: all held.
+      pqxx::nontransaction tx(*held.conn);
+      if (pool_.Exec(tx, sql::kForUpdateEnsurePermitRows, request.name, limit).empty()) break;
+    }
+    return OkStatus();
+  }
+
+  // A refused for-update acquisition: who holds the name, a mismatched limit (whose holders
+  // may fill every slot below this request's limit), and when a waiting permit re-checks.
+  Result<Attempt> Refused(const LockRequest& request) {
+    Attempt refused;
+    auto state = DoDescribe(request.name);
+    if (!state.ok()) return refused;  // the holders stay unknown; the try is refused anyway
+    if (!state->holders.empty() && state->limit != request.limit) {
+      return LimitMismatchError(request.name, request.limit, state->limit);
+    }
+    if (request.limit > 1) {
+      // Reported expiries are by the database's clock, compared with ours: a re-check hint
+      // only, never a decision (liveness is the holder's open transaction).
+      const auto now = std::chrono::system_clock::now();
+      for (const Holder& h : state->holders) {
+        const auto left = std::chrono::duration_cast<milliseconds>(h.expires_at - now);
+        const milliseconds next = left.count() > 0 ? left : kOverdueRecheck;
+        if (!refused.expiry || next < *refused.expiry) refused.expiry = next;
+      }
+      if (!refused.expiry) refused.expiry = kOverdueRecheck;  // slots held, holders not yet recorded
+    }
+    refused.holders = std::move(state->holders);
+    return refused;
   }
 
   // Ends a holder's transaction (freeing its row lock) and recycles the connection if sound.
