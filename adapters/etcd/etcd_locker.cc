@@ -32,9 +32,10 @@
 // vanishes with its lease and the watcher behind it wakes up.
 //
 // Semaphores follow etcd's recipe shape too: a permit's key joins the queue unconditionally,
-// the N oldest permit keys (of the limit N in force, the oldest key's) hold, and a waiter
-// watches only the key N places ahead of it, whose deletion is the only one that can let it in
-// (no herd). A key that becomes a holder then claims the lowest free slot in one transaction
+// and the N oldest permit keys (of the limit N in force, the oldest key's) hold. Permits are
+// released in any order, so no single key ahead decides a waiter's turn: the first waiter
+// watches the deletions under the name, every later waiter only the waiter just ahead of it
+// (no herd: a release wakes one waiter; WaitTurn says more). A key that becomes a holder then claims the lowest free slot in one transaction
 // that creates P slot/NAME/S only if it does not exist (create_revision == 0) and only while
 // the holder key still exists, under the holder's lease: two live permits never share a slot,
 // and a slot is freed in the same revision as its holder key (release, revoke or expiry). At
@@ -323,12 +324,14 @@ std::string HolderValue(std::string_view owner, milliseconds ttl, std::uint32_t 
 
 // A streaming watch of [key, range_end) (one key when range_end is empty) from start_revision.
 // The gateway writes one JSON message per line; `on_result` gets each message's "result" and
-// returns false to end the stream.
+// returns false to end the stream. `deletions_only` leaves out puts (etcd's NOPUT filter).
 httplib::Request WatchRequest(const std::string& key, const std::string& range_end,
                               std::uint64_t start_revision,
-                              std::function<bool(const json& result)> on_result) {
+                              std::function<bool(const json& result)> on_result,
+                              bool deletions_only = false) {
   json create = {{"key", Base64(key)}, {"start_revision", std::to_string(start_revision)}};
   if (!range_end.empty()) create["range_end"] = Base64(range_end);
+  if (deletions_only) create["filters"] = json::array({"NOPUT"});
   httplib::Request req;
   req.method = "POST";
   req.path = "/v3/watch";
@@ -992,7 +995,11 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
       const Kv* predecessor = nullptr;
       bool mine = false;
       // A permit: the keys ahead that count (permits of this limit); it holds while fewer than
-      // `limit` of them are ahead, and otherwise waits for the one `limit` places ahead.
+      // `limit` of them are ahead. Holders release in any order, so the first waiter (exactly
+      // `limit` ahead: all holders) watches the deletions of the name's keys, and every later
+      // waiter watches only the waiter just ahead of it, whose claim of a slot (a put) or
+      // departure (a deletion) is the only change that can move it up to first waiter. A
+      // release thus wakes one waiter, never the herd.
       std::vector<const Kv*> ahead;
       for (const Kv& kv : queue) {
         if (kv.key == key) {
@@ -1005,9 +1012,8 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
           predecessor = &kv;
         }
       }
-      if (permit && ahead.size() >= request.limit) {
-        predecessor = ahead[ahead.size() - request.limit];
-      }
+      if (permit && ahead.size() >= request.limit) predecessor = ahead.back();
+      const bool first_waiter = permit && ahead.size() == request.limit;
       if (!mine) {
         return UnavailableError("the waiting key of lock '" + request.name +
                                 "' vanished (its lease expired while the wait went on)");
@@ -1032,7 +1038,13 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
       // The queue is read again after every change, also when the only key ahead of ours was
       // deleted: that read is what proves our own key still exists (its lease may have ended
       // while a paused member held the watch).
-      WaitForChange(predecessor->key, HeaderRevision(*reply) + 1, std::max(chunk, milliseconds(1)));
+      if (first_waiter) {
+        WaitForChange(dir, HeaderRevision(*reply) + 1, std::max(chunk, milliseconds(1)),
+                      PrefixEnd(dir));
+      } else {
+        WaitForChange(predecessor->key, HeaderRevision(*reply) + 1,
+                      std::max(chunk, milliseconds(1)));
+      }
     }
   }
 
@@ -1102,17 +1114,22 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
   // watch fails. It says nothing about what changed on purpose: even the deletion of the key is
   // no grant (an older key may still hold the lock, and the waiter's own key may be gone); the
   // caller reads the queue again (tests/etcd/etcd_queue_test.cc).
-  void WaitForChange(const std::string& key, std::uint64_t start_revision, milliseconds timeout) {
+  // With `range_end`, it watches the deletions in [key, range_end) instead.
+  void WaitForChange(const std::string& key, std::uint64_t start_revision, milliseconds timeout,
+                     const std::string& range_end = {}) {
     SigpipeGuard no_sigpipe;
     const std::size_t index = CurrentEndpoint();
     auto client = NewClient(index);
     client->set_keep_alive(false);
     client->set_read_timeout(timeout);
     bool changed = false;
-    httplib::Request req = WatchRequest(key, {}, start_revision, [&](const json& result) {
-      changed = result.contains("events") || result.contains("canceled");
-      return !changed;
-    });
+    httplib::Request req = WatchRequest(
+        key, range_end, start_revision,
+        [&](const json& result) {
+          changed = result.contains("events") || result.contains("canceled");
+          return !changed;
+        },
+        /*deletions_only=*/!range_end.empty());
     httplib::Response res;
     httplib::Error error = httplib::Error::Success;
     const auto start = SteadyClock::now();
