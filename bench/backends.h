@@ -75,6 +75,9 @@ std::vector<std::unique_ptr<BackendBench>> EtcdBackends();
 void RunCliRows(const Config& cfg, Table& table);
 // Limit-4 semaphore rows, 8 clients (rows_semaphore.cc).
 void RunSemaphoreRows(const Config& cfg, Table& table);
+// The same on PostgreSQL (every strategy) and etcd, against their plain locks
+// (rows_semaphore_db.cc).
+void RunSemaphoreDbRows(const Config& cfg, Table& table);
 void RunMemoryRow(const Config& cfg, Table& table);
 void RunParkedRow(const Config& cfg, Table& table);  // rows_parked.cc
 void RunScaleRow(const Config& cfg, Table& table);
