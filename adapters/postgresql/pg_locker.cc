@@ -79,6 +79,32 @@ class ListenerWakeups final : public Wakeups {
   const std::unique_ptr<Wakeups> board_;
 };
 
+// A for-update acquisition's wake-ups. A plain for-update try waits in the row-lock queue until
+// the deadline itself, so it never sleeps here; only a permit's try (SKIP LOCKED, which never
+// queues) does. The listener therefore starts at the first Wait, not before: a Locker that only
+// takes plain locks keeps no LISTEN connection, and releases that NOTIFY cost it nothing. That
+// first Wait returns at once (spurious returns are allowed), so the try after it runs with the
+// listener up and misses no release made before LISTEN took effect.
+class LazyListenerWakeups final : public Wakeups {
+ public:
+  LazyListenerWakeups(Listener& listener, std::string name)
+      : listener_(listener), name_(std::move(name)) {}
+  std::uint64_t Take() override { return started_ ? started_->Take() : 0; }
+  void Wait(std::uint64_t ticket, SteadyClock::time_point until) override {
+    if (started_) {
+      started_->Wait(ticket, until);
+      return;
+    }
+    listener_.Start();
+    started_ = std::make_unique<ListenerWakeups>(listener_, listener_.board().WaitFor(name_));
+  }
+
+ private:
+  Listener& listener_;
+  const std::string name_;
+  std::unique_ptr<ListenerWakeups> started_;
+};
+
 // The version strategy's read: the lock's version and its holder rows, with liveness already
 // decided from database-clock values.
 // Adds a live holder row to `state`; the first one sets the limit in force. A plain holder
@@ -178,6 +204,9 @@ class PgLocker final : public EngineLocker {
   // database's own row-lock queue, bounded by lock_timeout, until the deadline itself, so it
   // comes back only when the wait is over; a for-update permit's try never waits (SKIP LOCKED).
   std::unique_ptr<Wakeups> WaitFor(std::string_view name) override {
+    if (strategy_ == Strategy::kForUpdate) {
+      return std::make_unique<LazyListenerWakeups>(listener_, std::string(name));
+    }
     listener_.Start();
     return std::make_unique<ListenerWakeups>(listener_, listener_.board().WaitFor(name));
   }
