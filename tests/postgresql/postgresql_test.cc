@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <future>
 #include <sstream>
 #include <algorithm>
 #include <map>
@@ -131,6 +132,42 @@ TEST(PostgresqlTest, KilledForUpdatePermitHolderFreesItsSlotAtOnce) {
   second.WriteLine("release");
   EXPECT_EQ(second.ReadLine(), "released");
   ASSERT_TRUE(locker->Release(*lease).ok());
+}
+
+// A full for-update semaphore never queues in the database (SKIP LOCKED): the waiting permit
+// sleeps on NOTIFY, and a release by another Locker wakes it long before the holders' reported
+// expiry (60 s), its only other wake-up.
+TEST(PostgresqlTest, WaitingForUpdatePermitIsWokenByARelease) {
+  const std::string url = SharedPgCluster().Url("for-update");
+  auto holders = MustOpen(url);
+  auto waiter = MustOpen(url);
+  ASSERT_NE(holders, nullptr);
+  ASSERT_NE(waiter, nullptr);
+  LockRequest permit = Exclusive(UniqueName("fu-permit-wake"), 0ms, 60s);
+  permit.limit = 2;
+  auto a = holders->Acquire(permit);
+  auto b = holders->Acquire(permit);
+  ASSERT_TRUE(a.ok() && b.ok());
+  LockRequest waiting = permit;
+  waiting.wait = 30s;
+  std::promise<Result<Lease>> got;
+  auto future = got.get_future();
+  std::thread t([&] { got.set_value(waiter->Acquire(waiting)); });
+  // Not granted while both permits are held.
+  EXPECT_EQ(future.wait_for(500ms), std::future_status::timeout);
+  const auto start = SteadyClock::now();
+  ASSERT_TRUE(holders->Release(*b).ok());
+  const bool woken = future.wait_for(5s) == std::future_status::ready;
+  const auto after = Since(start);
+  t.join();
+  EXPECT_TRUE(woken);
+  EXPECT_LT(after, 5s);
+  Result<Lease> granted = future.get();
+  ASSERT_TRUE(granted.ok()) << granted.status().ToString();
+  EXPECT_EQ(granted->slot, b->slot) << "the released slot";
+  EXPECT_GT(granted->token, b->token);
+  ASSERT_TRUE(waiter->Release(*granted).ok());
+  ASSERT_TRUE(holders->Release(*a).ok());
 }
 
 TEST(PostgresqlTest, ForUpdateHolderInAnotherProcessIsLiveForStrictMode) {
