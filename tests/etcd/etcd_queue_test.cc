@@ -194,5 +194,41 @@ TEST(EtcdQueueTest, PermitWaitersAreLetInByWhicheverHolderReleases) {
   EXPECT_TRUE((*w2)->Release(*g2).ok());
 }
 
+// A permit's slot key lives on its holder's lease: a Renew with another ttl moves both to a new
+// lease (else the old lease's revocation would free a slot still held), and a release by token
+// from another Locker deletes both (else the slot would stay taken until the lease ran out).
+TEST(EtcdQueueTest, PermitSlotFollowsItsHolderAcrossRenewAndForeignRelease) {
+  EtcdCluster cluster(1);
+  auto a = Open(cluster.Url());
+  auto b = Open(cluster.Url());
+  ASSERT_TRUE(a.ok() && b.ok());
+  const std::string lock = UniqueName("slots");
+  const LockRequest permit{.name = lock, .ttl = 30s, .limit = 3};
+  auto first = (*a)->Acquire(permit);
+  auto second = (*a)->Acquire(permit);
+  ASSERT_TRUE(first.ok() && second.ok());
+  ASSERT_EQ(first->slot, 0u);
+  auto renewed = (*a)->Renew(*first, 60s);  // another whole number of seconds: a new lease
+  ASSERT_TRUE(renewed.ok()) << renewed.status().ToString();
+  EXPECT_EQ(renewed->slot, 0u);
+  auto third = (*b)->Acquire(permit);
+  ASSERT_TRUE(third.ok()) << third.status().ToString();
+  EXPECT_EQ(third->slot, 2u) << "slot 0 is still held by the renewed permit";
+  // b releases a's second permit by its token (b never held it): its slot comes free at once.
+  ASSERT_TRUE((*b)->Release(*second).ok());
+  auto fourth = (*b)->Acquire(permit);
+  ASSERT_TRUE(fourth.ok()) << fourth.status().ToString();
+  EXPECT_EQ(fourth->slot, 1u);
+  auto state = (*a)->Describe(lock);
+  ASSERT_TRUE(state.ok());
+  std::set<std::uint32_t> slots;
+  for (const Holder& h : state->holders) slots.insert(h.slot);
+  EXPECT_EQ(slots, (std::set<std::uint32_t>{0, 1, 2}));
+  EXPECT_EQ(state->limit, 3u);
+  EXPECT_TRUE((*a)->Release(*renewed).ok());
+  EXPECT_TRUE((*b)->Release(*third).ok());
+  EXPECT_TRUE((*b)->Release(*fourth).ok());
+}
+
 }  // namespace
 }  // namespace ordo::testing
