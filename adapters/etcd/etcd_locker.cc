@@ -301,6 +301,11 @@ bool Succeeded(const json& reply) {
          reply["succeeded"].get<bool>();
 }
 
+// The Raft term a reply was answered in (0 when the reply has none).
+std::uint64_t RaftTerm(const json& reply) {
+  return reply.contains("header") ? U64(reply["header"], "raft_term") : 0;
+}
+
 std::uint64_t HeaderRevision(const json& reply) {
   return reply.contains("header") ? U64(reply["header"], "revision") : 0;
 }
@@ -488,20 +493,36 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
     out.ttl = ttl;
     if (TtlSeconds(milliseconds(old_ttl_ms)) == TtlSeconds(ttl)) {
       // Same lease length: etcd's keep-alive, then make sure the key is still there (a release
-      // may have deleted it just before the keep-alive reached the lease).
-      const auto sent = SystemClock::now();  // the TTL restarts no earlier than this
-      auto alive = Post("/v3/lease/keepalive", {{"ID", std::to_string(kv.lease)}}, true);
-      if (!alive.ok()) return alive.status();
-      const json& result = alive->contains("result") ? (*alive)["result"] : *alive;
-      const std::int64_t left = I64(result, "TTL");
-      auto check = Post("/v3/kv/txn", {{"compare", {CompareCreate(kv.key, lease.token)}}}, true);
-      if (!check.ok()) return check.status();
-      if (left <= 0 || !Succeeded(*check)) {
-        Forget(lease.token);
-        return Lost(lease);
+      // may have deleted it just before the keep-alive reached the lease). The check is a
+      // linearizable read, answered in the cluster's current Raft term; a keep-alive answered
+      // in an older term came from a leader deposed meanwhile (one cut off from the others
+      // still renews leases in its own lessor until it steps down), so its TTL may never have
+      // reached the lease the current leader expires: that keep-alive is sent again.
+      for (int round = 0; round < 2; ++round) {
+        const auto sent = SystemClock::now();  // the TTL restarts no earlier than this
+        auto alive = Post("/v3/lease/keepalive", {{"ID", std::to_string(kv.lease)}}, true);
+        if (!alive.ok()) return alive.status();
+        const json& result = alive->contains("result") ? (*alive)["result"] : *alive;
+        const std::int64_t left = I64(result, "TTL");
+        auto check = Post("/v3/kv/txn", {{"compare", {CompareCreate(kv.key, lease.token)}}}, true);
+        if (!check.ok()) return check.status();
+        if (left <= 0 || !Succeeded(*check)) {
+          Forget(lease.token);
+          return Lost(lease);
+        }
+        const std::uint64_t alive_term = RaftTerm(result);
+        const std::uint64_t check_term = RaftTerm(*check);
+        if (alive_term >= check_term || alive_term == 0) {  // 0: a reply without a term
+          out.expires_at = sent + std::chrono::seconds(left);
+          return out;
+        }
+        if (round == 1) {
+          return UnavailableError("keep-alive of lock '" + lease.name +
+                                  "' was answered in Raft term " + std::to_string(alive_term) +
+                                  ", older than the cluster's term " + std::to_string(check_term) +
+                                  " (a deposed leader); renew again");
+        }
       }
-      out.expires_at = sent + std::chrono::seconds(left);
-      return out;
     }
     // A different length: move the key to a new lease (a put keeps its create revision, so
     // the token stays), then drop the old lease.
