@@ -479,8 +479,9 @@ class PgLocker final : public EngineLocker {
     const bool permit = request.limit > 1;
     std::int64_t xact = 0;
     std::optional<std::uint32_t> slot;  // empty: a permit found every slot held
+    PermitRefusal refusal;
     Outcome locked = Guard("acquire (for-update)", pool_.config(), [&] {
-      if (permit) return LockPermitRow(held, request, &xact, &slot);
+      if (permit) return LockPermitRow(held, request, &xact, &slot, &refusal);
       slot = 0;
       return LockPlainRow(held, request, deadline, &xact);
     });
@@ -489,7 +490,7 @@ class PgLocker final : public EngineLocker {
       if (!locked.status.ok() && locked.status.code() != StatusCode::kLockHeld) {
         return locked.status;
       }
-      return Refused(request);
+      return permit && locked.status.ok() ? RefusedPermit(request, refusal) : Refused(request);
     }
     // The row lock is ours. Only now is the token issued — on another connection, committed
     // before it is handed out (statements.h, kForUpdateIssueToken, says why).
@@ -561,48 +562,69 @@ class PgLocker final : public EngineLocker {
     return InternalError("the lock row of '" + request.name + "' vanished while locking it");
   }
 
+  // What a permit's refused try learnt in its one statement (kForUpdateLockPermit).
+  struct PermitRefusal {
+    std::uint32_t other_limit = 0;  // a live holder's limit when not the request's
+    std::optional<milliseconds> next_expiry;
+    bool overdue = false;  // a live holder is past its reported expiry
+    std::string held_by;
+  };
+
   // A permit: the lowest free slot row, never waited for. `slot` stays empty when every slot
-  // below the limit is held (a waiting acquisition then sleeps on NOTIFY).
+  // below the limit is held; `refusal` then says why and when to look again.
   Status LockPermitRow(HeldRow& held, const LockRequest& request, std::int64_t* xact,
-                       std::optional<std::uint32_t>* slot) {
+                       std::optional<std::uint32_t>* slot, PermitRefusal* refusal) {
     const auto limit = static_cast<std::int32_t>(request.limit);
     for (int round = 0; round < 2; ++round) {
       held.txn = std::make_unique<pqxx::work>(*held.conn);
       auto r = held.txn->exec_params(std::string(sql::kForUpdateLockPermit), request.name, limit);
-      if (!r.empty()) {
-        *slot = r[0][0].as<std::uint32_t>();
-        *xact = r[0][1].as<std::int64_t>();
+      const auto row = r[0];
+      if (!row[0].is_null()) {
+        *slot = row[0].as<std::uint32_t>();
+        *xact = row[1].as<std::int64_t>();
         return OkStatus();
       }
+      *refusal = PermitRefusal{};
+      if (!row[3].is_null()) refusal->other_limit = row[3].as<std::uint32_t>();
+      if (!row[4].is_null()) refusal->next_expiry = milliseconds(row[4].as<std::int64_t>());
+      refusal->overdue = row[5].as<bool>();
+      if (!row[6].is_null()) refusal->held_by = row[6].as<std::string>();
+      const bool all_rows = row[2].as<std::int64_t>() >= limit;
       held.txn->abort();
       held.txn.reset();
-      // Every existing slot row is held. Slots never used before have no row yet: create them
-      // (committed, so that every acquirer finds them) and look again; none created: all held.
+      if (all_rows) break;
+      // Slots never used before have no row yet: create them (committed, so that every
+      // acquirer finds them) and look again.
       pqxx::nontransaction tx(*held.conn);
-      if (pool_.Exec(tx, sql::kForUpdateEnsurePermitRows, request.name, limit).empty()) break;
+      pool_.Exec(tx, sql::kForUpdateEnsurePermitRows, request.name, limit);
     }
     return OkStatus();
   }
 
-  // A refused for-update acquisition: who holds the name, a mismatched limit (whose holders
-  // may fill every slot below this request's limit), and when a waiting permit re-checks.
+  // A permit whose try found every slot held: a mismatched limit (whose holders may fill every
+  // slot below this request's limit) is refused; else the engine waits for a NOTIFY, or until
+  // the first holder's reported expiry (a re-check hint: liveness is the holder's open
+  // transaction), or kOverdueRecheck while a holder is past it or none is recorded yet.
+  static Result<Attempt> RefusedPermit(const LockRequest& request, const PermitRefusal& refusal) {
+    if (refusal.other_limit != 0) {
+      return LimitMismatchError(request.name, request.limit, refusal.other_limit);
+    }
+    Attempt refused;
+    refused.held_by = refusal.held_by;
+    refused.expiry = refusal.next_expiry;
+    if (refusal.overdue || !refused.expiry) {
+      refused.expiry = std::min(refused.expiry.value_or(kOverdueRecheck), kOverdueRecheck);
+    }
+    return refused;
+  }
+
+  // A refused plain for-update acquisition: who holds the name, or a mismatched limit.
   Result<Attempt> Refused(const LockRequest& request) {
     Attempt refused;
     auto state = DoDescribe(request.name);
     if (!state.ok()) return refused;  // the holders stay unknown; the try is refused anyway
     if (!state->holders.empty() && state->limit != request.limit) {
       return LimitMismatchError(request.name, request.limit, state->limit);
-    }
-    if (request.limit > 1) {
-      // Reported expiries are by the database's clock, compared with ours: a re-check hint
-      // only, never a decision (liveness is the holder's open transaction).
-      const auto now = std::chrono::system_clock::now();
-      for (const Holder& h : state->holders) {
-        const auto left = std::chrono::duration_cast<milliseconds>(h.expires_at - now);
-        const milliseconds next = left.count() > 0 ? left : kOverdueRecheck;
-        if (!refused.expiry || next < *refused.expiry) refused.expiry = next;
-      }
-      if (!refused.expiry) refused.expiry = kOverdueRecheck;  // slots held, holders not yet recorded
     }
     refused.holders = std::move(state->holders);
     return refused;

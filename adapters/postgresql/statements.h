@@ -275,13 +275,30 @@ inline constexpr std::string_view kForUpdateEnsurePermitRows =
 // Takes a permit: the lowest slot row of lock $1 below the limit $2 that no open transaction
 // has locked, FOR UPDATE until this transaction ends (release or the connection's death), as
 // kForUpdateLockExclusive does for a plain lock. SKIP LOCKED never waits, so two acquirers
-// never get one slot and never queue behind each other; no row: every slot is held (or its
-// row does not exist yet: kForUpdateEnsurePermitRows). A waiting acquisition sleeps on NOTIFY
-// between tries (pg_locker.cc), since one statement cannot queue for "any one of N rows".
+// never get one slot and never queue behind each other; a NULL slot: every slot row is held. A
+// waiting acquisition sleeps on NOTIFY between tries (pg_locker.cc), since one statement
+// cannot queue for "any one of N rows", so a refused try says all it needs in this one round
+// trip: how many slot rows exist (fewer than $2: create them, kForUpdateEnsurePermitRows), and
+// of the live holders the limit in force if it is not $2 (`other`: refused as a mismatch), the
+// milliseconds until the first reported expiry still ahead and whether one has passed (when to
+// re-check: a dead holder sends no NOTIFY), and their text for the kLockHeld message. The
+// transaction id is taken only with a slot.
 inline constexpr std::string_view kForUpdateLockPermit =
-    "SELECT slot, txid_current() FROM ordo.permit_rows"
-    " WHERE name = $1::text AND slot < $2::integer"
-    " ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED";
+    "SELECT p.slot, CASE WHEN p.slot IS NOT NULL THEN txid_current() END,"
+    "       (SELECT count(*) FROM ordo.permit_rows r"
+    "        WHERE r.name = $1::text AND r.slot < $2::integer),"
+    "       h.other, h.next_ms, h.overdue, h.held_by"
+    " FROM (SELECT clock_timestamp() AS now) c"
+    " LEFT JOIN LATERAL (SELECT slot FROM ordo.permit_rows"
+    "   WHERE name = $1::text AND slot < $2::integer"
+    "   ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED) p ON true"
+    " CROSS JOIN LATERAL (SELECT max(x.lim) FILTER (WHERE x.lim <> $2::integer) AS other,"
+    "   ceil(extract(epoch FROM min(x.expires_at) FILTER (WHERE x.expires_at > c.now) - c.now)"
+    "        * 1000)::bigint AS next_ms,"
+    "   coalesce(bool_or(x.expires_at <= c.now), false) AS overdue,"
+    "   string_agg(format('''%s'' (token %s, %s, slot %s)', x.owner, x.token, x.mode, x.slot),"
+    "              ', ' ORDER BY x.token) AS held_by"
+    "   FROM ordo.holders x WHERE x.name = $1::text AND " ORDO_PG_LIVE("x", "c.now") ") h";
 
 // Issues the token, on ANOTHER connection, in its own short transaction, only after the row
 // lock above is held, and is committed (durably) before the token is handed out. $1 name,
