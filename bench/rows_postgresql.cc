@@ -13,7 +13,7 @@
 
 #include "backends.h"
 #include "ordo/ordo.h"
-#include "test_support.h"
+#include "temp_dir.h"
 
 #if __has_include("statements.h") && __has_include("pg_cluster.h")
 #define ORDO_BENCH_HAVE_PG 1

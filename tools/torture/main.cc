@@ -97,8 +97,8 @@ int main(int argc, char** argv) {
   app.add_option("--history-dir", run.history_dir, "keep the history here");
   app.add_flag("--no-nemesis", no_nemesis, "inject no faults");
   app.add_option("--ordo", run.ordo_binary,
-                 "the ordo binary whose `serve` fronts http:// runs (default: the one built "
-                 "with this tree, else this binary's own `serve`)");
+                 "the ordo binary whose `serve` fronts http:// runs (default: the `ordo` beside "
+                 "this binary, else the one built with this tree, else this binary's own `serve`)");
   app.add_option("--server-strategy", run.server_strategy,
                  "PostgreSQL strategy behind an http:// run (default cas)");
 
@@ -186,8 +186,14 @@ int main(int argc, char** argv) {
   }
   run.nemesis = !no_nemesis;
   run.self = SelfPath(argv[0]);
+  // Installed, `ordo` sits beside this binary; in the build tree it is the one built with it.
+  if (run.ordo_binary.empty()) {
+    const std::string beside =
+        std::filesystem::path(run.self).parent_path().append("ordo").string();
+    if (access(beside.c_str(), X_OK) == 0) run.ordo_binary = beside;
+  }
 #ifdef ORDO_BINARY
-  if (run.ordo_binary.empty()) run.ordo_binary = ORDO_BINARY;
+  if (run.ordo_binary.empty() && access(ORDO_BINARY, X_OK) == 0) run.ordo_binary = ORDO_BINARY;
 #endif
   return ordo::torture::RunTorture(run);
 }

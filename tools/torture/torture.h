@@ -12,8 +12,8 @@
 //   - for postgresql:// and http:// runs, a throwaway PostgreSQL cluster and `ordo serve`.
 // When the time is up it stops everything, reads the final counter, and hands the merged
 // history to the checker (checker.h), which prints one report line.
-#ifndef ORDO_TESTS_TORTURE_TORTURE_H_
-#define ORDO_TESTS_TORTURE_TORTURE_H_
+#ifndef ORDO_TOOLS_TORTURE_TORTURE_H_
+#define ORDO_TOOLS_TORTURE_TORTURE_H_
 
 #include <chrono>
 #include <cstdint>
@@ -140,4 +140,4 @@ std::optional<std::int64_t> ReadUserCounter(const std::string& conninfo, std::st
 
 }  // namespace ordo::torture
 
-#endif  // ORDO_TESTS_TORTURE_TORTURE_H_
+#endif  // ORDO_TOOLS_TORTURE_TORTURE_H_

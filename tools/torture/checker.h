@@ -27,8 +27,8 @@
 //   no-final         the history has no final state.
 //
 // Thread-safe: a pure function.
-#ifndef ORDO_TESTS_TORTURE_CHECKER_H_
-#define ORDO_TESTS_TORTURE_CHECKER_H_
+#ifndef ORDO_TOOLS_TORTURE_CHECKER_H_
+#define ORDO_TOOLS_TORTURE_CHECKER_H_
 
 #include <cstdint>
 #include <map>
@@ -60,4 +60,4 @@ CheckResult Check(const std::vector<Event>& events);
 
 }  // namespace ordo::torture
 
-#endif  // ORDO_TESTS_TORTURE_CHECKER_H_
+#endif  // ORDO_TOOLS_TORTURE_CHECKER_H_

@@ -27,8 +27,8 @@
 // counts them.
 //
 // Not thread-safe: one HistoryWriter per process, used by one thread.
-#ifndef ORDO_TESTS_TORTURE_HISTORY_H_
-#define ORDO_TESTS_TORTURE_HISTORY_H_
+#ifndef ORDO_TOOLS_TORTURE_HISTORY_H_
+#define ORDO_TOOLS_TORTURE_HISTORY_H_
 
 #include <cstdint>
 #include <optional>
@@ -102,4 +102,4 @@ LoadedHistory LoadHistory(const std::vector<std::string>& paths);
 
 }  // namespace ordo::torture
 
-#endif  // ORDO_TESTS_TORTURE_HISTORY_H_
+#endif  // ORDO_TOOLS_TORTURE_HISTORY_H_

@@ -25,12 +25,16 @@
 #include "history.h"
 #include "ordo/ordo.h"
 #include "pg_cluster.h"
-#include "process.h"
-#include "test_support.h"
+#include "subprocess.h"
 #include "torture.h"
 
 namespace ordo::torture {
 namespace {
+
+using testing::OpenPidfd;
+using testing::ReceiveWithFd;
+using testing::SendWithFd;
+using testing::SpawnLogged;
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
@@ -202,7 +206,7 @@ class Orchestrator {
                                      "--seed", std::to_string(seed_ + 1),
                                      "--ttl", Ms(o_.ttl)};
     for (const auto& a : nemesis_args_) argv.push_back(a);
-    nemesis_pid_ = Spawn(argv, sv[1], dir_ + "/processes.log");
+    nemesis_pid_ = SpawnLogged(argv, sv[1], dir_ + "/processes.log");
     close(sv[1]);
     control_ = sv[0];
     if (server_pid_ > 0) SendTarget("server", "s" + std::to_string(server_incarnation_),
@@ -227,7 +231,7 @@ class Orchestrator {
         "--max-sleep", Ms(o_.max_sleep), "--history", dir_ + "/" + name + ".tsv",
         "--name", name, "--seed", std::to_string(rng_())};
     if (!user_db_.empty()) argv.insert(argv.end(), {"--user-db", user_db_});
-    w.pid = Spawn(argv, -1, dir_ + "/processes.log");
+    w.pid = SpawnLogged(argv, -1, dir_ + "/processes.log");
     if (w.pid < 0) return;
     main_history_->Note(Fn::kSpawn, Phase::kOk, w.pid, name);
     SendTarget("worker", name, w.pid);
@@ -546,7 +550,7 @@ bool Orchestrator::SpawnServer() {
   // ordo::http::RunServer.
   std::vector<std::string> argv = {o_.ordo_binary.empty() ? o_.self : o_.ordo_binary, "serve",
                                    "--backend", direct_url_, "--listen", server_listen_};
-  server_pid_ = Spawn(argv, -1, dir_ + "/processes.log");
+  server_pid_ = SpawnLogged(argv, -1, dir_ + "/processes.log");
   if (server_pid_ < 0) return false;
   if (main_history_) {
     main_history_->Note(Fn::kSpawn, Phase::kOk, server_pid_,

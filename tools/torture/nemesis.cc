@@ -19,11 +19,15 @@
 #include <vector>
 
 #include "history.h"
-#include "process.h"
+#include "subprocess.h"
 #include "torture.h"
 
 namespace ordo::torture {
 namespace {
+
+using testing::ReceiveWithFd;
+using testing::SendWithFd;
+using testing::SignalPidfd;
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
