@@ -130,9 +130,23 @@ struct ScopedLease::State {
 
 Result<ScopedLease> ScopedLease::Acquire(Locker& locker, const LockRequest& request,
                                          Options options) {
-  const auto sent = Clock::now();
+  auto sent = Clock::now();
   auto lease = locker.Acquire(request);
   if (!lease.ok()) return lease.status();
+  // The grant happened somewhere between `sent` and now, so the lease is known to last only
+  // until sent + ttl. After a long wait that bound is near or past: the watchdog would declare
+  // a lease lost that the backend has just granted. One renewal, sent now, gives a fresh bound.
+  if (Clock::now() - sent > lease->ttl / 3) {
+    const auto renew_sent = Clock::now();
+    auto renewed = locker.Renew(*lease, lease->ttl);
+    if (renewed.ok()) {
+      lease = std::move(renewed);
+      sent = renew_sent;
+    } else if (renewed.status().code() == StatusCode::kLeaseLost) {
+      return renewed.status();  // lost already: nothing to hold
+    }
+    // kUnavailable: keep the old bound; the keep-alive retries and the watchdog decides.
+  }
   return ScopedLease(locker, std::move(*lease), std::move(options), sent);
 }
 

@@ -56,6 +56,25 @@ TEST(ScopedLeaseTest, KeepAliveHoldsPastTheTtl) {
   ASSERT_TRUE(scoped->Release().ok());
 }
 
+TEST(ScopedLeaseTest, AKeepAliveLeaseGrantedAfterALongWaitIsNotDeclaredLost) {
+  // The lease is granted 400 ms into the wait, past its 150 ms TTL counted from the request:
+  // the self-fencing deadline must count from a moment known to be after the grant.
+  auto locker = Inproc();
+  auto first = locker->Acquire({.name = "waited", .ttl = 400ms});
+  ASSERT_TRUE(first.ok());
+  ScopedLease::Options options;
+  options.keep_alive = true;
+  auto scoped =
+      ScopedLease::Acquire(*locker, {.name = "waited", .ttl = 150ms, .wait = 5s}, options);
+  ASSERT_TRUE(scoped.ok()) << scoped.status().ToString();
+  EXPECT_FALSE(scoped->lost());
+  // And it stays held: a waiter for two TTLs times out.
+  auto other = locker->Acquire({.name = "waited", .ttl = 1s, .wait = 300ms});
+  EXPECT_EQ(other.status().code(), StatusCode::kLockHeld);
+  EXPECT_FALSE(scoped->lost());
+  ASSERT_TRUE(scoped->Release().ok());
+}
+
 // The real inproc backend, with Renew left to the subclass (an unreachable or hung backend).
 class ForwardingLocker : public Locker {
  public:

@@ -40,11 +40,22 @@ bool ToMode(const std::string& text, Mode& out) {
     std::fprintf(stderr,
                  "ordo-torture: unknown mode '%s' (fenced-reads, strict, "
                  "control-unfenced-writes, control-unfenced-reads, user-table, "
-                 "control-user-table)\n",
+                 "control-user-table, control-unfenced-cas)\n",
                  text.c_str());
     return false;
   }
   out = *m;
+  return true;
+}
+
+bool ToWorkload(const std::string& text, ordo::torture::Workload& out) {
+  auto w = ordo::torture::ParseWorkload(text);
+  if (!w) {
+    std::fprintf(stderr, "ordo-torture: unknown workload '%s' (lock, semaphore, election)\n",
+                 text.c_str());
+    return false;
+  }
+  out = *w;
   return true;
 }
 
@@ -77,6 +88,7 @@ int main(int argc, char** argv) {
   std::vector<std::string> modes;
   std::string duration = "5s", ttl = "300ms", wait = "3s",
               max_sleep = "400ms";
+  std::string workload = "lock";
   bool no_nemesis = false;
   app.add_option("--backend", run.backends,
                  "flock://, fcntl://, sqlite://[?strategy=], postgresql://[?strategy=], "
@@ -85,9 +97,13 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--mode", modes,
                  "fenced-reads | strict | control-unfenced-writes | control-unfenced-reads | "
-                 "user-table | control-user-table; "
+                 "user-table | control-user-table | control-unfenced-cas (election); "
                  "repeat or separate with ',' for several (each backend runs in each mode)")
       ->delimiter(',');
+  app.add_option("--workload", workload,
+                 "lock (default): a counter under one lock | semaphore: --permits counters, one "
+                 "per slot | election: candidates, and the leader's fenced state transitions");
+  app.add_option("--permits", run.permits, "semaphore workload: the limit (default 3)");
   app.add_option("--duration", duration, "how long the workers run (default 5s)");
   app.add_option("--workers", run.workers, "worker processes (default 6)");
   app.add_option("--ttl", ttl, "lease TTL (default 300ms)");
@@ -117,6 +133,10 @@ int main(int argc, char** argv) {
   worker_cmd->add_option("--name", worker.name)->required();
   worker_cmd->add_option("--seed", worker.seed);
   worker_cmd->add_option("--user-db", worker.user_db);
+  std::string worker_workload = "lock";
+  worker_cmd->add_option("--workload", worker_workload);
+  worker_cmd->add_option("--permits", worker.permits);
+  worker_cmd->add_option("--leader-file", worker.leader_file);
 
   auto* nemesis_cmd = app.add_subcommand("nemesis", "the fault injector");
   ordo::torture::NemesisOptions nemesis;
@@ -127,6 +147,7 @@ int main(int argc, char** argv) {
   nemesis_cmd->add_option("--ttl", nemesis_ttl);
   nemesis_cmd->add_flag("--restart-db", nemesis.restart_db);
   nemesis_cmd->add_flag("--kill-server", nemesis.kill_server);
+  nemesis_cmd->add_option("--leader-file", nemesis.leader_file);
 
   // What `ordo serve` runs, for builds without the ordo binary.
   auto* serve_cmd = app.add_subcommand("serve", "ordo::http::RunServer, as `ordo serve`");
@@ -141,7 +162,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (*worker_cmd) {
-    if (!ToMode(worker_mode, worker.mode) || !ToDuration(worker_ttl, worker.ttl) ||
+    if (!ToWorkload(worker_workload, worker.workload) || !ToMode(worker_mode, worker.mode) ||
+        !ToDuration(worker_ttl, worker.ttl) ||
         !ToDuration(worker_wait, worker.wait) || !ToDuration(worker_sleep, worker.max_sleep)) {
       return 2;
     }
@@ -173,10 +195,21 @@ int main(int argc, char** argv) {
     }
     run.backends = std::move(joined);
   }
+  if (!ToWorkload(workload, run.workload)) return 2;
+  if (run.permits < 1 || run.permits > ordo::kMaxLimit) {
+    std::fprintf(stderr, "ordo-torture: --permits must be 1..%u\n",
+                 static_cast<unsigned>(ordo::kMaxLimit));
+    return 2;
+  }
   if (modes.empty()) modes = {"fenced-reads"};
   for (const auto& m : modes) {
     Mode parsed;
     if (!ToMode(m, parsed)) return 2;
+    std::string why;
+    if (!ordo::torture::ModeFits(run.workload, parsed, &why)) {
+      std::fprintf(stderr, "ordo-torture: %s\n", why.c_str());
+      return 2;
+    }
     run.modes.push_back(parsed);
   }
   if (!ToDuration(duration, run.duration) ||

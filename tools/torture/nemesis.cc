@@ -15,6 +15,7 @@
 #include <chrono>
 #include <map>
 #include <random>
+#include <fstream>
 #include <sstream>
 #include <vector>
 
@@ -121,6 +122,15 @@ class Nemesis {
   Target* RandomWorker() {
     auto workers = Workers();
     if (workers.empty()) return nullptr;
+    // Election runs: mostly the leader, whose pause or death is what the run is about.
+    if (!o_.leader_file.empty() && std::uniform_real_distribution<double>(0, 1)(rng_) < 0.8) {
+      std::ifstream in(o_.leader_file);
+      std::string leader;
+      std::getline(in, leader);
+      for (Target* t : workers) {
+        if (t->name == leader) return t;
+      }
+    }
     std::uniform_int_distribution<std::size_t> i(0, workers.size() - 1);
     return workers[i(rng_)];
   }

@@ -92,8 +92,9 @@ class Orchestrator {
     const auto started = Clock::now();
     if (!Prepare()) return 2;
     const auto prepared = Clock::now();
-    std::fprintf(stderr, "ordo-torture: backend=%s mode=%s seed=%llu history=%s\n",
-                 Masked(worker_url_).c_str(), std::string(ModeName(mode_)).c_str(),
+    std::fprintf(stderr, "ordo-torture: backend=%s workload=%s mode=%s seed=%llu history=%s\n",
+                 Masked(worker_url_).c_str(), std::string(WorkloadName(o_.workload)).c_str(),
+                 std::string(ModeName(mode_)).c_str(),
                  static_cast<unsigned long long>(seed_), dir_.c_str());
     main_history_ = std::make_unique<HistoryWriter>(dir_ + "/main.tsv", "main");
     BlockSignals();
@@ -110,12 +111,14 @@ class Orchestrator {
     }
     const auto ran = Clock::now();
     Stop();
-    const auto final_value = ReadFinal();
+    const auto finals = ReadFinals();
     const auto secs = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
     std::fprintf(stderr, "ordo-torture: setup %.1fs, run %.1fs, stop and final read %.1fs\n",
                  secs(prepared - started), secs(ran - prepared), secs(Clock::now() - ran));
-    if (final_value) {
-      main_history_->Note(Fn::kFinal, Phase::kOk, *final_value, key_);
+    if (finals) {
+      for (const auto& [key, value] : *finals) {
+        main_history_->Note(Fn::kFinal, Phase::kOk, value, key);
+      }
     } else {
       main_history_->Note(Fn::kFinal, Phase::kFail, -1, "final state unreadable");
     }
@@ -155,8 +158,9 @@ class Orchestrator {
                   "user's database in its own cluster");
     }
     // Runs of one invocation may share a database: each has its own lock and key.
-    lock_ = "torture-" + std::to_string(run_);
-    key_ = "counter-" + std::to_string(run_);
+    const bool election = o_.workload == Workload::kElection;
+    lock_ = (election ? "election-" : "torture-") + std::to_string(run_);
+    key_ = (election ? "state-" : "counter-") + std::to_string(run_);
     if (!IsShorthand(backend_)) {
       // Someone else's backend: fresh names so earlier runs do not interfere.
       lock_ += "-" + std::to_string(getpid()) + "-" + std::to_string(seed_ % 100000);
@@ -206,6 +210,9 @@ class Orchestrator {
                                      "--seed", std::to_string(seed_ + 1),
                                      "--ttl", Ms(o_.ttl)};
     for (const auto& a : nemesis_args_) argv.push_back(a);
+    if (o_.workload == Workload::kElection) {
+      argv.insert(argv.end(), {"--leader-file", LeaderFile()});
+    }
     nemesis_pid_ = SpawnLogged(argv, sv[1], dir_ + "/processes.log");
     close(sv[1]);
     control_ = sv[0];
@@ -231,6 +238,11 @@ class Orchestrator {
         "--max-sleep", Ms(o_.max_sleep), "--history", dir_ + "/" + name + ".tsv",
         "--name", name, "--seed", std::to_string(rng_())};
     if (!user_db_.empty()) argv.insert(argv.end(), {"--user-db", user_db_});
+    argv.insert(argv.end(), {"--workload", std::string(WorkloadName(o_.workload)), "--permits",
+                             std::to_string(o_.permits)});
+    if (o_.workload == Workload::kElection) {
+      argv.insert(argv.end(), {"--leader-file", LeaderFile()});
+    }
     w.pid = SpawnLogged(argv, -1, dir_ + "/processes.log");
     if (w.pid < 0) return;
     main_history_->Note(Fn::kSpawn, Phase::kOk, w.pid, name);
@@ -238,6 +250,8 @@ class Orchestrator {
   }
 
   bool SpawnServer();
+
+  std::string LeaderFile() const { return dir_ + "/leader"; }
 
   // Runs until `deadline`; false when interrupted by SIGINT/SIGTERM.
   bool Loop(Clock::time_point deadline) {
@@ -365,35 +379,70 @@ class Orchestrator {
     }
   }
 
-  // The counter as the store holds it after the run, read directly from the backend (for http
-  // runs: from the PostgreSQL behind the server).
-  std::optional<std::int64_t> ReadFinal() {
+  // The final state of each key the run used, as the store holds it after the run, read
+  // directly from the backend (for http runs: from the PostgreSQL behind the server): the
+  // counter (lock), each slot's counter (semaphore), the state object's version (election).
+  std::optional<std::map<std::string, std::int64_t>> ReadFinals() {
     const auto deadline = Clock::now() + std::chrono::seconds(30);
     std::string last_error;
     while (!user_db_.empty() && Clock::now() < deadline) {
-      if (auto v = ReadUserCounter(user_db_, &last_error)) return v;
+      if (auto v = ReadUserCounter(user_db_, &last_error)) {
+        return std::map<std::string, std::int64_t>{{key_, *v}};
+      }
       std::this_thread::sleep_for(milliseconds(200));  // the database is coming back up
+    }
+    std::vector<std::string> keys = {key_};
+    if (o_.workload == Workload::kSemaphore) {
+      keys.clear();
+      for (std::uint32_t slot = 0; slot < o_.permits; ++slot) {
+        keys.push_back(SlotKey(key_, slot));
+      }
     }
     while (user_db_.empty() && Clock::now() < deadline) {
       auto locker = Open(direct_url_);
-      if (locker.ok()) {
-        auto value = (*locker)->fenced().Read(key_);
-        if (value.ok()) {
-          std::int64_t v = 0;
-          const std::string& d = value->data;
-          const auto [end, ec] = std::from_chars(d.data(), d.data() + d.size(), v);
-          if (ec == std::errc() && end == d.data() + d.size()) return v;
-          last_error = "unparsable counter '" + d + "'";
+      if (!locker.ok()) {
+        last_error = locker.status().ToString();
+        std::this_thread::sleep_for(milliseconds(200));  // the backend is coming back up
+        continue;
+      }
+      std::map<std::string, std::int64_t> finals;
+      bool unreadable = false;
+      for (const std::string& key : keys) {
+        auto value = ReadFinal(**locker, key, &last_error);
+        if (!value) {
+          unreadable = true;
           break;
         }
-        if (value.status().code() == StatusCode::kNotFound) return 0;
-        last_error = value.status().ToString();
-      } else {
-        last_error = locker.status().ToString();
+        finals[key] = *value;
       }
-      std::this_thread::sleep_for(milliseconds(200));  // the backend is coming back up
+      if (!unreadable) return finals;
+      if (last_error.starts_with("unparsable")) break;
+      std::this_thread::sleep_for(milliseconds(200));
     }
     std::fprintf(stderr, "ordo-torture: cannot read the final state: %s\n", last_error.c_str());
+    return std::nullopt;
+  }
+
+  std::optional<std::int64_t> ReadFinal(Locker& locker, const std::string& key,
+                                        std::string* error) {
+    if (o_.workload == Workload::kElection) {
+      auto state = locker.objects().Get(key);
+      if (state.ok()) return static_cast<std::int64_t>(state->version);
+      if (state.status().code() == StatusCode::kNotFound) return 0;
+      *error = state.status().ToString();
+      return std::nullopt;
+    }
+    auto value = locker.fenced().Read(key);
+    if (value.ok()) {
+      std::int64_t v = 0;
+      const std::string& d = value->data;
+      const auto [end, ec] = std::from_chars(d.data(), d.data() + d.size(), v);
+      if (ec == std::errc() && end == d.data() + d.size()) return v;
+      *error = "unparsable counter '" + d + "' of " + key;
+      return std::nullopt;
+    }
+    if (value.status().code() == StatusCode::kNotFound) return 0;
+    *error = value.status().ToString();
     return std::nullopt;
   }
 
@@ -576,13 +625,67 @@ std::string_view ModeName(Mode mode) {
       return "user-table";
     case Mode::kControlUserTable:
       return "control-user-table";
+    case Mode::kControlUnfencedCas:
+      return "control-unfenced-cas";
   }
   return "?";
 }
 
+std::string_view WorkloadName(Workload workload) {
+  switch (workload) {
+    case Workload::kLock:
+      return "lock";
+    case Workload::kSemaphore:
+      return "semaphore";
+    case Workload::kElection:
+      return "election";
+  }
+  return "?";
+}
+
+std::optional<Workload> ParseWorkload(std::string_view name) {
+  for (Workload w : {Workload::kLock, Workload::kSemaphore, Workload::kElection}) {
+    if (WorkloadName(w) == name) return w;
+  }
+  return std::nullopt;
+}
+
+bool ModeFits(Workload workload, Mode mode, std::string* why) {
+  const bool cas = mode == Mode::kControlUnfencedCas;
+  bool fits = true;
+  switch (workload) {
+    case Workload::kLock:
+      fits = !cas;
+      break;
+    case Workload::kSemaphore:
+      fits = !cas && !IsUserTable(mode);
+      break;
+    case Workload::kElection:
+      fits = mode == Mode::kFencedReads || mode == Mode::kStrict || cas;
+      break;
+  }
+  if (!fits) {
+    *why = "mode " + std::string(ModeName(mode)) + " does not apply to the " +
+           std::string(WorkloadName(workload)) + " workload (" +
+           (workload == Workload::kElection
+                ? "it takes fenced-reads, strict, control-unfenced-cas"
+                : workload == Workload::kSemaphore
+                      ? "it takes fenced-reads, strict, control-unfenced-writes, "
+                        "control-unfenced-reads"
+                      : "control-unfenced-cas is the election workload's") +
+           ")";
+  }
+  return fits;
+}
+
+std::string SlotKey(std::string_view key, std::uint32_t slot) {
+  return std::string(key) + ".slot-" + std::to_string(slot);
+}
+
 std::optional<Mode> ParseMode(std::string_view name) {
   for (Mode m : {Mode::kFencedReads, Mode::kStrict, Mode::kControlUnfencedWrites,
-                 Mode::kControlUnfencedReads, Mode::kUserTable, Mode::kControlUserTable}) {
+                 Mode::kControlUnfencedReads, Mode::kUserTable, Mode::kControlUserTable,
+                 Mode::kControlUnfencedCas}) {
     if (ModeName(m) == name) return m;
   }
   return std::nullopt;
