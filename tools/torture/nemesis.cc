@@ -73,7 +73,7 @@ class Nemesis {
         } else if (!RestartDatabase()) {
           break;
         }
-      } else if (fault == 0 || (fault != 1 && r < 0.65)) {
+      } else if (fault == 0 || (fault != 1 && r < (election() ? 0.8 : 0.65))) {
         if (!Pause()) break;
       } else {
         KillWorker();
@@ -119,6 +119,8 @@ class Nemesis {
     return out;
   }
 
+  bool election() const { return !o_.leader_file.empty(); }
+
   Target* RandomWorker() {
     auto workers = Workers();
     if (workers.empty()) return nullptr;
@@ -142,7 +144,9 @@ class Nemesis {
     const int pidfd = t->pidfd;
     if (!SignalPidfd(pidfd, SIGSTOP)) return true;  // already gone
     history_.Note(Fn::kPause, Phase::kOk, -1, name);
-    std::uniform_real_distribution<double> ttls(1.5, 3.0);
+    // Election runs pause longer: the next leader must win (one TTL) and make a transition
+    // before the paused one wakes up, or there is nothing for fencing to refuse.
+    std::uniform_real_distribution<double> ttls(election() ? 2.5 : 1.5, election() ? 4.0 : 3.0);
     const bool go_on = Idle(milliseconds(static_cast<long>(o_.ttl.count() * ttls(rng_))));
     // If the slot was refilled meanwhile, the process we stopped is dead (the orchestrator
     // replaces only reaped workers) and its pidfd closed.
