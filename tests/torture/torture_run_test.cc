@@ -97,6 +97,11 @@ INSTANTIATE_TEST_SUITE_P(
         RunCase{"postgresql_for_update_and_version",
                 "postgresql://?strategy=for-update,postgresql://?strategy=version", kSafe, true},
         RunCase{"http", "http://", kAll, true},
+        // Two `ordo serve` replicas over a primary and its synchronous standby, workers spread
+        // over both; the nemesis kills replicas and crashes the primary, and the standby is
+        // promoted: tokens keep growing and no update is lost; the control must lose some.
+        RunCase{"http_replicas_standby", "http://?replicas=2&standby=1",
+                {"strict", "control-unfenced-reads"}, true},
         // The counter in a separate database standing for the user's own, guarded by
         // ordo_fence (`ordo fence`); the control runs the same transaction without it.
         RunCase{"user_table", "postgresql://?strategy=cas", {"user-table", "control-user-table"},

@@ -92,7 +92,8 @@ int main(int argc, char** argv) {
   bool no_nemesis = false;
   app.add_option("--backend", run.backends,
                  "flock://, fcntl://, sqlite://[?strategy=], postgresql://[?strategy=], "
-                 "http:// (shorthands: the run creates its own directory, database or server), "
+                 "http://[?replicas=N&standby=1] (shorthands: the run creates its own "
+                 "directory, database, servers, standby), "
                  "or a full URL; repeat or separate with ',' for several")
       ->delimiter(',');
   app.add_option("--mode", modes,
@@ -148,6 +149,7 @@ int main(int argc, char** argv) {
   nemesis_cmd->add_flag("--restart-db", nemesis.restart_db);
   nemesis_cmd->add_flag("--kill-server", nemesis.kill_server);
   nemesis_cmd->add_option("--leader-file", nemesis.leader_file);
+  nemesis_cmd->add_flag("--database-first", nemesis.database_first);
 
   // What `ordo serve` runs, for builds without the ordo binary.
   auto* serve_cmd = app.add_subcommand("serve", "ordo::http::RunServer, as `ordo serve`");

@@ -65,7 +65,9 @@ class Nemesis {
                                  (r < 0.3 || since_big > milliseconds(2500));
       if (big_fault_due) {
         // On http runs alternate between the server (first) and the database.
-        const bool server = o_.kill_server && (!o_.restart_db || big_faults_ % 2 == 0);
+        // (database first when it fails over: that is what such a run is about).
+        const bool server = o_.kill_server &&
+                            (!o_.restart_db || big_faults_ % 2 == (o_.database_first ? 1 : 0));
         ++big_faults_;
         last_big_fault_ = Clock::now();
         if (server) {
@@ -103,8 +105,10 @@ class Nemesis {
         db_reply_ = name;
         continue;
       }
-      // Workers are keyed by slot ("w3" of "w3.2"): a replacement takes its slot.
-      const std::string slot = kind == "server" ? "server" : name.substr(0, name.find('.'));
+      // Workers are keyed by slot ("w3" of "w3.2"), servers by replica ("server s1" of
+      // "s1.2"): a replacement takes its slot.
+      const std::string slot =
+          (kind == "server" ? "server " : "") + name.substr(0, name.find('.'));
       auto& t = targets_[slot];
       if (t.pidfd >= 0) close(t.pidfd);
       t = {name, fd};
@@ -114,7 +118,7 @@ class Nemesis {
   std::vector<Target*> Workers() {
     std::vector<Target*> out;
     for (auto& [slot, t] : targets_) {
-      if (slot != "server" && t.pidfd >= 0) out.push_back(&t);
+      if (!slot.starts_with("server") && t.pidfd >= 0) out.push_back(&t);
     }
     return out;
   }
@@ -161,11 +165,17 @@ class Nemesis {
     if (SignalPidfd(t->pidfd, SIGKILL)) history_.Note(Fn::kKill, Phase::kOk, -1, t->name);
   }
 
+  // Kills one `ordo serve` replica (of one or more).
   void KillServer() {
-    auto it = targets_.find("server");
-    if (it == targets_.end() || it->second.pidfd < 0) return;
-    if (SignalPidfd(it->second.pidfd, SIGKILL)) {
-      history_.Note(Fn::kRestart, Phase::kOk, -1, "server " + it->second.name);
+    std::vector<Target*> servers;
+    for (auto& [slot, t] : targets_) {
+      if (slot.starts_with("server") && t.pidfd >= 0) servers.push_back(&t);
+    }
+    if (servers.empty()) return;
+    std::uniform_int_distribution<std::size_t> i(0, servers.size() - 1);
+    Target* t = servers[i(rng_)];
+    if (SignalPidfd(t->pidfd, SIGKILL)) {
+      history_.Note(Fn::kRestart, Phase::kOk, -1, "server " + t->name);
     }
   }
 

@@ -9,7 +9,10 @@
 //     kills them with SIGKILL (the orchestrator starts replacements), crash-restarts the
 //     PostgreSQL server (`pg_ctl stop -m immediate`, then start) and kills the `ordo serve`
 //     process of http runs (the orchestrator restarts it);
-//   - for postgresql:// and http:// runs, a throwaway PostgreSQL cluster and `ordo serve`.
+//   - for postgresql:// and http:// runs, a throwaway PostgreSQL cluster and `ordo serve`;
+//     'http://?replicas=N&standby=1' runs N `ordo serve` replicas over a primary with a
+//     synchronous streaming standby (multi-host URL), workers spread over the replicas, and the
+//     first database fault is a primary crash followed by the standby's promotion.
 // When the time is up it stops everything, reads the final counter, and hands the merged
 // history to the checker (checker.h), which prints one report line.
 //
@@ -121,6 +124,8 @@ struct NemesisOptions {
   // which owns the PostgreSQL cluster, runs `pg_ctl stop -m immediate` and `pg_ctl start`.
   bool restart_db = false;
   bool kill_server = false;
+  // With both: the database fault comes first (runs with a standby: the failover).
+  bool database_first = false;
   // Election runs: the file the leader writes its name to; pauses and kills pick that worker
   // four times out of five.
   std::string leader_file;

@@ -95,7 +95,8 @@ class Worker {
     // its slot's counter.
     const bool semaphore = o_.workload == Workload::kSemaphore;
     const std::uint32_t limit = semaphore ? o_.permits : 1;
-    std::uint64_t op = history_.Invoke(Fn::kAcquire, 0, 0, semaphore ? limit : -1, o_.lock);
+    std::uint64_t op = history_.Invoke(
+        Fn::kAcquire, 0, 0, semaphore ? static_cast<std::int64_t>(limit) : -1, o_.lock);
     auto lease = locker_->Acquire({.name = o_.lock, .mode = LockMode::kExclusive,
                                    .ttl = o_.ttl, .wait = o_.wait, .limit = limit});
     if (!lease.ok()) {
@@ -107,7 +108,8 @@ class Worker {
       return;
     }
     const std::uint64_t token = lease->token;
-    history_.Complete(op, Fn::kAcquire, Phase::kOk, token, 0, semaphore ? lease->slot : -1, "");
+    history_.Complete(op, Fn::kAcquire, Phase::kOk, token, 0,
+                      semaphore ? static_cast<std::int64_t>(lease->slot) : -1, "");
     const std::string key = semaphore ? SlotKey(o_.key, lease->slot) : o_.key;
 
     const bool fenced_read = o_.mode == Mode::kFencedReads || strict;
