@@ -75,7 +75,11 @@ std::vector<std::unique_ptr<BackendBench>> EtcdBackends();
 void RunCliRows(const Config& cfg, Table& table);
 // Limit-4 semaphore rows, 8 clients (rows_semaphore.cc).
 void RunSemaphoreRows(const Config& cfg, Table& table);
+// Election hand-over and Observe latency beside each backend's wake-up row (rows_election.cc).
+void RunElectionRows(const Config& cfg, Table& table);
 void RunMemoryRow(const Config& cfg, Table& table);
+// ordo serve's acquire+release with the events ring on vs --events-ring 0 (rows_http.cc).
+void RunRingRows(const Config& cfg, Table& table);
 void RunParkedRow(const Config& cfg, Table& table);  // rows_parked.cc
 void RunScaleRow(const Config& cfg, Table& table);
 // `ordo run --backend etcd://… -- true` against `etcdctl lock NAME true` (rows_etcd.cc).
@@ -91,7 +95,9 @@ void RunFenceRows(const Config& cfg, Table& table);
 // `ordo serve --backend URL` on a free loopback port (stderr to a log file), or an error.
 class OrdoServe {
  public:
-  OrdoServe(const Config& cfg, const std::string& backend_url);
+  // `extra_args`: more `ordo serve` flags (e.g. {"--events-ring", "0"}).
+  OrdoServe(const Config& cfg, const std::string& backend_url,
+            const std::vector<std::string>& extra_args = {});
   const std::string& error() const { return error_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   int port() const { return port_; }

@@ -108,11 +108,13 @@ int Main(int argc, char** argv) {
   }
   if (Wanted(cfg, "scale postgresql://")) RunScaleRow(cfg, table);
   if (Wanted(cfg, "memory ordo serve")) RunMemoryRow(cfg, table);
+  if (Wanted(cfg, "http:// events ring on vs off")) RunRingRows(cfg, table);
   if (Wanted(cfg, "parked waiters ordo serve")) RunParkedRow(cfg, table);
   if (Wanted(cfg, "ordo run")) RunCliRows(cfg, table);
   if (Wanted(cfg, "ordo run -- true (etcd://)")) RunEtcdCliRow(cfg, table);
   if (Wanted(cfg, "your own PostgreSQL table")) RunFenceRows(cfg, table);
   if (Wanted(cfg, "semaphore")) RunSemaphoreRows(cfg, table);
+  if (Wanted(cfg, "election")) RunElectionRows(cfg, table);
 
   const char* mode = cfg.smoke ? "--smoke" : cfg.quick ? "--quick" : "full";
   char header[256];

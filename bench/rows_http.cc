@@ -16,16 +16,19 @@
 
 namespace ordo::bench {
 
-OrdoServe::OrdoServe(const Config& cfg, const std::string& backend_url) {
+OrdoServe::OrdoServe(const Config& cfg, const std::string& backend_url,
+                     const std::vector<std::string>& extra_args) {
   if (cfg.ordo_binary.empty()) {
     error_ = "the ordo binary is not built";
     return;
   }
   port_ = testing::FreeLoopbackPort();
   // Through sh only to send the server's log lines away from the table; exec keeps the pid.
-  server_ = std::make_unique<Server>(std::vector<std::string>{
-      "/bin/sh", "-c", "exec \"$0\" \"$@\" 2>/dev/null", cfg.ordo_binary, "serve", "--backend",
-      backend_url, "--listen", "127.0.0.1:" + std::to_string(port_)});
+  std::vector<std::string> argv = {"/bin/sh", "-c", "exec \"$0\" \"$@\" 2>/dev/null",
+                                   cfg.ordo_binary, "serve", "--backend", backend_url,
+                                   "--listen", "127.0.0.1:" + std::to_string(port_)};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  server_ = std::make_unique<Server>(std::move(argv));
   if (!WaitForPort(port_, std::chrono::seconds(10))) error_ = "ordo serve did not start";
 }
 
@@ -164,6 +167,54 @@ class HttpBench final : public BackendBench {
   std::unique_ptr<RedisServer> redis_;
 };
 
+constexpr const char* kRingLabel = "http:// events ring on vs off";
+
+// False, with both sides of `row` marked n/a, when `ordo serve` cannot run in this build.
+bool ServeRowAvailable(const Config& cfg, Row* row) {
+  if (SchemeRegistered("http") && !cfg.ordo_binary.empty()) return true;
+  row->ordo = Sample::NotAvailable("n/a (backend not built)");
+  row->baseline = Sample::NotAvailable("—");
+  return false;
+}
+
+// What the events ring (GET /v1/events, the live page) costs the hot path: acquire+release
+// through `ordo serve` with the ring on (the default) against a second `ordo serve
+// --events-ring 0` running at the same time. The two are measured in many short alternating
+// rounds, in the order on, off, off, on, …, so that the shared machine's slow moments and any
+// drift hit both alike. The ratio is on ÷ off; the target is at least 0.95 (the ring costs at
+// most 5%).
+Row RingRow(const Config& cfg, int clients) {
+  Row row;
+  row.backend = kRingLabel;
+  row.scenario = ScenarioName(Scenario::kPair, clients);
+  row.clients = clients;
+  row.baseline_name = "ordo serve --events-ring 0, the same calls";
+  if (!ServeRowAvailable(cfg, &row)) return row;
+  OrdoServe on(cfg, "inproc:");
+  OrdoServe off(cfg, "inproc:", {"--events-ring", "0"});
+  if (!on.error().empty() || !off.error().empty()) {
+    row.ordo = Sample::Error(on.error().empty() ? off.error() : on.error());
+    return row;
+  }
+  const int rounds = cfg.quick || cfg.smoke ? 2 : 8;
+  Config round_cfg = cfg;
+  round_cfg.seconds = 2 * cfg.seconds / rounds;  // twice a usual row's time, for less noise
+  const auto delay = std::chrono::microseconds(3000);
+  std::vector<Sample> with_ring, without;
+  for (int r = 0; r < rounds; ++r) {
+    const bool on_first = r % 4 == 0 || r % 4 == 3;
+    for (int side = 0; side < 2; ++side) {
+      const bool ring = (side == 0) == on_first;
+      (ring ? with_ring : without)
+          .push_back(MeasureOrdo(round_cfg, ring ? on.url() : off.url(), Scenario::kPair,
+                                 clients, delay));
+    }
+  }
+  row.ordo = Merge(with_ring);
+  row.baseline = Merge(without);
+  return row;
+}
+
 // A socket that sent a request and is left waiting for the answer.
 int SendRaw(int port, const std::string& request) {
   const int fd = ConnectLoopback(port);
@@ -185,11 +236,7 @@ Row MemoryRow(const Config& cfg) {
   row.clients = cfg.memory_waiters;
   row.kind = RowKind::kMemory;
   row.baseline_name = "redis-server, as many SET NX PX keys + BLPOP clients";
-  if (!SchemeRegistered("http") || cfg.ordo_binary.empty()) {
-    row.ordo = Sample::NotAvailable("n/a (backend not built)");
-    row.baseline = Sample::NotAvailable("—");
-    return row;
-  }
+  if (!ServeRowAvailable(cfg, &row)) return row;
   OrdoServe serve(cfg, "inproc:");
   if (!serve.error().empty()) {
     row.ordo = Sample::Error(serve.error());
@@ -296,6 +343,11 @@ std::vector<std::unique_ptr<BackendBench>> HttpBackends() {
   out.push_back(std::make_unique<HttpBench>(false));
   out.push_back(std::make_unique<HttpBench>(true));
   return out;
+}
+
+void RunRingRows(const Config& cfg, Table& table) {
+  std::fprintf(stderr, "%s\n", kRingLabel);
+  for (int clients : {1, 8}) table.Add(RingRow(cfg, clients));
 }
 
 void RunMemoryRow(const Config& cfg, Table& table) {

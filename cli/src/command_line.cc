@@ -329,6 +329,11 @@ void AddServe(CLI::App& app, Command& c) {
       ->type_name("N");
   AddDuration(serve, "--max-wait", &s.max_wait,
               "Largest wait_ms a client may ask for (default 60s)", milliseconds(0), kMaxWait);
+  serve->add_option("--events-ring", s.events_ring,
+                    "Recent events kept for /v1/events and /ui (0: off, no live page)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{0}, http::ServeOptions::kMaxEventsRing))
+      ->type_name("N");
 }
 
 constexpr char kFenceExamples[] = R"(
@@ -396,6 +401,12 @@ Command ParseCommandLine(int argc, const char* const* argv, std::ostream& out,
   app.require_subcommand(1);
   app.footer("\nRun 'ordo SUBCOMMAND --help' for a subcommand's flags and examples; "
              "'man ordo' for everything.");
+  // A bad flag is reported like every other error of the subcommand: "ordo elect: --ttl: …".
+  app.failure_message([](const CLI::App* root, const CLI::Error& e) {
+    const auto subs = root->get_subcommands();
+    const std::string prefix = subs.empty() ? "ordo: " : "ordo " + subs.back()->get_name() + ": ";
+    return prefix + CLI::FailureMessage::simple(root, e);
+  });
   AddRun(app, c);
   AddLock(app, c);
   AddElect(app, c);

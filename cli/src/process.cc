@@ -151,6 +151,7 @@ Result<std::unique_ptr<Job>> Job::Start(const JobSpec& spec) {
   std::unique_ptr<Job> job(new Job);
   job->pid_ = pid;
   job->took_terminal_ = take_terminal;
+  job->command_ = spec.command;
   job->StartSentinel(go[1]);
   const char byte = 'g';
   WriteAll(go[1], &byte, 1);
@@ -183,7 +184,8 @@ Result<std::unique_ptr<Job>> Job::Start(const JobSpec& spec) {
 void Job::StartSentinel(int close_in_sentinel) {
   int guard[2];
   if (pipe2(guard, O_CLOEXEC) != 0) {
-    spdlog::warn("ordo: {}; the job's group will not be killed if ordo is", Errno("pipe2"));
+    spdlog::warn("{}: {}; the job's group will not be killed if ordo is", command_,
+                 Errno("pipe2"));
     return;
   }
   const pid_t group = pid_;
@@ -201,7 +203,8 @@ void Job::StartSentinel(int close_in_sentinel) {
   }
   close(guard[0]);
   if (sentinel < 0) {
-    spdlog::warn("ordo: {}; the job's group will not be killed if ordo is", Errno("fork"));
+    spdlog::warn("{}: {}; the job's group will not be killed if ordo is", command_,
+                 Errno("fork"));
     close(guard[1]);
     return;
   }
@@ -241,7 +244,7 @@ Job::~Job() {
 
 void Job::Signal(int sig) {
   if (kill(-pid_, sig) != 0 && errno != ESRCH) {
-    spdlog::warn("ordo: {}", Errno("kill"));
+    spdlog::warn("{}: {}", command_, Errno("kill"));
   }
 }
 
@@ -278,10 +281,11 @@ JobOutcome Supervise(Job& job, SignalWatch& signals, const SuperviseOptions& opt
     if (!outcome.lost) fds[1].fd = options.lost_fd;
     const int ready = poll(fds, 2, timeout);
     if (ready < 0 && errno != EINTR) {
-      spdlog::error("ordo: {}", Errno("poll"));
+      spdlog::error("{}: {}", options.command, Errno("poll"));
     }
     if (kill_at != Clock::time_point::max() && Clock::now() >= kill_at) {
-      spdlog::warn("ordo: the job is still running after the grace period; SIGKILL");
+      spdlog::warn("{}: the job is still running after the grace period; SIGKILL",
+                   options.command);
       job.Signal(SIGKILL);
       kill_at = Clock::time_point::max();
     }
@@ -303,7 +307,8 @@ JobOutcome Supervise(Job& job, SignalWatch& signals, const SuperviseOptions& opt
         const auto by = options.kill_by();
         if (by > now) kill_at = std::min(kill_at, by);
       }
-      spdlog::warn("ordo: the lease was lost; SIGTERM to the job, SIGKILL in {} ms",
+      spdlog::warn("{}: {} was lost; SIGTERM to the job, SIGKILL in {} ms", options.command,
+                   options.lost_what,
                    std::chrono::ceil<std::chrono::milliseconds>(kill_at - now).count());
       job.Signal(SIGTERM);
     }

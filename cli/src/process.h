@@ -65,6 +65,8 @@ struct JobSpec {
   // Make the job's group the terminal's foreground group when ordo's is (interactive use:
   // the job may read the terminal, and ^C reaches it directly).
   bool take_terminal = true;
+  // How ordo's messages about the job begin ("ordo run", "ordo elect").
+  std::string command = "ordo";
 };
 
 class Job {
@@ -104,6 +106,7 @@ class Job {
   pid_t sentinel_pid_ = -1;
   int sentinel_fd_ = -1;  // write end of the sentinel's pipe
   bool took_terminal_ = false;
+  std::string command_;  // JobSpec::command
 };
 
 struct SuperviseOptions {
@@ -114,6 +117,9 @@ struct SuperviseOptions {
   // The moment by which the job must be dead after a loss (the lease's self-fencing deadline);
   // it shortens kill_grace while still ahead. Empty: no such bound.
   std::function<std::chrono::steady_clock::time_point()> kill_by;
+  // How messages begin ("ordo run", "ordo elect") and what a loss lost, for the log.
+  std::string command = "ordo";
+  std::string lost_what = "the lease";
 };
 
 struct JobOutcome {

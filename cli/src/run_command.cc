@@ -115,8 +115,12 @@ std::vector<std::string> JobEnvironment(const std::string& lock_name, std::uint6
   return env;
 }
 
-int OrdoError(const std::string& message) {
-  spdlog::error("ordo run: {}", message);
+// "ordo run" or "ordo elect": the prefix of every message the command writes, so that a log
+// line names the command the user typed.
+std::string_view CommandName(const RunOptions& o) { return o.election ? "ordo elect" : "ordo run"; }
+
+int OrdoError(std::string_view command, const std::string& message) {
+  spdlog::error("{}: {}", command, message);
   return kExitOrdoError;
 }
 
@@ -182,29 +186,32 @@ Result<ScopedLease> AcquireMigrating(Locker& locker, const std::string& dir,
 }  // namespace
 
 int RunCommand(const RunOptions& o) {
+  const std::string_view command = CommandName(o);
   auto signals = SignalWatch::Create();
-  if (!signals.ok()) return OrdoError(signals.status().message());
+  if (!signals.ok()) return OrdoError(command, signals.status().message());
   if (o.verbose) spdlog::set_level(spdlog::level::debug);
 
   const std::string name = o.lock.empty() ? DefaultLockName(o.command) : o.lock;
-  if (Status valid = ValidateName(name); !valid.ok()) return OrdoError(valid.message());
+  if (Status valid = ValidateName(name, o.election ? "election name" : "lock name"); !valid.ok()) {
+    return OrdoError(command, valid.message());
+  }
   if (o.election && !o.owner.empty()) {
-    if (Status valid = ValidateCandidate(o.owner); !valid.ok()) return OrdoError(valid.message());
+    if (Status valid = ValidateCandidate(o.owner); !valid.ok()) return OrdoError(command, valid.message());
   }
   std::string url = o.backend;
   std::string dir;  // the default lock directory, when no backend was given
   if (url.empty()) {
     auto fallback = DefaultRunDir();
-    if (!fallback.ok()) return OrdoError(fallback.status().message());
+    if (!fallback.ok()) return OrdoError(command, fallback.status().message());
     dir = *fallback;
     url = "flock://" + UrlPath(dir);
   }
   auto opened = OpenBackend(url);
-  if (!opened.ok()) return OrdoError(opened.status().message());
+  if (!opened.ok()) return OrdoError(command, opened.status().message());
   Locker& locker = **opened;
   const LockerTraits traits = locker.traits();
   if (o.hold_at_least.count() > 0 && !traits.expires_by_ttl) {
-    return OrdoError("--hold-at-least needs a lease backend (sqlite://, postgresql:// cas or "
+    return OrdoError(command, "--hold-at-least needs a lease backend (sqlite://, postgresql:// cas or "
                      "version, http://): the locks of '" +
                      url + "' end when ordo exits");
   }
@@ -215,14 +222,14 @@ int RunCommand(const RunOptions& o) {
   if (!dir.empty()) {
     for (std::string& old_dir : LegacyLocksOf(name)) {
       auto old = Open("flock://" + UrlPath(old_dir));
-      if (!old.ok()) return OrdoError(old.status().message());
+      if (!old.ok()) return OrdoError(command, old.status().message());
       legacy.push_back(std::move(*old));
       legacy_dirs.push_back(std::move(old_dir));
     }
   }
 
   Pipe lost;
-  if (!lost.ok()) return OrdoError(std::string("pipe2: ") + std::strerror(errno));
+  if (!lost.ok()) return OrdoError(command, std::string("pipe2: ") + std::strerror(errno));
   ScopedLease::Options lease_options;
   // fd-bound locks cannot be lost while ordo lives: nothing to renew, nothing to watch.
   lease_options.keep_alive = traits.expires_by_ttl;
@@ -263,7 +270,7 @@ int RunCommand(const RunOptions& o) {
     if (!granted) {
       // The acquiring thread may be inside the backend for as long as the wait: leave without
       // unwinding what it uses.
-      spdlog::debug("ordo run: signal {} while waiting for lock '{}'", sig, name);
+      spdlog::debug("{}: signal {} while waiting for lock '{}'", command, sig, name);
       std::fflush(nullptr);
       std::_Exit(128 + sig);
     }
@@ -281,13 +288,13 @@ int RunCommand(const RunOptions& o) {
   if (!acquired->ok()) {
     const Status& s = acquired->status();
     if (s.code() == StatusCode::kLockHeld) {
-      spdlog::debug("ordo run: {}", s.message());
+      spdlog::debug("{}: {}", command, s.message());
       return o.conflict_exit_code;
     }
-    return OrdoError(s.ToString());
+    return OrdoError(command, s.ToString());
   }
   ScopedLease& scoped = **acquired;
-  spdlog::debug("ordo run: lock '{}' taken with token {}", name, scoped.token());
+  spdlog::debug("{}: lock '{}' taken with token {}", command, name, scoped.token());
   if (scoped.lost()) return o.lost_exit_code;
 
   JobSpec spec;
@@ -297,14 +304,19 @@ int RunCommand(const RunOptions& o) {
                                         : std::nullopt,
                             o.election);
   spec.mask = (*signals)->original_mask();
+  spec.command = command;
   auto job = Job::Start(spec);
   if (!job.ok()) {
-    spdlog::error("ordo run: {}", job.status().message());
+    spdlog::error("{}: {}", command, job.status().message());
     return ExitCodeForStartFailure(job.status());
   }
   SuperviseOptions supervise;
   supervise.lost_fd = lost.read_fd();
   supervise.kill_grace = o.kill_grace;
+  supervise.command = command;
+  supervise.lost_what = o.election ? "leadership of election '" + name + "' (term " +
+                                         std::to_string(scoped.token()) + ")"
+                                   : "the lease of lock '" + name + "'";
   if (lease_options.keep_alive) supervise.kill_by = [&scoped] { return scoped.fence_deadline(); };
   const JobOutcome outcome = Supervise(**job, **signals, supervise);
   // The sentinel holds copies of ordo's descriptors, the lock's among them: it must be gone
@@ -323,7 +335,7 @@ int RunCommand(const RunOptions& o) {
   }
   Status released = scoped.Release();
   if (!released.ok()) {
-    spdlog::warn("ordo run: releasing lock '{}': {}", name, released.ToString());
+    spdlog::warn("{}: releasing lock '{}': {}", command, name, released.ToString());
     if (released.code() == StatusCode::kLeaseLost) return o.lost_exit_code;
   }
   return code;

@@ -23,12 +23,16 @@ using SteadyClock = std::chrono::steady_clock;
 
 namespace {
 
-json ElectionStateToJson(const ElectionState& state) {
+// The election's JSON; the leader has "since" when it won through this server.
+json ElectionStateToJson(ServerState& server, const ElectionState& state) {
   json leader = nullptr;
   if (state.leader) {
     leader = {{"candidate", state.leader->candidate},
               {"term", state.leader->term},
               {"expires_at", wire::FormatTime(state.leader->expires_at)}};
+    if (auto since = server.elections->LeaderSince(state.name, state.leader->term)) {
+      leader["since"] = wire::FormatTime(*since);
+    }
   }
   return {{"name", state.name}, {"leader", std::move(leader)}, {"last_term", state.last_term}};
 }
@@ -44,9 +48,9 @@ Result<ElectionState> Current(ServerState& state, const std::string& name, bool 
   return leader;
 }
 
-Response StateReply(const Result<ElectionState>& current) {
+Response StateReply(ServerState& server, const Result<ElectionState>& current) {
   if (!current.ok()) return StatusReply(current.status());
-  return JsonReply(200, ElectionStateToJson(*current));
+  return JsonReply(200, ElectionStateToJson(server, *current));
 }
 
 }  // namespace
@@ -123,7 +127,7 @@ class ElectionWait : public std::enable_shared_from_this<ElectionWait> {
     if (stop) return Answer(StatusReply(UnavailableError("the server is stopping")));
     const auto now = SteadyClock::now();
     if (!current.ok() || current->term() != after_ || now >= deadline_) {
-      return Answer(StateReply(current));
+      return Answer(StateReply(state_, current));
     }
     // Not yet: sleep until the deadline, the leader's expiry or the bounded re-check period.
     auto at = std::min(deadline_, now + (watched ? kUnnotifiedDeathRecheck : kNoWatchRecheck));
@@ -225,19 +229,39 @@ void ElectionWaits::Shutdown() {
   for (auto& w : all) w->Stop();
 }
 
-void ElectionWaits::Remember(const std::string& name) {
+std::size_t ElectionWaits::waiting() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (campaigned_.size() < kMaxRemembered) campaigned_.insert(name);
+  return waits_.size();
+}
+
+void ElectionWaits::Remember(const Lease& won) {
+  const auto now = std::chrono::system_clock::now();
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = campaigned_.find(won.name);
+  if (it != campaigned_.end()) {
+    // Tokens only grow: a late-answered older campaign does not move "since" back.
+    if (won.token > it->second.term) it->second = {won.token, now};
+    return;
+  }
+  if (campaigned_.size() < kMaxRemembered) campaigned_.emplace(won.name, Won{won.token, now});
 }
 
 std::vector<std::string> ElectionWaits::Names(const std::string& prefix) {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::string> out;
   for (auto it = campaigned_.lower_bound(prefix);
-       it != campaigned_.end() && it->compare(0, prefix.size(), prefix) == 0; ++it) {
-    out.push_back(*it);
+       it != campaigned_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+    out.push_back(it->first);
   }
   return out;
+}
+
+std::optional<std::chrono::system_clock::time_point> ElectionWaits::LeaderSince(
+    const std::string& name, std::uint64_t term) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = campaigned_.find(name);
+  if (it == campaigned_.end() || it->second.term != term) return std::nullopt;
+  return it->second.at;
 }
 
 Response HandleElections(ServerState& state, const Request& req) {
@@ -256,7 +280,7 @@ Response HandleElections(ServerState& state, const Request& req) {
   for (const std::string& name : state.elections->Names(prefix)) {
     auto current = Current(state, name, true);
     if (!current.ok()) return StatusReply(current.status());
-    items.push_back(ElectionStateToJson(*current));
+    items.push_back(ElectionStateToJson(state, *current));
   }
   return JsonReply(200, {{"elections", std::move(items)}});
 }
@@ -280,11 +304,11 @@ void HandleElection(ServerState& state, const Route& route, const Request& req,
                                                     "past)")),
                    {});
     }
-    return reply(StateReply(Current(state, route.name, false)), {});
+    return reply(StateReply(state, Current(state, route.name, false)), {});
   }
   // HEAD answers what the GET would at once: it never waits.
   if (wait_ms == 0 || state.io == nullptr || req.method() == bhttp::verb::head) {
-    return reply(StateReply(Current(state, route.name, true)), {});
+    return reply(StateReply(state, Current(state, route.name, true)), {});
   }
   auto wait = std::make_shared<ElectionWait>(
       state, route.name, *after, SteadyClock::now() + std::chrono::milliseconds(wait_ms), reply);

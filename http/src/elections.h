@@ -13,11 +13,12 @@
 #ifndef ORDO_HTTP_SRC_ELECTIONS_H_
 #define ORDO_HTTP_SRC_ELECTIONS_H_
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,18 +40,30 @@ class ElectionWaits {
   // Answers every wait (503) and refuses later ones.
   void Shutdown();
 
+  // The long-polls parked now (registered and not yet answered); GET /metrics shows them.
+  std::size_t waiting();
+
   // The elections campaigned through this server (GET /v1/elections lists them): remembered
-  // in memory, up to kMaxRemembered names, and forgotten when the server restarts.
+  // in memory, up to kMaxRemembered names, and forgotten when the server restarts. `won` is a
+  // campaign's lease: its term and when this server granted it, for LeaderSince.
   static constexpr std::size_t kMaxRemembered = 10000;
-  void Remember(const std::string& name);
+  void Remember(const Lease& won);
   std::vector<std::string> Names(const std::string& prefix);
+  // When the leader of term `term` of `name` won, if it won through this server; nullopt
+  // otherwise (another replica granted it, or this server restarted since).
+  std::optional<std::chrono::system_clock::time_point> LeaderSince(const std::string& name,
+                                                                   std::uint64_t term);
 
  private:
+  struct Won {
+    std::uint64_t term = 0;
+    std::chrono::system_clock::time_point at;
+  };
   std::mutex mu_;
   std::uint64_t next_ = 1;                                        // guarded by mu_
   std::map<std::uint64_t, std::weak_ptr<ElectionWait>> waits_;    // guarded by mu_
   bool shutdown_ = false;                                         // guarded by mu_
-  std::set<std::string> campaigned_;                              // guarded by mu_
+  std::map<std::string, Won, std::less<>> campaigned_;           // guarded by mu_
 };
 
 // GET (and HEAD) /v1/elections/{name}. Runs on a worker (it calls the backend); a long-poll

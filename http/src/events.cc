@@ -5,9 +5,10 @@
 
 namespace ordo::http {
 
-Events::Events(std::size_t capacity) : capacity_(capacity == 0 ? 1 : capacity) {}
+Events::Events(std::size_t capacity) : capacity_(capacity) {}
 
 void Events::Record(Event event) {
+  if (capacity_ == 0) return;
   std::vector<Wake> woken;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -32,7 +33,8 @@ void Events::Record(Event event) {
 void Events::TrackLocked(Event& event) {
   if (event.type == "acquired" || event.type == "renewed") {
     if (event.expires_at == std::chrono::system_clock::time_point{}) return;
-    live_[event.name][event.token] = Live{event.owner, event.slot, event.expires_at};
+    live_[event.name][event.token] =
+        Live{event.owner, event.slot, event.election, event.expires_at};
     const std::int64_t at = event.expires_at.time_since_epoch() / std::chrono::nanoseconds(1);
     std::int64_t cur = next_expiry_.load(std::memory_order_relaxed);
     while (at < cur && !next_expiry_.compare_exchange_weak(cur, at)) {
@@ -46,6 +48,7 @@ void Events::TrackLocked(Event& event) {
     if (lease == it->second.end()) return;
     if (event.owner.empty()) event.owner = lease->second.owner;
     event.slot = lease->second.slot;
+    event.election = event.election || lease->second.election;
     it->second.erase(lease);
     if (it->second.empty()) live_.erase(it);
   }
@@ -63,7 +66,7 @@ void Events::Sweep() {
       for (const auto& [token, live] : leases) {
         if (live.expires_at <= now) {
           expired.push_back({.type = "expired", .name = name, .owner = live.owner,
-                             .token = token, .slot = live.slot});
+                             .token = token, .slot = live.slot, .election = live.election});
         } else {
           next = std::min<std::int64_t>(
               next, live.expires_at.time_since_epoch() / std::chrono::nanoseconds(1));

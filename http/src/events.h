@@ -6,6 +6,10 @@
 // Recording is one short critical section (a push onto a fixed-size ring and, only when a
 // long-poll waits, a scan of the waiters), so the hot path pays next to nothing.
 //
+// A ring of capacity 0 is off (`ordo serve --events-ring 0`): Record and Sweep return at once,
+// nothing is kept, and a long-poll waits out its wait_ms. Handlers test enabled() first, so
+// with the ring off the hot path does not even build the event.
+//
 // Thread-safe. No call blocks except on the ring's own mutex; wake-ups run outside it.
 #ifndef ORDO_HTTP_SRC_EVENTS_H_
 #define ORDO_HTTP_SRC_EVENTS_H_
@@ -28,12 +32,17 @@ namespace ordo::http {
 struct Event {
   std::uint64_t id = 0;  // set by Record: 1, 2, 3, ... in recording order
   std::chrono::system_clock::time_point time;  // set by Record
-  std::string type;   // "acquired", "renewed", "released", "expired", "revoked", "fence_refused"
+  // "acquired", "renewed", "released", "expired", "revoked", "fence_refused", or "waiting" (an
+  // acquire or campaign parked in the line: GET /v1/locks/{name} lists it under "waiters")
+  std::string type;
   std::string name;   // the lock (for fence_refused: the fenced key)
   std::string owner;
   std::uint64_t token = 0;
   std::uint32_t slot = 0;
   std::string by;     // revoked: which auth-file line did it ("line 3"); never the token
+  // The lock is an election's (campaigned, renewed or resigned through /v1/elections), so the
+  // page refreshes the election, not only the lock.
+  bool election = false;
   // acquired, renewed: when the lease runs out (by the backend's clock). Not published; it is
   // how Sweep notices an expiry.
   std::chrono::system_clock::time_point expires_at{};
@@ -44,9 +53,16 @@ class Events {
   static constexpr std::size_t kDefaultCapacity = 4096;
   using Wake = std::function<void()>;
 
+  // capacity 0: off.
   explicit Events(std::size_t capacity = kDefaultCapacity);
   Events(const Events&) = delete;
   Events& operator=(const Events&) = delete;
+
+  // Sets the capacity (0: off). REQUIRES: no other call yet (Server::Start calls it before
+  // any connection exists); not thread-safe with the other calls.
+  void SetCapacity(std::size_t capacity) { capacity_ = capacity; }
+  // False when the ring is off. Thread-safe once SetCapacity is done.
+  bool enabled() const { return capacity_ > 0; }
 
   // Appends `event` with the next id and the current time, dropping the oldest event when the
   // ring is full, and wakes the waiters it matches.
@@ -88,13 +104,14 @@ class Events {
   struct Live {
     std::string owner;
     std::uint32_t slot = 0;
+    bool election = false;
     std::chrono::system_clock::time_point expires_at;
   };
   // Keeps live_ up to date; fills in a release's owner and slot. REQUIRES: mu_
   void TrackLocked(Event& event);
   bool MatchesLocked(std::uint64_t after, std::string_view prefix) const;  // REQUIRES: mu_
 
-  const std::size_t capacity_;
+  std::size_t capacity_;  // set before use (SetCapacity); 0: off
   mutable std::mutex mu_;
   std::deque<Event> ring_;                 // guarded by mu_; ids consecutive, oldest first
   std::uint64_t next_id_ = 1;              // guarded by mu_

@@ -71,6 +71,23 @@ json LeaderOf(ServerState& state, const std::string& name) {
            {{"candidate", h.owner}, {"term", h.token}, {"expires_at", wire::FormatTime(h.expires_at)}}}};
 }
 
+// A lock's state as GET /v1/locks answers it: with the requests parked on this server for it,
+// head of the line first (a replica does not see another's waiters).
+json StateWithWaiters(ServerState& state, const LockState& lock) {
+  json out = wire::StateToJson(lock);
+  json waiters = json::array();
+  const auto now = std::chrono::steady_clock::now();
+  for (const Parking::Waiting& w : state.parking->WaitersOf(lock.name)) {
+    waiters.push_back(
+        {{"owner", w.owner},
+         {"mode", std::string(LockModeName(w.mode))},
+         {"waited_ms", std::chrono::duration_cast<milliseconds>(now - w.since).count()},
+         {"wait_ms", w.wait.count()}});
+  }
+  out["waiters"] = std::move(waiters);
+  return out;
+}
+
 // The holders of a lock, for the body of a 409 lock_held (best effort: {} on error).
 json HoldersOf(ServerState& state, const std::string& name) {
   auto described = state.locker->Describe(name);
@@ -92,23 +109,27 @@ void ReplyAcquired(ServerState& state, const std::string& name, Result<Lease> le
       state.locker->Release(*lease).IgnoreError();
       return reply(StatusReply(InternalError("the backend issued a token not below 2^53")), {});
     }
-    state.events.Sweep();  // a lease it replaces may have expired unseen
-    if (shape == Shape::kElection) state.elections->Remember(lease->name);
-    state.events.Record({.type = "acquired", .name = lease->name, .owner = lease->owner,
-                         .token = lease->token, .slot = lease->slot,
-                         .expires_at = lease->expires_at});
+    if (shape == Shape::kElection) state.elections->Remember(*lease);
+    if (state.events.enabled()) {
+      state.events.Sweep();  // a lease it replaces may have expired unseen
+      state.events.Record({.type = "acquired", .name = lease->name, .owner = lease->owner,
+                           .token = lease->token, .slot = lease->slot,
+                           .election = shape == Shape::kElection,
+                           .expires_at = lease->expires_at});
+    }
     Response res = JsonReply(200, LeaseBody(*lease, shape));
     if (!waited) return reply(std::move(res), {});
     // A waiter's client may have given up while it stood in line. If the lease cannot be
     // delivered, give it back at once instead of leaving the lock held until its TTL.
     ServerState* s = &state;
-    return reply(std::move(res), [s, granted = *lease] {
-      s->run_on_worker([s, granted] {
+    return reply(std::move(res), [s, granted = *lease, shape] {
+      s->run_on_worker([s, granted, shape] {
         Status released = s->locker->Release(granted);
         s->metrics.Released(granted, released);
-        if (released.ok()) {
+        if (released.ok() && s->events.enabled()) {
           s->events.Record({.type = "released", .name = granted.name, .owner = granted.owner,
-                            .token = granted.token, .slot = granted.slot});
+                            .token = granted.token, .slot = granted.slot,
+                            .election = shape == Shape::kElection});
         }
         NotifyChanged(*s, granted.name);
         spdlog::info("ordo serve: the client waiting for '{}' went away; token {} released ({})",
@@ -179,6 +200,13 @@ void Acquire(ServerState& state, const Route& route, const Request& req, ReplyFn
       ReplyAcquired(*s, name, std::move(lease), start, true, reply, shape);
     });
   });
+  // After Park: a page that reads the lock on this event finds the waiter in the line (or
+  // already answered). Only waiting acquires pay for it. From the local `request` only: the
+  // reply may already be under way on a worker, and with it the connection's next request.
+  if (s->events.enabled()) {
+    s->events.Record({.type = "waiting", .name = request.name, .owner = request.owner,
+                      .election = shape == Shape::kElection});
+  }
 }
 
 Response Renew(ServerState& state, const Route& route, const Request& req, Shape shape) {
@@ -197,9 +225,12 @@ Response Renew(ServerState& state, const Route& route, const Request& req, Shape
   auto renewed = state.locker->Renew(lease, milliseconds(*ttl));
   state.metrics.Renewed(renewed);
   if (!renewed.ok()) return StatusReply(renewed.status());
-  state.events.Record({.type = "renewed", .name = renewed->name, .owner = renewed->owner,
-                       .token = renewed->token, .slot = renewed->slot,
-                       .expires_at = renewed->expires_at});
+  if (state.events.enabled()) {
+    state.events.Record({.type = "renewed", .name = renewed->name, .owner = renewed->owner,
+                         .token = renewed->token, .slot = renewed->slot,
+                         .election = shape == Shape::kElection,
+                         .expires_at = renewed->expires_at});
+  }
   return JsonReply(200, LeaseBody(*renewed, shape));
 }
 
@@ -212,7 +243,10 @@ Response Release(ServerState& state, const Route& route, const Request& req, Sha
   Status released = state.locker->Release(lease);
   state.metrics.Released(lease, released);
   if (!released.ok()) return StatusReply(released);
-  state.events.Record({.type = "released", .name = route.name, .token = *token});
+  if (state.events.enabled()) {
+    state.events.Record({.type = "released", .name = route.name, .token = *token,
+                         .election = shape == Shape::kElection});
+  }
   NotifyChanged(state, route.name);  // the head of the line may take it now
   if (shape == Shape::kElection) {
     return JsonReply(200, {{"name", route.name}, {"term", *token}, {"resigned", true}});
@@ -224,7 +258,7 @@ Response Describe(ServerState& state, const Route& route) {
   state.events.Sweep();
   auto described = state.locker->Describe(route.name);
   if (!described.ok()) return StatusReply(described.status());
-  return JsonReply(200, wire::StateToJson(*described));
+  return JsonReply(200, StateWithWaiters(state, *described));
 }
 
 Response List(ServerState& state, const Request& req) {
@@ -248,7 +282,7 @@ Response List(ServerState& state, const Request& req) {
   const bool truncated = locks->size() > limit;
   json items = json::array();
   for (std::size_t i = 0; i < locks->size() && i < limit; ++i) {
-    items.push_back(wire::StateToJson((*locks)[i]));
+    items.push_back(StateWithWaiters(state, (*locks)[i]));
   }
   return JsonReply(200, {{"locks", std::move(items)}, {"truncated", truncated}});
 }
@@ -283,7 +317,7 @@ Response FencedPut(ServerState& state, const Route& route, const Request& req) {
   auto written = state.locker->fenced().Write(route.name, req.body(), fencing->token,
                                               fencing->lock);
   state.metrics.FencedWrite(written.status());
-  if (written.status().code() == StatusCode::kStaleToken) {
+  if (written.status().code() == StatusCode::kStaleToken && state.events.enabled()) {
     state.events.Record({.type = "fence_refused", .name = route.name, .owner = fencing->lock,
                          .token = fencing->token});
   }
@@ -430,11 +464,16 @@ Response Info(ServerState& state) {
             {"max_wait_ms", state.options.max_wait.count()},
             {"keep_alive_ms",
              std::chrono::duration_cast<milliseconds>(state.options.keep_alive).count()},
-            {"max_body", state.options.max_body}});
+            {"max_body", state.options.max_body},
+            {"events_ring", state.options.events_ring}});
 }
 
 Response RenderMetrics(ServerState& state) {
-  return BodyReply(200, state.metrics.Render(state.parking->waiting(), state.connections.load()),
+  return BodyReply(200,
+                   state.metrics.Render({.waiting = state.parking->waiting(),
+                                         .event_polls = state.events.waiting(),
+                                         .election_polls = state.elections->waiting(),
+                                         .connections = state.connections.load()}),
                    "text/plain; version=0.0.4");
 }
 

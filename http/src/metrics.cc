@@ -126,7 +126,7 @@ void Metrics::PurgeExpired(std::chrono::steady_clock::time_point now) {
   }
 }
 
-std::string Metrics::Render(std::size_t waiting, std::size_t connections) {
+std::string Metrics::Render(const Gauges& gauges) {
   std::string out;
   RenderByCode("ordo_acquires_total", "Acquire requests by result.", acquires_, &out);
   RenderByCode("ordo_renewals_total", "Renew requests by result.", renewals_, &out);
@@ -161,9 +161,15 @@ std::string Metrics::Render(std::size_t waiting, std::size_t connections) {
          "The largest fencing token this server has handed out.", &out);
   Line("ordo_highest_token_issued", "", static_cast<double>(highest_token_.load()), &out);
   Header("ordo_waiting_acquires", "gauge", "Acquire requests parked, waiting in line, now.", &out);
-  Line("ordo_waiting_acquires", "", static_cast<double>(waiting), &out);
+  Line("ordo_waiting_acquires", "", static_cast<double>(gauges.waiting), &out);
+  Header("ordo_parked_long_polls", "gauge",
+         "Long-polls parked now: GET /v1/events and GET /v1/elections/{name} with wait_ms.", &out);
+  Line("ordo_parked_long_polls", "route=\"events\"", static_cast<double>(gauges.event_polls),
+       &out);
+  Line("ordo_parked_long_polls", "route=\"elections\"",
+       static_cast<double>(gauges.election_polls), &out);
   Header("ordo_open_connections", "gauge", "Client connections open now.", &out);
-  Line("ordo_open_connections", "", static_cast<double>(connections), &out);
+  Line("ordo_open_connections", "", static_cast<double>(gauges.connections), &out);
   Header("ordo_http_responses_total", "counter", "HTTP responses by status class.", &out);
   static const char* kClasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx", "other"};
   for (std::size_t i = 0; i < http_responses_.size(); ++i) {

@@ -46,8 +46,14 @@ class Metrics {
   void FencedRead(const Status& status);
   void Request(int http_status);
 
-  // `waiting` and `connections` are gauges owned elsewhere, sampled at render time.
-  std::string Render(std::size_t waiting, std::size_t connections);
+  // Gauges owned elsewhere, sampled at render time.
+  struct Gauges {
+    std::size_t waiting = 0;         // parked acquires
+    std::size_t event_polls = 0;     // parked GET /v1/events
+    std::size_t election_polls = 0;  // parked GET /v1/elections/{name}
+    std::size_t connections = 0;
+  };
+  std::string Render(const Gauges& gauges);
 
  private:
   struct Held {

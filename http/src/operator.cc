@@ -49,6 +49,7 @@ json EventToJson(const Event& e) {
               {"owner", e.owner}, {"token", e.token},
               {"slot", e.slot}};
   if (!e.by.empty()) out["by"] = e.by;
+  if (e.election) out["election"] = true;
   return out;
 }
 

@@ -30,9 +30,22 @@ std::size_t Parking::waiting() const {
   return waiting_;
 }
 
+std::vector<Parking::Waiting> Parking::WaitersOf(std::string_view name) const {
+  std::vector<Waiting> out;
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = lines_.find(name);
+  if (it == lines_.end()) return out;
+  for (const auto& w : it->second.queue) {
+    if (w->finished) continue;  // answered, leaving the line
+    out.push_back({w->request.owner, w->request.mode, w->since, w->wait});
+  }
+  return out;
+}
+
 void Parking::Park(const LockRequest& request, Done done) {
   auto waiter = std::make_shared<Waiter>();
   waiter->request = request;
+  waiter->wait = request.wait;
   waiter->request.wait = std::chrono::milliseconds(0);  // every retry is a try-once
   waiter->done = std::move(done);
   waiter->deadline = std::make_shared<asio::steady_timer>(strand_, request.wait);

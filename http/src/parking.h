@@ -27,6 +27,7 @@
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -66,10 +67,22 @@ class Parking {
   // Requests waiting now.
   std::size_t waiting() const;
 
+  // Who waits in the line of `name` now, head first (GET /v1/locks shows them). Only the
+  // requests parked on this server: a replica does not see another's waiters.
+  struct Waiting {
+    std::string owner;
+    LockMode mode = LockMode::kExclusive;
+    std::chrono::steady_clock::time_point since;  // when it was parked
+    std::chrono::milliseconds wait{0};             // how long it waits at most
+  };
+  std::vector<Waiting> WaitersOf(std::string_view name) const;
+
  private:
   struct Waiter {
     LockRequest request;
     Done done;
+    std::chrono::steady_clock::time_point since = std::chrono::steady_clock::now();
+    std::chrono::milliseconds wait{0};  // the request's wait (request.wait is 0: try-once)
     std::shared_ptr<boost::asio::steady_timer> deadline;
     bool finished = false;  // guarded by mu_: done was called or is about to be
     bool expired = false;   // guarded by mu_: the deadline passed during a try

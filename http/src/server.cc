@@ -176,6 +176,11 @@ Result<std::unique_ptr<Server>> Server::Start(const ServeOptions& options,
   if (options.max_connections == 0) {
     return InvalidArgumentError("--max-connections must be at least 1");
   }
+  if (options.events_ring > ServeOptions::kMaxEventsRing) {
+    return InvalidArgumentError("--events-ring must be 0 (off) to " +
+                                std::to_string(ServeOptions::kMaxEventsRing));
+  }
+  state.events.SetCapacity(options.events_ring);
   const std::size_t room = ConnectionRoom();
   if (state.options.max_connections > room) {
     spdlog::warn("ordo serve: max connections lowered from {} to {} (descriptor limit)",

@@ -13,7 +13,9 @@ namespace ordo {
 using Clock = std::chrono::steady_clock;
 
 // Keep-alive runs on two threads. The renewer calls Renew every period and moves the
-// self-fencing deadline forward after each success. The watchdog only watches the clock: it
+// self-fencing deadline forward after each success; it starts the watchdog before its first
+// Renew (or at the fencing time, if that comes first), so that taking a lease starts one thread
+// only: a leader's hand-over pays for one. The watchdog only watches the clock: it
 // declares the lease lost at the deadline (minus fence_early) even while the renewer is stuck in
 // a Renew call that has not returned — a hung connection or a busy database must not keep a
 // holder believing it still owns a lease the backend is about to give away.
@@ -36,6 +38,8 @@ struct ScopedLease::State {
   bool released = false;    // only touched by the owning thread
   std::atomic<bool> lost{false};
   std::thread renewer;
+  // Started by the renewer thread (see Renew); only that thread touches it until JoinThreads
+  // has joined the renewer.
   std::thread watchdog;
 
   // Declares the loss once; later calls (from the other thread) do nothing.
@@ -65,6 +69,13 @@ struct ScopedLease::State {
     const auto period = options.renew_every.count() > 0 ? options.renew_every : ttl / 3;
     auto next = Clock::now() + period;
     std::unique_lock<std::mutex> lock(mu);
+    // The watchdog is needed once a renewal may hang, or once the fencing time comes: it starts
+    // then, not with the lease (a new holder, a candidate just elected, pays for one thread).
+    const auto watch_from = std::min(next, deadline - early);
+    if (cv.wait_until(lock, watch_from, [this] { return stop; })) return;
+    lock.unlock();
+    watchdog = std::thread([this] { Watch(); });
+    lock.lock();
     while (true) {
       if (cv.wait_until(lock, next, [this] { return stop || lost_declared; })) return;
       Lease current = lease;
@@ -116,14 +127,22 @@ struct ScopedLease::State {
     }
   }
 
-  void StopThreads() {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      stop = true;
-    }
+  // From here on neither thread renews again or declares a loss. The threads are not woken
+  // yet: JoinThreads does that (see Release).
+  void RequestStop() {
+    std::lock_guard<std::mutex> lock(mu);
+    stop = true;
+  }
+
+  void JoinThreads() {
     cv.notify_all();
-    if (renewer.joinable()) renewer.join();
+    if (renewer.joinable()) renewer.join();  // first: after it, `watchdog` is set
     if (watchdog.joinable()) watchdog.join();
+  }
+
+  void StopThreads() {
+    RequestStop();
+    JoinThreads();
   }
 
 };
@@ -133,19 +152,18 @@ Result<ScopedLease> ScopedLease::Acquire(Locker& locker, const LockRequest& requ
   auto sent = Clock::now();
   auto lease = locker.Acquire(request);
   if (!lease.ok()) return lease.status();
-  // The grant happened somewhere between `sent` and now, so the lease is known to last only
-  // until sent + ttl. After a long wait that bound is near or past: the watchdog would declare
-  // a lease lost that the backend has just granted. One renewal, sent now, gives a fresh bound.
+  // Only `sent` is known to precede the grant, and a waited acquire may have been granted long
+  // after it: the expiry bound sent + ttl could be near or past already, and the lease would be
+  // declared lost at once. When the wait used up a third of the TTL, a renewal sent now bounds
+  // the expiry afresh.
   if (Clock::now() - sent > lease->ttl / 3) {
-    const auto renew_sent = Clock::now();
+    sent = Clock::now();
     auto renewed = locker.Renew(*lease, lease->ttl);
-    if (renewed.ok()) {
-      lease = std::move(renewed);
-      sent = renew_sent;
-    } else if (renewed.status().code() == StatusCode::kLeaseLost) {
-      return renewed.status();  // lost already: nothing to hold
+    if (!renewed.ok()) {
+      locker.Release(*lease).IgnoreError();
+      return renewed.status();
     }
-    // kUnavailable: keep the old bound; the keep-alive retries and the watchdog decides.
+    lease = std::move(renewed);
   }
   return ScopedLease(locker, std::move(*lease), std::move(options), sent);
 }
@@ -167,7 +185,6 @@ ScopedLease::ScopedLease(Locker& locker, Lease lease, Options options,
   s.options = std::move(options);
   if (s.options.keep_alive) {
     s.renewer = std::thread([p = &s] { p->Renew(); });
-    s.watchdog = std::thread([p = &s] { p->Watch(); });
   }
 }
 
@@ -212,10 +229,15 @@ Status ScopedLease::LostStatus() const {
 
 Status ScopedLease::Release() {
   if (!state_ || state_->released) return OkStatus();
-  state_->StopThreads();
+  state_->RequestStop();
   state_->released = true;
-  if (lost()) return LostStatus();
-  return state_->locker->Release(lease());
+  // Released before the threads are woken and joined, so that the next holder (a waiting
+  // candidate, when a leader resigns) neither waits for them to exit nor competes with them for
+  // a core as it wakes. A renewal still in flight is then refused by the backend, and ignored:
+  // the stop is already requested.
+  Status released = lost() ? LostStatus() : state_->locker->Release(lease());
+  state_->JoinThreads();
+  return released;
 }
 
 Result<Lease> ScopedLease::Detach() {

@@ -80,7 +80,8 @@ TEST(CommandLineTest, ErrorsAre125HelpAndVersionAre0) {
         {"run", "-s", "-x", "--", "t"}, {"run", "-n", "-w", "1", "--", "t"},
         {"run", "--lost-exit-code", "-1", "--", "t"}, {"nosuch"}, {},
         {"lock"}, {"lock", "acquire"}, {"lock", "release", "x"},
-        {"serve", "--threads", "x"}, {"serve", "--max-body", "0"}}) {
+        {"serve", "--threads", "x"}, {"serve", "--max-body", "0"},
+        {"serve", "--events-ring", "-1"}, {"serve", "--events-ring", "2000000"}}) {
     const Command c = Parse(bad);
     EXPECT_EQ(c.kind, Command::Kind::kDone);
     EXPECT_EQ(c.exit_code, 125) << ::testing::PrintToString(bad);
@@ -125,6 +126,8 @@ TEST(CommandLineTest, ServeAndMigrate) {
   c = Parse({"serve"});
   EXPECT_EQ(c.serve.serve.listen, "127.0.0.1:7575");
   EXPECT_EQ(c.serve.serve.max_body, std::size_t{1} << 20);
+  EXPECT_EQ(c.serve.serve.events_ring, http::ServeOptions::kDefaultEventsRing);
+  EXPECT_EQ(Parse({"serve", "--events-ring", "0"}).serve.serve.events_ring, 0u);
   c = Parse({"migrate", "--backend", "sqlite:///x.db"});
   ASSERT_EQ(c.kind, Command::Kind::kMigrate);
   EXPECT_EQ(c.migrate.backend, "sqlite:///x.db");

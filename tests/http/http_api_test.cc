@@ -2,7 +2,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <regex>
 #include <thread>
 
@@ -286,6 +285,7 @@ TEST(HttpHealthTest, HealthReadinessAndInfo) {
   ASSERT_EQ(info->status, 200);
   EXPECT_EQ(BodyOf(info)["expires_by_ttl"], true);
   EXPECT_EQ(BodyOf(info)["max_wait_ms"], 60000);
+  EXPECT_EQ(BodyOf(info)["events_ring"], http::ServeOptions::kDefaultEventsRing);
 }
 
 TEST_F(HttpApiTest, MetricsCountTraffic) {
@@ -463,16 +463,12 @@ TEST_F(HttpApiTest, OversizedBodiesAndTargets) {
 }
 
 TEST(HttpAuthTest, BearerTokensWithPrefixes) {
-  TempDir dir;
-  const std::string file = dir.path() + "/tokens";
-  {
-    std::ofstream out(file);
-    out << "# jobs only\n"
-        << "jobs-token-0123456789 jobs.,shared.\n"
-        << "\n"
-        << "admin-token-0123456789 *\n";
-  }
-  auto server = StartServer({.auth_file = file});
+  const AuthFile file(
+      "# jobs only\n"
+      "jobs-token-0123456789 jobs.,shared.\n"
+      "\n"
+      "admin-token-0123456789 *\n");
+  auto server = StartServer({.auth_file = file.path()});
   auto client = ClientFor(*server);
   const auto with = [](const std::string& token) {
     return httplib::Headers{{"Authorization", "Bearer " + token}};
@@ -522,10 +518,9 @@ TEST(HttpAuthTest, BadAuthFilesAreRefusedAtStart) {
                                         "tokentokentokentoken *\ntokentokentokentoken a.\n",
                                         "# only a comment\n"};
   for (const auto& text : bad) {
-    const std::string file = dir.path() + "/t";
-    std::ofstream(file) << text;
+    const AuthFile file(text);
     auto started = http::Server::Start({.backend_url = "inproc:", .listen = "127.0.0.1:0",
-                                        .auth_file = file});
+                                        .auth_file = file.path()});
     EXPECT_EQ(started.status().code(), StatusCode::kInvalidArgument) << text;
   }
   auto missing = http::Server::Start(

@@ -2,7 +2,6 @@
 // resign, 410 after resigning, the long-poll woken by a resign, 404 and bad input.
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <thread>
 
 #include "http_test_util.h"
@@ -13,6 +12,8 @@ namespace {
 
 using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
+
+const std::string kParkedElectionPolls = R"(ordo_parked_long_polls{route="elections"})";
 
 class HttpElectionsTest : public ::testing::Test {
  protected:
@@ -109,12 +110,7 @@ TEST_F(HttpElectionsTest, WaitingCampaignTakesOverOnResign) {
     }
   });
   // The waiter is parked before the resign (the server counts it).
-  const auto deadline = SteadyClock::now() + 5s;
-  while (SteadyClock::now() < deadline) {
-    auto m = client_->Get("/metrics");
-    if (m && m->body.find("ordo_waiting_acquires 1") != std::string::npos) break;
-    std::this_thread::sleep_for(5ms);
-  }
+  EXPECT_TRUE(WaitForMetric(*server_, "ordo_waiting_acquires", 1)) << "the campaign never parked";
   auto resigned = Post("/v1/elections/park/resign", {{"term", term}});
   ASSERT_TRUE(resigned && resigned->status == 200);
   waiter.join();
@@ -154,7 +150,7 @@ TEST_F(HttpElectionsTest, LongPollIsWokenByResignWithin100ms) {
       polled = BodyOf(r);
     }
   });
-  std::this_thread::sleep_for(300ms);  // lets the long-poll park; a late park only answers sooner
+  EXPECT_TRUE(WaitForMetric(*server_, kParkedElectionPolls, 1)) << "the long-poll never parked";
   const auto resigned_at = SteadyClock::now();
   auto resigned = Post("/v1/elections/watch/resign", {{"term", term}});
   ASSERT_TRUE(resigned && resigned->status == 200);
@@ -234,7 +230,7 @@ TEST(HttpElectionsStopTest, StopAnswersAParkedLongPoll) {
                         .c_str());
     if (r) status = r->status;
   });
-  std::this_thread::sleep_for(200ms);  // lets the long-poll park; parked or not, Stop answers
+  EXPECT_TRUE(WaitForMetric(*server, kParkedElectionPolls, 1)) << "the long-poll never parked";
   const auto t0 = SteadyClock::now();
   server->Stop();
   observer.join();
@@ -243,13 +239,8 @@ TEST(HttpElectionsStopTest, StopAnswersAParkedLongPoll) {
 }
 
 TEST(HttpElectionsAuthTest, ElectionNameIsThePrefixChecked) {
-  TempDir dir;
-  const std::string file = dir.path() + "/tokens";
-  {
-    std::ofstream out(file);
-    out << "jobs-token-0123456789 jobs.\n";
-  }
-  auto server = StartServer({.auth_file = file});
+  const AuthFile file("jobs-token-0123456789 jobs.\n");
+  auto server = StartServer({.auth_file = file.path()});
   auto client = ClientFor(*server);
   const httplib::Headers with{{"Authorization", "Bearer jobs-token-0123456789"}};
   const std::string body = json{{"candidate", "a"}}.dump();

@@ -5,12 +5,13 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <fstream>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include "events.h"
 #include "http_test_util.h"
+#include "ordo_wire/wire.h"
 #include "test_support.h"
 
 namespace ordo::testing {
@@ -19,6 +20,8 @@ namespace {
 using namespace std::chrono_literals;
 using http::Event;
 using http::Events;
+
+const std::string kParkedEventPolls = R"(ordo_parked_long_polls{route="events"})";
 
 TEST(EventsRingTest, KeepsTheNewestUpToCapacityInOrder) {
   Events ring(4);
@@ -106,12 +109,26 @@ json GetEvents(httplib::Client& client, const std::string& query,
   return BodyOf(r);
 }
 
+// POSTs `body` as JSON; the reply's status (0: no reply).
+int PostStatus(httplib::Client& client, const std::string& path, const json& body) {
+  auto r = client.Post(path.c_str(), body.dump(), "application/json");
+  return r ? r->status : 0;
+}
+
+// Acquires `name` for `owner` without waiting; its token (0, with a failed expectation, when
+// refused).
+std::uint64_t AcquireToken(httplib::Client& client, const std::string& name,
+                           const std::string& owner) {
+  auto r = client.Post(("/v1/locks/" + name + "/acquire").c_str(), json{{"owner", owner}}.dump(),
+                       "application/json");
+  EXPECT_TRUE(r && r->status == 200) << (r ? r->body : "no reply");
+  return r && r->status == 200 ? BodyOf(r)["token"].get<std::uint64_t>() : 0;
+}
+
 TEST(HttpEventsTest, RecordsAcquireRenewReleaseOldestFirst) {
   auto server = StartServer();
   auto client = ClientFor(*server);
-  auto a = client->Post("/v1/locks/ev.a/acquire", R"({"owner":"w1"})", "application/json");
-  ASSERT_EQ(a->status, 200) << a->body;
-  const auto token = BodyOf(a)["token"].get<std::uint64_t>();
+  const auto token = AcquireToken(*client, "ev.a", "w1");
   ASSERT_EQ(client->Post("/v1/locks/ev.a/renew", json{{"token", token}}.dump(), "application/json")
                 ->status,
             200);
@@ -156,11 +173,13 @@ TEST(HttpEventsTest, LongPollIsAnsweredByTheNextEventAndTimesOutEmpty) {
     got = GetEvents(*c, "?after=" + std::to_string(last) + "&wait_ms=20000&prefix=lp.");
     answered = true;
   });
-  // Give the request time to park (if it has not, it is answered at once: the same outcome).
-  std::this_thread::sleep_for(200ms);
+  EXPECT_TRUE(WaitForMetric(*server, kParkedEventPolls, 1)) << "the long-poll never parked";
   ASSERT_EQ(client->Post("/v1/locks/elsewhere/acquire", "{}", "application/json")->status, 200);
-  std::this_thread::sleep_for(100ms);
-  EXPECT_FALSE(answered) << "an event outside the prefix does not answer it";
+  // Recording wakes the matching long-polls before the acquire is answered: one still parked
+  // now was not woken.
+  EXPECT_EQ(MetricValue(*server, kParkedEventPolls), 1)
+      << "an event outside the prefix does not answer it";
+  EXPECT_FALSE(answered);
   ASSERT_EQ(client->Post("/v1/locks/lp.x/acquire", R"({"owner":"p"})", "application/json")->status,
             200);
   const auto t1 = std::chrono::steady_clock::now();
@@ -207,23 +226,142 @@ TEST(HttpEventsTest, StopAnswersParkedLongPolls) {
       EXPECT_EQ(r->status, 200);
     }
   });
+  EXPECT_TRUE(WaitForMetric(*server, kParkedEventPolls, 1)) << "the long-poll never parked";
   const auto t0 = std::chrono::steady_clock::now();
-  std::this_thread::sleep_for(100ms);  // let the request park; Stop must answer it either way
   server->Stop();
   poll.join();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 10s);
 }
 
-TEST(HttpRevokeTest, AdminRevokesAndThePlainTokenIsRefused) {
-  TempDir dir;
-  const std::string file = dir.path() + "/tokens";
-  {
-    std::ofstream out(file);
-    out << "plain-token-0123456789 *\n"
-        << "# operators\n"
-        << "admin-token-0123456789 * admin\n";
+TEST(EventsRingTest, CapacityZeroIsOff) {
+  Events ring(0);
+  EXPECT_FALSE(ring.enabled());
+  ring.Record({.type = "acquired", .name = "a", .token = 1});
+  ring.Sweep();
+  EXPECT_EQ(ring.last_id(), 0u);
+  EXPECT_TRUE(ring.After(0, "", 100).empty());
+}
+
+TEST(HttpEventsTest, TheRingCanBeTurnedOff) {
+  auto server = StartServer({.events_ring = 0});
+  auto client = ClientFor(*server);
+  const auto token = AcquireToken(*client, "off.a", "w");
+  ASSERT_EQ(PostStatus(*client, "/v1/locks/off.a/release", {{"token", token}}), 200);
+  const json none = GetEvents(*client, "");
+  EXPECT_TRUE(none["events"].empty()) << none.dump();
+  EXPECT_EQ(none["last"], 0);
+  // The rest of the server works as before; /v1/info says the ring is off (the page reads it).
+  EXPECT_EQ(client->Get("/v1/locks/off.a")->status, 200);
+  EXPECT_EQ(BodyOf(client->Get("/v1/info"))["events_ring"], 0);
+  // Out of range is refused at start, naming the flag.
+  auto big = http::Server::Start({.backend_url = "inproc:", .listen = "127.0.0.1:0",
+                                  .events_ring = http::ServeOptions::kMaxEventsRing + 1});
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(big.status().message().find("--events-ring"), std::string::npos)
+      << big.status().ToString();
+}
+
+TEST(HttpWaitersTest, LockStateListsTheParkedWaitersHeadFirst) {
+  auto server = StartServer();
+  auto client = ClientFor(*server);
+  const auto token = AcquireToken(*client, "wt.a", "holder");
+  const json idle = BodyOf(client->Get("/v1/locks/wt.a"));
+  ASSERT_TRUE(idle["waiters"].is_array()) << idle.dump();
+  EXPECT_TRUE(idle["waiters"].empty());
+
+  std::vector<int> statuses(2, 0);
+  std::vector<std::thread> waiters;
+  for (int i = 0; i < 2; ++i) {
+    waiters.emplace_back([&, i] {
+      auto c = ClientFor(*server);
+      auto r = c->Post("/v1/locks/wt.a/acquire",
+                       json{{"owner", "waiter-" + std::to_string(i)}, {"wait_ms", 10000}}.dump(),
+                       "application/json");
+      if (r) statuses[static_cast<std::size_t>(i)] = r->status;
+      if (r && r->status == 200) {
+        c->Post("/v1/locks/wt.a/release", json{{"token", BodyOf(r)["token"]}}.dump(),
+                "application/json");
+      }
+    });
+    // One at a time, so the line's order is known.
+    EXPECT_TRUE(WaitForMetric(*server, "ordo_waiting_acquires", i + 1));
   }
-  auto server = StartServer({.auth_file = file});
+  const json waiting = BodyOf(client->Get("/v1/locks/wt.a"));
+  ASSERT_EQ(waiting["waiters"].size(), 2u) << waiting.dump();
+  EXPECT_EQ(waiting["waiters"][0]["owner"], "waiter-0");
+  EXPECT_EQ(waiting["waiters"][1]["owner"], "waiter-1");
+  EXPECT_EQ(waiting["waiters"][0]["mode"], "exclusive");
+  EXPECT_GE(waiting["waiters"][0]["waited_ms"].get<std::int64_t>(),
+            waiting["waiters"][1]["waited_ms"].get<std::int64_t>());
+  // The list shows them too.
+  const json listed = BodyOf(client->Get("/v1/locks?prefix=wt."));
+  ASSERT_EQ(listed["locks"].size(), 1u) << listed.dump();
+  EXPECT_EQ(listed["locks"][0]["waiters"].size(), 2u) << listed.dump();
+
+  ASSERT_EQ(PostStatus(*client, "/v1/locks/wt.a/release", {{"token", token}}), 200);
+  for (auto& t : waiters) t.join();
+  EXPECT_EQ(statuses, (std::vector<int>{200, 200}));
+  EXPECT_TRUE(WaitForMetric(*server, "ordo_waiting_acquires", 0));
+  const json after = BodyOf(client->Get("/v1/locks/wt.a"));
+  EXPECT_TRUE(after["waiters"].empty()) << after.dump();
+}
+
+TEST(HttpElectionsSinceTest, TheLeaderSaysSinceWhenAndItsEventsSayElection) {
+  auto server = StartServer();
+  auto client = ClientFor(*server);
+  // "since" has millisecond precision (floored).
+  const auto now_ms = [] {
+    return std::chrono::floor<std::chrono::milliseconds>(std::chrono::system_clock::now());
+  };
+  const auto before = now_ms();
+  auto won = client->Post("/v1/elections/es.a/campaign", R"({"candidate":"a"})",
+                          "application/json");
+  ASSERT_EQ(won->status, 200) << won->body;
+  const auto term = BodyOf(won)["term"].get<std::uint64_t>();
+  const json got = BodyOf(client->Get("/v1/elections/es.a"));
+  ASSERT_TRUE(got["leader"]["since"].is_string()) << got.dump();
+  const std::string since = got["leader"]["since"];
+  // The list says the same; renewing keeps it (the same term).
+  const json listed = BodyOf(client->Get("/v1/elections?prefix=es."));
+  EXPECT_EQ(listed["elections"][0]["leader"]["since"], since) << listed.dump();
+  ASSERT_EQ(PostStatus(*client, "/v1/elections/es.a/renew", {{"term", term}}), 200);
+  EXPECT_EQ(BodyOf(client->Get("/v1/elections/es.a"))["leader"]["since"], since);
+  const auto parsed = http::wire::ParseTime(since);
+  ASSERT_TRUE(parsed.has_value()) << since;
+  EXPECT_GE(*parsed, before);
+  EXPECT_LE(*parsed, now_ms());
+  // A takeover starts a new "since".
+  ASSERT_EQ(PostStatus(*client, "/v1/elections/es.a/resign", {{"term", term}}), 200);
+  const auto takeover = now_ms();
+  ASSERT_EQ(PostStatus(*client, "/v1/elections/es.a/campaign", {{"candidate", "b"}}), 200);
+  const json next = BodyOf(client->Get("/v1/elections/es.a"));
+  EXPECT_EQ(next["leader"]["candidate"], "b");
+  ASSERT_TRUE(next["leader"]["since"].is_string()) << next.dump();
+  const auto next_since = http::wire::ParseTime(next["leader"]["since"].get<std::string>());
+  ASSERT_TRUE(next_since.has_value()) << next.dump();
+  EXPECT_GE(*next_since, takeover) << next.dump();
+  // A plain lock of another name is no election; the election's events say they are.
+  AcquireToken(*client, "es.lock", "");
+  const json events = GetEvents(*client, "?prefix=es.");
+  int elections = 0;
+  for (const auto& e : events["events"]) {
+    if (e["name"] == "es.a") {
+      EXPECT_EQ(e.value("election", false), true) << e.dump();
+      ++elections;
+    } else {
+      EXPECT_FALSE(e.contains("election")) << e.dump();
+    }
+  }
+  EXPECT_EQ(elections, 4) << events.dump();  // acquired, renewed, released, acquired
+}
+
+TEST(HttpRevokeTest, AdminRevokesAndThePlainTokenIsRefused) {
+  const AuthFile file(
+      "plain-token-0123456789 *\n"
+      "# operators\n"
+      "admin-token-0123456789 * admin\n");
+  auto server = StartServer({.auth_file = file.path()});
   auto client = ClientFor(*server);
   const httplib::Headers plain = {{"Authorization", "Bearer plain-token-0123456789"}};
   const httplib::Headers admin = {{"Authorization", "Bearer admin-token-0123456789"}};
@@ -266,14 +404,9 @@ TEST(HttpRevokeTest, AdminRevokesAndThePlainTokenIsRefused) {
 }
 
 TEST(HttpRevokeTest, BadScopeInTheAuthFileIsRefused) {
-  TempDir dir;
-  const std::string file = dir.path() + "/tokens";
-  {
-    std::ofstream out(file);
-    out << "admin-token-0123456789 * root\n";
-  }
+  const AuthFile file("admin-token-0123456789 * root\n");
   auto server = http::Server::Start({.backend_url = "inproc:", .listen = "127.0.0.1:0",
-                                     .auth_file = file});
+                                     .auth_file = file.path()});
   ASSERT_FALSE(server.ok());
   EXPECT_NE(server.status().message().find("admin"), std::string::npos)
       << server.status().ToString();

@@ -5,7 +5,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <fstream>
 #include <thread>
 
 #include "http_test_util.h"
@@ -23,10 +22,8 @@ std::string ServePath() { return ORDO_HTTP_TEST_SERVE; }
 // Stacks two servers: the child serves over an upstream server (http:// with a bearer token in
 // the URL), so its log must show that URL with the token masked.
 TEST(HttpServeTest, LogsMaskedBackendServesAndStopsCleanlyOnSignals) {
-  TempDir dir;
-  const std::string tokens = dir.path() + "/tokens";
-  std::ofstream(tokens) << "upstream-secret-token-1 *\n";
-  auto upstream = StartServer({.auth_file = tokens});
+  const AuthFile tokens("upstream-secret-token-1 *\n");
+  auto upstream = StartServer({.auth_file = tokens.path()});
   ASSERT_NE(upstream, nullptr);
   const std::string backend =
       "http://ordo:upstream-secret-token-1@127.0.0.1:" + std::to_string(upstream->port());

@@ -7,6 +7,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
 #include <gtest/gtest.h>
 
 namespace ordo::testing {
@@ -114,6 +119,49 @@ void RaiseFdLimit() {
   getrlimit(RLIMIT_NOFILE, &lim);
   lim.rlim_cur = lim.rlim_max;
   setrlimit(RLIMIT_NOFILE, &lim);
+}
+
+AuthFile::AuthFile(const std::string& text) {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string name = std::string(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp") +
+                     "/ordo-auth-XXXXXX";
+  const int fd = mkstemp(name.data());
+  EXPECT_GE(fd, 0) << "cannot create " << name;
+  if (fd < 0) return;
+  close(fd);
+  path_ = name;
+  std::ofstream out(path_);
+  out << text;
+  out.close();
+  EXPECT_TRUE(out) << "cannot write " << path_;
+}
+
+AuthFile::~AuthFile() {
+  if (!path_.empty()) unlink(path_.c_str());
+}
+
+double MetricValue(const http::Server& server, const std::string& series) {
+  auto client = ClientFor(server);
+  auto r = client->Get("/metrics");
+  if (!r || r->status != 200) return -1;
+  std::istringstream lines(r->body);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.size() > series.size() && line.compare(0, series.size(), series) == 0 &&
+        line[series.size()] == ' ') {
+      return std::strtod(line.c_str() + series.size() + 1, nullptr);
+    }
+  }
+  return -1;
+}
+
+bool WaitForMetric(const http::Server& server, const std::string& series, double value,
+                   std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (MetricValue(server, series) != value) {
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
 }
 
 }  // namespace ordo::testing

@@ -91,6 +91,29 @@ RawReply RawRequest(int port, const std::string& request,
 // Parses one HTTP reply from `bytes`; status 0 if incomplete.
 RawReply ParseReply(const std::string& bytes);
 
+// An auth file (`--auth-file`) holding `text`: a temporary file, removed with this object.
+class AuthFile {
+ public:
+  explicit AuthFile(const std::string& text);
+  ~AuthFile();
+  AuthFile(const AuthFile&) = delete;
+  AuthFile& operator=(const AuthFile&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// The value of one series of `server`'s GET /metrics, e.g.
+// `ordo_parked_long_polls{route="events"}`; -1 when it cannot be read.
+double MetricValue(const http::Server& server, const std::string& series);
+
+// Polls `series` (every 5 ms, up to `timeout`) until it reads `value`: a test waits this way
+// for its long-poll or acquire to be parked before it changes what the request waits for.
+// False at the deadline.
+bool WaitForMetric(const http::Server& server, const std::string& series, double value,
+                   std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
 // Raises the soft descriptor limit to the hard one.
 void RaiseFdLimit();
 

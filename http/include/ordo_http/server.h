@@ -42,6 +42,12 @@ struct ServeOptions {
   // Worker threads that make the backend calls (which block). 0: kDefaultWorkers.
   int workers = 0;
   static constexpr int kDefaultWorkers = 8;
+  // Events kept for GET /v1/events and the page's live view (the newest N, in memory). 0 turns
+  // the ring off: no event is recorded, /v1/events answers none, and /ui no longer updates
+  // live. At most kMaxEventsRing.
+  std::size_t events_ring = kDefaultEventsRing;
+  static constexpr std::size_t kDefaultEventsRing = 4096;
+  static constexpr std::size_t kMaxEventsRing = 1 << 20;
 };
 
 // One running server. Start() returns once it accepts connections; the destructor stops it.

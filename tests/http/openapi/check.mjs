@@ -144,6 +144,25 @@ try {
   await s('describe bad name', 'GET', '/v1/locks/.hidden');
   await s('describe wrong method', 'DELETE', `/v1/locks/${name}`);
   await s('list', 'GET', `/v1/locks?prefix=openapi-&limit=10`);
+  // A parked acquire shows under "waiters", in the describe and in the list (bounded poll).
+  const holder = (await s('acquire for waiters', 'POST', `/v1/locks/${name}-w/acquire`,
+                          {body: JSON.stringify({owner: 'h'}), headers: json})).json();
+  const parked = s('acquire parked', 'POST', `/v1/locks/${name}-w/acquire`,
+                   {body: JSON.stringify({owner: 'w', wait_ms: 10000}), headers: json});
+  let waiters = 0;
+  for (let i = 0; i < 200 && waiters === 0; ++i) {
+    const d = (await s('describe with waiters', 'GET', `/v1/locks/${name}-w`)).json();
+    waiters = d && Array.isArray(d.waiters) ? d.waiters.length : 0;
+    if (waiters === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  if (waiters !== 1) failures.push(`describe with waiters: ${waiters} waiters, not 1`);
+  await s('list with waiters', 'GET', `/v1/locks?prefix=${name}-w`);
+  await s('events with waiting', 'GET', `/v1/events?after=0&prefix=${name}-w`);
+  // The release hands the lock to the waiter at once (no connection idles for long: the test
+  // server's keep-alive is 1 s).
+  await s('release to the waiter', 'POST', `/v1/locks/${name}-w/release`,
+          {body: JSON.stringify({token: holder.token}), headers: json});
+  await parked;
   await s('list bad limit', 'GET', '/v1/locks?limit=0');
   await s('renew', 'POST', `/v1/locks/${name}/renew`,
           {body: JSON.stringify({token: lease.token, ttl_ms: 5000}), headers: json});

@@ -1,11 +1,12 @@
 // Starts the test server binary (tests/http/serve_main.cc) on inproc: and a free port, with an
-// optional auth file; resolves to {child, base} once it logs its address.
+// optional auth file and events-ring size; resolves to {child, base} once it logs its address.
 import {spawn} from 'node:child_process';
 
-export function startServer(serveBinary, authFile) {
+export function startServer(serveBinary, authFile, eventsRing) {
   return new Promise((resolve, reject) => {
     const args = ['inproc:', '127.0.0.1:0'];
-    if (authFile) args.push(authFile);
+    if (authFile || eventsRing !== undefined) args.push(authFile || '');
+    if (eventsRing !== undefined) args.push(String(eventsRing));
     const child = spawn(serveBinary, args, {stdio: ['ignore', 'pipe', 'pipe']});
     let log = '';
     const onData = (chunk) => {
