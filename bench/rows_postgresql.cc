@@ -13,7 +13,7 @@
 
 #include "backends.h"
 #include "ordo/ordo.h"
-#include "test_support.h"
+#include "temp_dir.h"
 
 #if __has_include("statements.h") && __has_include("pg_cluster.h")
 #define ORDO_BENCH_HAVE_PG 1
@@ -55,7 +55,7 @@ std::string Bind(std::string_view statement, const std::vector<std::string>& arg
   return out;
 }
 
-// The one cluster of the run (tests/support/pg_cluster.h): initdb + pg_ctl on a free loopback
+// The one cluster of the run (tools/harness/pg_cluster.h): initdb + pg_ctl on a free loopback
 // port, fsync and synchronous_commit on, stopped at exit (a watchdog stops it even if the bench
 // is killed).
 testing::PgCluster& Cluster() { return testing::SharedPgCluster(); }

@@ -1,6 +1,6 @@
 // What the conformance suite cannot say about the PostgreSQL backend: crashes of holders, a
 // database crash and restart, NOTIFY wake-ups, migrations, URL and connection errors, timeouts.
-// Real server (tests/support/pg_cluster.h), real processes (ordo-test-worker).
+// Real server (tools/harness/pg_cluster.h), real processes (ordo-test-worker).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
