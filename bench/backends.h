@@ -77,6 +77,9 @@ void RunCliRows(const Config& cfg, Table& table);
 void RunSemaphoreRows(const Config& cfg, Table& table);
 // Election hand-over and Observe latency beside each backend's wake-up row (rows_election.cc).
 void RunElectionRows(const Config& cfg, Table& table);
+// The same on PostgreSQL (every strategy) and etcd, against their plain locks
+// (rows_semaphore_db.cc).
+void RunSemaphoreDbRows(const Config& cfg, Table& table);
 void RunMemoryRow(const Config& cfg, Table& table);
 // ordo serve's acquire+release with the events ring on vs --events-ring 0 (rows_http.cc).
 void RunRingRows(const Config& cfg, Table& table);

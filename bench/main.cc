@@ -114,6 +114,7 @@ int Main(int argc, char** argv) {
   if (Wanted(cfg, "ordo run -- true (etcd://)")) RunEtcdCliRow(cfg, table);
   if (Wanted(cfg, "your own PostgreSQL table")) RunFenceRows(cfg, table);
   if (Wanted(cfg, "semaphore")) RunSemaphoreRows(cfg, table);
+  if (Wanted(cfg, "semaphore")) RunSemaphoreDbRows(cfg, table);
   if (Wanted(cfg, "election")) RunElectionRows(cfg, table);
 
   const char* mode = cfg.smoke ? "--smoke" : cfg.quick ? "--quick" : "full";

@@ -18,9 +18,7 @@
 #include <sstream>
 #include <thread>
 
-#include "test_support.h"
-
-extern char** environ;
+#include "subprocess.h"
 
 namespace ordo::bench {
 namespace {
@@ -107,67 +105,18 @@ void Server::Stop() {
   stopped_ = true;
 }
 
-bool WaitForPort(int port, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<std::uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-    close(fd);
-    if (ok) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
-}
-
 int RunCommand(const std::vector<std::string>& argv, double* wall_us,
                const std::vector<std::string>& extra_env) {
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  std::vector<std::string> env_storage;
-  for (char** e = environ; *e != nullptr; ++e) env_storage.emplace_back(*e);
-  for (const auto& e : extra_env) env_storage.push_back(e);
-  std::vector<char*> env;
-  for (auto& e : env_storage) env.push_back(e.data());
-  env.push_back(nullptr);
-
+  const int null = open("/dev/null", O_RDWR | O_CLOEXEC);
   const auto start = std::chrono::steady_clock::now();
-  const pid_t pid = fork();
+  const pid_t pid = testing::Spawn(
+      argv, {.stdin_fd = null, .stdout_fd = null, .stderr_fd = null, .extra_env = extra_env});
+  if (null >= 0) close(null);
   if (pid < 0) return -1;
-  if (pid == 0) {
-    const int null = open("/dev/null", O_RDWR);
-    dup2(null, 0);
-    dup2(null, 1);
-    dup2(null, 2);
-    execve(args[0], args.data(), env.data());
-    _exit(127);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  const int status = testing::WaitForExit(pid);
   *wall_us = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start)
                  .count();
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-int ConnectLoopback(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    const int saved = errno;
-    close(fd);
-    errno = saved;
-    return -1;
-  }
-  return fd;
 }
 
 long PeakRssKiB(pid_t pid) {

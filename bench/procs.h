@@ -10,11 +10,13 @@
 #include <string>
 #include <vector>
 
-namespace ordo::testing {
-class Child;
-}
+#include "subprocess.h"
 
 namespace ordo::bench {
+
+// From the harness (tools/harness/subprocess.h).
+using testing::ConnectLoopback;
+using testing::WaitForPort;
 
 // The absolute path of a program found on PATH (or in /usr/sbin, /usr/lib/postgresql/*/bin),
 // or "" when it is not installed.
@@ -37,12 +39,6 @@ class Server {
   std::unique_ptr<testing::Child> child_;
   bool stopped_ = false;
 };
-
-// Waits until 127.0.0.1:port accepts a connection. False on timeout.
-bool WaitForPort(int port, std::chrono::milliseconds timeout);
-
-// A TCP connection to 127.0.0.1:port (close-on-exec); -1 on failure, with errno set.
-int ConnectLoopback(int port);
 
 // Kills every live Server (and registered pid) on SIGINT/SIGTERM, then exits 130/143.
 void InstallCleanupHandlers();

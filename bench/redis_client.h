@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "procs.h"
-#include "test_support.h"
+#include "temp_dir.h"
 
 namespace ordo::bench {
 

@@ -4,7 +4,8 @@
 #include <numeric>
 
 #include "backends.h"
-#include "test_support.h"
+#include "temp_dir.h"
+#include "subprocess.h"
 
 namespace ordo::bench {
 namespace {

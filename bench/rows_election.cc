@@ -23,7 +23,7 @@
 
 #include "backends.h"
 #include "ordo/ordo.h"
-#include "test_support.h"
+#include "temp_dir.h"
 
 namespace ordo::bench {
 namespace {

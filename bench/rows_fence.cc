@@ -6,7 +6,7 @@
 #include <string>
 
 #include "backends.h"
-#include "test_support.h"
+#include "temp_dir.h"
 
 #if __has_include("statements.h") && __has_include("pg_cluster.h")
 #define ORDO_BENCH_HAVE_FENCE 1

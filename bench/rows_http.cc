@@ -12,7 +12,7 @@
 #include "backends.h"
 #include "ordo/ordo.h"
 #include "redis_client.h"
-#include "test_support.h"
+#include "subprocess.h"
 
 namespace ordo::bench {
 

@@ -1,7 +1,7 @@
 // Semaphore rows: limit-4 acquire(wait)+release by 8 clients on one name, on every local
-// backend, SQLite, PostgreSQL cas and version, and http:// (ordo serve on inproc:), against
-// std::counting_semaphore<4> (the same shape with no tokens, slots or storage). A backend that
-// has no permits yet reports n/a.
+// backend, SQLite and http:// (ordo serve on inproc:), against std::counting_semaphore<4> (the
+// same shape with no tokens, slots or storage). A backend that has no permits yet reports n/a.
+// PostgreSQL and etcd have their rows in rows_semaphore_db.cc, against their own plain lock.
 #include <cstdio>
 #include <memory>
 #include <semaphore>
@@ -10,7 +10,7 @@
 
 #include "backends.h"
 #include "ordo/ordo.h"
-#include "test_support.h"
+#include "temp_dir.h"
 
 namespace ordo::bench {
 
@@ -87,15 +87,6 @@ void RunSemaphoreRows(const Config& cfg, Table& table) {
       {"sqlite:// cas", "sqlite://" + dir.path() + "/sem.db?strategy=cas"},
       {"sqlite:// version", "sqlite://" + dir.path() + "/sem.db?strategy=version"}};
   for (const auto& [label, url] : urls) table.Add(SemaphoreRow(cfg, label, url, ""));
-  // PostgreSQL from the backend's own bench setup (the shared throwaway cluster).
-  for (auto& backend : PostgresBackends()) {
-    if (backend->label() != "postgresql:// cas" && backend->label() != "postgresql:// version") {
-      continue;
-    }
-    std::string error = backend->NotAvailable(cfg);
-    if (error.empty()) error = backend->Setup(cfg);
-    table.Add(SemaphoreRow(cfg, backend->label(), error.empty() ? backend->url() : "", error));
-  }
   // http:// through a real `ordo serve` on inproc:, as the http:// rows run it.
   const std::string label = "http:// (ordo serve on inproc:)";
   if (!SchemeRegistered("http") || cfg.ordo_binary.empty()) {

@@ -11,7 +11,7 @@
 #include "adapters/sqlite/src/statements.h"
 #include "backends.h"
 #include "ordo/ordo.h"
-#include "test_support.h"
+#include "temp_dir.h"
 
 namespace ordo::bench {
 namespace {

@@ -7,9 +7,15 @@
 // Key layout under the prefix P (default "/ordo/"):
 //
 //   P lock/NAME/x/LEASE   an exclusive holder or waiter; value {"owner","ttl_ms"}; attached to
-//   P lock/NAME/s/LEASE   its own etcd lease (TTL = the lock's ttl, rounded up to seconds)
-//   P last/NAME           touched in the same transaction that creates a holder key, so its
-//                         mod_revision is the largest token handed out for NAME
+//   P lock/NAME/s/LEASE   its own etcd lease (TTL = the lock's ttl, rounded up to seconds).
+//                         A permit (limit N > 1) is an x/ key whose value adds "limit" and,
+//                         once it holds, "slot"
+//   P slot/NAME/S         permit slot S of NAME, taken by the holder whose token is its value,
+//                         under that holder's lease (so it goes with the holder key)
+//   P last/NAME           the largest token handed out for NAME: "" written in the transaction
+//                         that creates a key which holds at once (its mod_revision is the
+//                         token), else the zero-padded token, raised when a waiter or permit
+//                         comes to hold
 //   P fence/KEY/f         a FencedStore key's fence (decimal token)
 //   P fence/KEY/d         its data; the key's etcd `version` is the FencedStore version
 //   P obj/KEY             a VersionedStore object; its etcd `version` is the object version
@@ -23,8 +29,18 @@
 // waiting acquire creates its key in the same transaction and then watches only its
 // predecessor (the next older key, or for shared mode the next older exclusive key) for
 // deletion. Expiry is etcd's lease expiry, judged by the etcd leader's clock; a holder's key
-// vanishes with its lease and the watcher behind it wakes up. The layout leaves room for
-// semaphores (the N oldest exclusive keys hold), which ValidateRequest refuses for now.
+// vanishes with its lease and the watcher behind it wakes up.
+//
+// Semaphores follow etcd's recipe shape too: a permit's key joins the queue unconditionally,
+// and the N oldest permit keys (of the limit N in force, the oldest key's) hold. Permits are
+// released in any order, so no single key ahead decides a waiter's turn: the first waiter
+// watches the deletions under the name, every later waiter only the waiter just ahead of it
+// (no herd: a release wakes one waiter; WaitTurn says more). A key that becomes a holder then claims the lowest free slot in one transaction
+// that creates P slot/NAME/S only if it does not exist (create_revision == 0) and only while
+// the holder key still exists, under the holder's lease: two live permits never share a slot,
+// and a slot is freed in the same revision as its holder key (release, revoke or expiry). At
+// most N-1 other holders hold slots then, all below N, so a free one always exists. A key
+// whose limit differs from the holders' refuses itself (kInvalidArgument) and leaves.
 //
 // Endpoints: calls go to one endpoint at a time; a transport failure moves to the next one for
 // the following call. A refused connection (nothing was sent) and calls that are safe to repeat
@@ -246,6 +262,30 @@ json OpRange(const std::string& key, const std::string& range_end = {}, bool by_
   return {{"request_range", r}};
 }
 
+// P last/NAME's value once a waiter or permit has held: the largest token, zero-padded so that
+// etcd's byte-wise VALUE comparison orders tokens numerically. (A try-lock that wins at once
+// writes "" instead: its token is that write's mod_revision.)
+std::string PaddedToken(std::uint64_t token) {
+  char buf[21];
+  std::snprintf(buf, sizeof buf, "%020llu", static_cast<unsigned long long>(token));
+  return buf;
+}
+
+// A nested transaction that raises `last` to `token`, never lowering it (two holders that
+// joined the queue in one order may record their tokens in the other).
+json OpRaiseLast(const std::string& last, std::uint64_t token) {
+  const std::string padded = PaddedToken(token);
+  json below = {{"key", Base64(last)},
+                {"target", "VALUE"},
+                {"result", "LESS"},
+                {"value", Base64(padded)}};
+  json raise = {{"request_txn", {{"compare", {below}}, {"success", {OpPut(last, padded)}}}}};
+  return {{"request_txn",
+           {{"compare", {CompareCreate(last, 0)}},
+            {"success", {OpPut(last, padded)}},
+            {"failure", {raise}}}}};
+}
+
 // The range responses of a txn reply, in order.
 std::vector<std::vector<Kv>> TxnRanges(const json& reply) {
   std::vector<std::vector<Kv>> out;
@@ -261,6 +301,11 @@ bool Succeeded(const json& reply) {
          reply["succeeded"].get<bool>();
 }
 
+// The Raft term a reply was answered in (0 when the reply has none).
+std::uint64_t RaftTerm(const json& reply) {
+  return reply.contains("header") ? U64(reply["header"], "raft_term") : 0;
+}
+
 std::uint64_t HeaderRevision(const json& reply) {
   return reply.contains("header") ? U64(reply["header"], "revision") : 0;
 }
@@ -273,14 +318,25 @@ std::string Hex(std::int64_t id) {
 
 std::int64_t TtlSeconds(milliseconds ttl) { return (ttl.count() + 999) / 1000; }
 
+// A holder key's value: who holds it and, for a permit, its limit and (once it holds) slot.
+std::string HolderValue(std::string_view owner, milliseconds ttl, std::uint32_t limit,
+                        std::optional<std::uint32_t> slot = std::nullopt) {
+  json value = {{"owner", owner}, {"ttl_ms", ttl.count()}};
+  if (limit > 1) value["limit"] = limit;
+  if (slot) value["slot"] = *slot;
+  return value.dump();
+}
+
 // A streaming watch of [key, range_end) (one key when range_end is empty) from start_revision.
 // The gateway writes one JSON message per line; `on_result` gets each message's "result" and
-// returns false to end the stream.
+// returns false to end the stream. `deletions_only` leaves out puts (etcd's NOPUT filter).
 httplib::Request WatchRequest(const std::string& key, const std::string& range_end,
                               std::uint64_t start_revision,
-                              std::function<bool(const json& result)> on_result) {
+                              std::function<bool(const json& result)> on_result,
+                              bool deletions_only = false) {
   json create = {{"key", Base64(key)}, {"start_revision", std::to_string(start_revision)}};
   if (!range_end.empty()) create["range_end"] = Base64(range_end);
+  if (deletions_only) create["filters"] = json::array({"NOPUT"});
   httplib::Request req;
   req.method = "POST";
   req.path = "/v3/watch";
@@ -347,7 +403,7 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
 
   Result<Lease> Acquire(const LockRequest& request) override {
     ORDO_RETURN_IF_ERROR(ValidateRequest(request));
-    if (request.limit > 1) return PermitsUnsupportedError(request.limit);
+    const bool permit = request.limit > 1;
     const auto deadline = SteadyClock::now() + request.wait;
     const std::string owner = request.owner.empty() ? DefaultOwner() : request.owner;
     const bool exclusive = request.mode == LockMode::kExclusive;
@@ -361,15 +417,25 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
     const std::int64_t lease_ttl = I64(*granted, "TTL");
     if (lease_id == 0) return InternalError("etcd granted no lease: " + granted->dump());
     const std::string key = LockDir(request.name) + (exclusive ? "x/" : "s/") + Hex(lease_id);
-    const std::string value =
-        json{{"owner", owner}, {"ttl_ms", request.ttl.count()}}.dump();
+    const std::string value = HolderValue(owner, request.ttl, request.limit);
+    const std::string dir = LockDir(request.name);
     // Nothing conflicting: the whole queue (exclusive) or its exclusive keys (shared) is empty.
-    const std::string conflicts = exclusive ? LockDir(request.name) : LockDir(request.name) + "x/";
+    const std::string conflicts = exclusive ? dir : dir + "x/";
     std::vector<json> create = {OpPut(key, value, lease_id), OpPut(LastKey(request.name), "")};
+    // A key that joins the queue records its token in P last/NAME only once it holds (a waiter
+    // that gives up, or refuses a mismatched limit, was never handed a token).
+    const json join = json::array({OpPut(key, value, lease_id)});
     json txn = {{"compare", {CompareCreate(conflicts, 0, PrefixEnd(conflicts))}},
                 {"success", create}};
-    // A waiting acquire joins the queue in the same transaction when the lock is taken.
-    if (request.wait.count() > 0) txn["failure"] = create;
+    if (permit) {
+      // A permit always joins the queue; its place in it decides (WaitTurn).
+      txn = {{"success", join}};
+    } else if (request.wait.count() > 0) {
+      // A waiting acquire joins the queue in the same transaction when the lock is taken.
+      txn["failure"] = join;
+    } else {
+      txn["failure"] = {OpRange(dir, PrefixEnd(dir), true)};  // who holds it, and their limit
+    }
     auto reply = Post("/v3/kv/txn", txn, /*idempotent=*/false);
     if (!reply.ok()) {
       RevokeQuietly(lease_id);
@@ -383,14 +449,25 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
                 .expires_at = SystemClock::now() + std::chrono::seconds(lease_ttl),
                 .ttl = request.ttl,
                 .slot = 0};
-    if (Succeeded(*reply)) {
-      return Deliver(std::move(lease), request, key, lease_id, lease_ttl, fresh);
-    }
-    if (request.wait.count() == 0) {
+    const bool won_at_once = Succeeded(*reply) && !permit;
+    if (won_at_once) return Deliver(std::move(lease), request, key, lease_id, lease_ttl, fresh);
+    if (request.wait.count() == 0 && !permit) {
       RevokeQuietly(lease_id);
+      auto ranges = TxnRanges(*reply);
+      const auto holders = ranges.empty() ? std::vector<Kv>{} : HoldersOf(ranges[0]);
+      if (!holders.empty() && LimitOf(holders[0]) != request.limit) {
+        return LimitMismatchError(request.name, request.limit, LimitOf(holders[0]));
+      }
       return LockHeldError("lock '" + request.name + "' is held");
     }
     Status waited = WaitTurn(request, key, revision, lease_id, deadline, &fresh);
+    if (waited.ok() && permit) {
+      auto slot = ClaimSlot(request, owner, key, revision, lease_id);
+      if (slot.ok()) lease.slot = *slot;
+      waited = slot.status();
+    } else if (waited.ok()) {
+      waited = RecordToken(request.name, key, revision);
+    }
     if (!waited.ok()) {
       RevokeQuietly(lease_id);  // leaves the queue: the key goes with its lease
       return waited;
@@ -407,7 +484,8 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
       auto found = FindHolder(lease.name, lease.token);
       if (!found.ok()) return found.status();
       json value = json::parse(found->value, nullptr, false);
-      own = Own{lease.name, found->key, found->lease, value.is_object() ? I64(value, "ttl_ms") : 0};
+      own = Own{lease.name, found->key, found->lease, value.is_object() ? I64(value, "ttl_ms") : 0,
+                LimitOf(*found), SlotOf(*found).value_or(lease.slot)};
     }
     const Own kv = *own;
     const std::int64_t old_ttl_ms = kv.ttl_ms;
@@ -415,20 +493,36 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
     out.ttl = ttl;
     if (TtlSeconds(milliseconds(old_ttl_ms)) == TtlSeconds(ttl)) {
       // Same lease length: etcd's keep-alive, then make sure the key is still there (a release
-      // may have deleted it just before the keep-alive reached the lease).
-      const auto sent = SystemClock::now();  // the TTL restarts no earlier than this
-      auto alive = Post("/v3/lease/keepalive", {{"ID", std::to_string(kv.lease)}}, true);
-      if (!alive.ok()) return alive.status();
-      const json& result = alive->contains("result") ? (*alive)["result"] : *alive;
-      const std::int64_t left = I64(result, "TTL");
-      auto check = Post("/v3/kv/txn", {{"compare", {CompareCreate(kv.key, lease.token)}}}, true);
-      if (!check.ok()) return check.status();
-      if (left <= 0 || !Succeeded(*check)) {
-        Forget(lease.token);
-        return Lost(lease);
+      // may have deleted it just before the keep-alive reached the lease). The check is a
+      // linearizable read, answered in the cluster's current Raft term; a keep-alive answered
+      // in an older term came from a leader deposed meanwhile (one cut off from the others
+      // still renews leases in its own lessor until it steps down), so its TTL may never have
+      // reached the lease the current leader expires: that keep-alive is sent again.
+      for (int round = 0; round < 2; ++round) {
+        const auto sent = SystemClock::now();  // the TTL restarts no earlier than this
+        auto alive = Post("/v3/lease/keepalive", {{"ID", std::to_string(kv.lease)}}, true);
+        if (!alive.ok()) return alive.status();
+        const json& result = alive->contains("result") ? (*alive)["result"] : *alive;
+        const std::int64_t left = I64(result, "TTL");
+        auto check = Post("/v3/kv/txn", {{"compare", {CompareCreate(kv.key, lease.token)}}}, true);
+        if (!check.ok()) return check.status();
+        if (left <= 0 || !Succeeded(*check)) {
+          Forget(lease.token);
+          return Lost(lease);
+        }
+        const std::uint64_t alive_term = RaftTerm(result);
+        const std::uint64_t check_term = RaftTerm(*check);
+        if (alive_term >= check_term || alive_term == 0) {  // 0: a reply without a term
+          out.expires_at = sent + std::chrono::seconds(left);
+          return out;
+        }
+        if (round == 1) {
+          return UnavailableError("keep-alive of lock '" + lease.name +
+                                  "' was answered in Raft term " + std::to_string(alive_term) +
+                                  ", older than the cluster's term " + std::to_string(check_term) +
+                                  " (a deposed leader); renew again");
+        }
       }
-      out.expires_at = sent + std::chrono::seconds(left);
-      return out;
     }
     // A different length: move the key to a new lease (a put keeps its create revision, so
     // the token stays), then drop the old lease.
@@ -436,9 +530,15 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
     auto granted = Post("/v3/lease/grant", {{"TTL", std::to_string(TtlSeconds(ttl))}}, true);
     if (!granted.ok()) return granted.status();
     const std::int64_t lease_id = I64(*granted, "ID");
-    const std::string value = json{{"owner", lease.owner}, {"ttl_ms", ttl.count()}}.dump();
-    json txn = {{"compare", {CompareCreate(kv.key, lease.token)}},
-                {"success", {OpPut(kv.key, value, lease_id)}}};
+    const bool permit = kv.limit > 1;
+    const std::string value =
+        HolderValue(lease.owner, ttl, kv.limit,
+                    permit ? std::optional<std::uint32_t>(kv.slot) : std::nullopt);
+    json moves = json::array({OpPut(kv.key, value, lease_id)});
+    // A permit's slot key moves to the new lease with it (the holder key's existence, compared
+    // below, proves the slot key is still this holder's: they share a lease).
+    if (permit) moves.push_back(OpPut(SlotKey(lease.name, kv.slot), std::to_string(lease.token), lease_id));
+    json txn = {{"compare", {CompareCreate(kv.key, lease.token)}}, {"success", moves}};
     auto moved = Post("/v3/kv/txn", txn, false);
     if (!moved.ok() || !Succeeded(*moved)) {
       RevokeQuietly(lease_id);
@@ -447,7 +547,7 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
       return Lost(lease);
     }
     RevokeQuietly(kv.lease);
-    Remember(lease.token, {lease.name, kv.key, lease_id, ttl.count()});
+    Remember(lease.token, {lease.name, kv.key, lease_id, ttl.count(), kv.limit, kv.slot});
     out.expires_at = sent + std::chrono::seconds(I64(*granted, "TTL"));
     return out;
   }
@@ -466,8 +566,11 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
     }
     auto found = FindHolder(lease.name, lease.token);
     if (!found.ok()) return found.status();
-    json txn = {{"compare", {CompareCreate(found->key, lease.token)}},
-                {"success", {OpDelete(found->key)}}};
+    json deletes = json::array({OpDelete(found->key)});
+    if (LimitOf(*found) > 1) {
+      if (auto slot = SlotOf(*found)) deletes.push_back(OpDelete(SlotKey(lease.name, *slot)));
+    }
+    json txn = {{"compare", {CompareCreate(found->key, lease.token)}}, {"success", deletes}};
     auto reply = Post("/v3/kv/txn", txn, /*idempotent=*/true);
     if (!reply.ok()) return reply.status();
     if (!Succeeded(*reply)) return Lost(lease).status();
@@ -486,9 +589,14 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
     if (ranges[0].empty()) return NotFoundError("lock '" + std::string(name) + "' not found");
     LockState state;
     state.name = std::string(name);
-    state.last_token = ranges[0][0].mod_revision;
-    for (const Kv& kv : HoldersOf(ranges[1])) {
+    const Kv& last = ranges[0][0];
+    state.last_token =
+        last.value.empty() ? last.mod_revision : std::strtoull(last.value.c_str(), nullptr, 10);
+    const auto holders = HoldersOf(ranges[1]);
+    if (!holders.empty()) state.limit = LimitOf(holders[0]);
+    for (const Kv& kv : holders) {
       Holder h;
+      if (state.limit > 1) h.slot = SlotOf(kv).value_or(0);
       json value = json::parse(kv.value, nullptr, false);
       if (value.is_object() && value.contains("owner") && value["owner"].is_string()) {
         h.owner = value["owner"].get<std::string>();
@@ -758,7 +866,8 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
       }
     }
     lease.expires_at = fresh.wall + std::chrono::seconds(lease_ttl);
-    Remember(lease.token, {request.name, key, lease_id, request.ttl.count()});
+    Remember(lease.token,
+             {request.name, key, lease_id, request.ttl.count(), request.limit, lease.slot});
     return lease;
   }
 
@@ -768,6 +877,8 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
     std::string key;
     std::int64_t lease = 0;
     std::int64_t ttl_ms = 0;
+    std::uint32_t limit = 1;
+    std::uint32_t slot = 0;  // a permit's
   };
 
   void Remember(std::uint64_t token, Own own) {
@@ -808,15 +919,45 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
     return prefix_ + "fence/" + std::string(key) + "/d";
   }
   std::string ObjectKey(std::string_view key) const { return prefix_ + "obj/" + std::string(key); }
+  std::string SlotDir(std::string_view name) const {
+    return prefix_ + "slot/" + std::string(name) + "/";
+  }
+  std::string SlotKey(std::string_view name, std::uint32_t slot) const {
+    return SlotDir(name) + std::to_string(slot);
+  }
+
+  // A holder key's limit (1 for a plain lock) and, for a permit that holds, its slot.
+  static std::uint32_t LimitOf(const Kv& kv) {
+    json value = json::parse(kv.value, nullptr, false);
+    const std::uint64_t limit = value.is_object() ? U64(value, "limit") : 0;
+    return limit > 1 && limit <= 10'000 ? static_cast<std::uint32_t>(limit) : 1;
+  }
+  static std::optional<std::uint32_t> SlotOf(const Kv& kv) {
+    json value = json::parse(kv.value, nullptr, false);
+    if (!value.is_object() || !value.contains("slot")) return std::nullopt;
+    return static_cast<std::uint32_t>(U64(value, "slot"));
+  }
 
   static bool IsExclusiveKey(const std::string& key) {
     return key.size() > 19 && key.compare(key.size() - 19, 3, "/x/") == 0;
   }
 
   // The keys of a queue (ascending create revision) that hold the lock: the oldest key if it
-  // is exclusive, else every shared key older than the oldest exclusive one.
+  // is exclusive, else every shared key older than the oldest exclusive one. When the oldest
+  // key is a permit of limit N: the N oldest permit keys of limit N (keys of another limit are
+  // refusing themselves and do not count).
   static std::vector<Kv> HoldersOf(const std::vector<Kv>& queue) {
     std::vector<Kv> out;
+    const std::uint32_t limit =
+        !queue.empty() && IsExclusiveKey(queue[0].key) ? LimitOf(queue[0]) : 1;
+    if (limit > 1) {
+      for (const Kv& kv : queue) {
+        if (!IsExclusiveKey(kv.key) || LimitOf(kv) != limit) continue;
+        out.push_back(kv);
+        if (out.size() == limit) break;
+      }
+      return out;
+    }
     for (const Kv& kv : queue) {
       if (IsExclusiveKey(kv.key)) {
         if (out.empty()) out.push_back(kv);
@@ -854,6 +995,7 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
   Status WaitTurn(const LockRequest& request, const std::string& key, std::uint64_t revision,
                   std::int64_t lease_id, SteadyClock::time_point deadline, Fresh* fresh) {
     const bool exclusive = request.mode == LockMode::kExclusive;
+    const bool permit = request.limit > 1;
     const std::string dir = LockDir(request.name);
     const milliseconds keepalive_every = KeepAliveEvery(request.ttl);
     auto last_keepalive = fresh->steady;
@@ -867,15 +1009,32 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
                         true);
       if (!reply.ok()) return reply.status();
       const auto queue = KvsOf(*reply);
+      const auto holders = HoldersOf(queue);
+      if (!holders.empty() && LimitOf(holders[0]) != request.limit) {
+        return LimitMismatchError(request.name, request.limit, LimitOf(holders[0]));
+      }
       const Kv* predecessor = nullptr;
       bool mine = false;
+      // A permit: the keys ahead that count (permits of this limit); it holds while fewer than
+      // `limit` of them are ahead. Holders release in any order, so the first waiter (exactly
+      // `limit` ahead: all holders) watches the deletions of the name's keys, and every later
+      // waiter watches only the waiter just ahead of it, whose claim of a slot (a put) or
+      // departure (a deletion) is the only change that can move it up to first waiter. A
+      // release thus wakes one waiter, never the herd.
+      std::vector<const Kv*> ahead;
       for (const Kv& kv : queue) {
         if (kv.key == key) {
           mine = true;
           break;
         }
-        if (exclusive || IsExclusiveKey(kv.key)) predecessor = &kv;
+        if (permit) {
+          if (IsExclusiveKey(kv.key) && LimitOf(kv) == request.limit) ahead.push_back(&kv);
+        } else if (exclusive || IsExclusiveKey(kv.key)) {
+          predecessor = &kv;
+        }
       }
+      if (permit && ahead.size() >= request.limit) predecessor = ahead.back();
+      const bool first_waiter = permit && ahead.size() == request.limit;
       if (!mine) {
         return UnavailableError("the waiting key of lock '" + request.name +
                                 "' vanished (its lease expired while the wait went on)");
@@ -900,25 +1059,98 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
       // The queue is read again after every change, also when the only key ahead of ours was
       // deleted: that read is what proves our own key still exists (its lease may have ended
       // while a paused member held the watch).
-      WaitForChange(predecessor->key, HeaderRevision(*reply) + 1, std::max(chunk, milliseconds(1)));
+      if (first_waiter) {
+        WaitForChange(dir, HeaderRevision(*reply) + 1, std::max(chunk, milliseconds(1)),
+                      PrefixEnd(dir));
+      } else {
+        WaitForChange(predecessor->key, HeaderRevision(*reply) + 1,
+                      std::max(chunk, milliseconds(1)));
+      }
     }
+  }
+
+  // A waiter that now holds records its token as the name's last one, while its key exists.
+  Status RecordToken(const std::string& name, const std::string& key, std::uint64_t token) {
+    json txn = {{"compare", {CompareCreate(key, token)}},
+                {"success", {OpRaiseLast(LastKey(name), token)}}};
+    auto reply = Post("/v3/kv/txn", txn, /*idempotent=*/true);
+    if (!reply.ok()) return reply.status();
+    if (!Succeeded(*reply)) {
+      return UnavailableError("the waiting key of lock '" + name +
+                              "' vanished (its lease expired) as it was granted");
+    }
+    return OkStatus();
+  }
+
+  // A permit key that holds takes the lowest slot no other holder has: P slot/NAME/S is created
+  // only if absent and only while the holder key (create revision `token`) exists, under the
+  // holder's lease, in the transaction that also records the slot in the holder key's value.
+  Result<std::uint32_t> ClaimSlot(const LockRequest& request, const std::string& owner,
+                                  const std::string& key, std::uint64_t token,
+                                  std::int64_t lease_id) {
+    const std::string dir = SlotDir(request.name);
+    for (int attempt = 0; attempt < kMaxTxnAttempts; ++attempt) {
+      auto reply = Post("/v3/kv/range",
+                        {{"key", Base64(dir)}, {"range_end", Base64(PrefixEnd(dir))},
+                         {"keys_only", true}},
+                        true);
+      if (!reply.ok()) return reply.status();
+      std::vector<bool> taken(request.limit, false);
+      for (const Kv& kv : KvsOf(*reply)) {
+        const std::string digits = kv.key.substr(dir.size());
+        if (digits.empty() || digits.size() > 5 ||
+            digits.find_first_not_of("0123456789") != std::string::npos) {
+          continue;
+        }
+        const auto slot = static_cast<std::uint32_t>(std::stoul(digits));
+        if (slot < request.limit) taken[slot] = true;
+      }
+      std::uint32_t slot = 0;
+      while (slot < request.limit && taken[slot]) ++slot;
+      if (slot == request.limit) {
+        return InternalError("permit " + std::to_string(token) + " of lock '" + request.name +
+                             "' holds but every slot is taken");
+      }
+      const std::string slot_key = SlotKey(request.name, slot);
+      json txn = {{"compare", {CompareCreate(slot_key, 0), CompareCreate(key, token)}},
+                  {"success",
+                   {OpPut(slot_key, std::to_string(token), lease_id),
+                    OpPut(key, HolderValue(owner, request.ttl, request.limit, slot), lease_id),
+                    OpRaiseLast(LastKey(request.name), token)}},
+                  {"failure", {OpRange(key)}}};
+      auto claimed = Post("/v3/kv/txn", txn, /*idempotent=*/false);
+      if (!claimed.ok()) return claimed.status();
+      if (Succeeded(*claimed)) return slot;
+      auto ranges = TxnRanges(*claimed);
+      if (ranges.empty() || ranges[0].empty() || ranges[0][0].create_revision != token) {
+        return UnavailableError("the permit key of lock '" + request.name +
+                                "' vanished (its lease expired) while it claimed a slot");
+      }
+      // Another holder took that slot first: read the slots again.
+    }
+    return UnavailableError("claiming a slot of lock '" + request.name + "' kept conflicting");
   }
 
   // Blocks until `key` changes after `start_revision` (etcd watch), or `timeout` passes, or the
   // watch fails. It says nothing about what changed on purpose: even the deletion of the key is
   // no grant (an older key may still hold the lock, and the waiter's own key may be gone); the
   // caller reads the queue again (tests/etcd/etcd_queue_test.cc).
-  void WaitForChange(const std::string& key, std::uint64_t start_revision, milliseconds timeout) {
+  // With `range_end`, it watches the deletions in [key, range_end) instead.
+  void WaitForChange(const std::string& key, std::uint64_t start_revision, milliseconds timeout,
+                     const std::string& range_end = {}) {
     SigpipeGuard no_sigpipe;
     const std::size_t index = CurrentEndpoint();
     auto client = NewClient(index);
     client->set_keep_alive(false);
     client->set_read_timeout(timeout);
     bool changed = false;
-    httplib::Request req = WatchRequest(key, {}, start_revision, [&](const json& result) {
-      changed = result.contains("events") || result.contains("canceled");
-      return !changed;
-    });
+    httplib::Request req = WatchRequest(
+        key, range_end, start_revision,
+        [&](const json& result) {
+          changed = result.contains("events") || result.contains("canceled");
+          return !changed;
+        },
+        /*deletions_only=*/!range_end.empty());
     httplib::Response res;
     httplib::Error error = httplib::Error::Success;
     const auto start = SteadyClock::now();

@@ -9,10 +9,11 @@
 //   version     read the lock row and holders, decide in the client, write back
 //               WHERE version = $v, retry when someone else changed it first.
 //   for-update  a transaction on a dedicated connection holds the lock row FOR UPDATE (FOR SHARE
-//               for shared holders) until release or until the connection dies: no TTL.
+//               for shared holders) until release or until the connection dies: no TTL. A
+//               permit holds the lowest free one of the lock's slot rows instead (SKIP LOCKED).
 // Waiting acquisitions of cas/version sleep until a NOTIFY from a release (one LISTEN connection
-// per Locker) or until the first holder's lease runs out; for-update waits in the database's
-// own lock queue, bounded by lock_timeout.
+// per Locker) or until the first holder's lease runs out; plain for-update waits in the
+// database's own lock queue, bounded by lock_timeout; for-update permits sleep on NOTIFY.
 #include <chrono>
 #include <limits>
 #include <map>
@@ -43,6 +44,11 @@ constexpr milliseconds kDegradedRecheck{250};
 // Conflicts a version-strategy call tolerates before giving up (each one means another caller
 // made progress, so this only bounds pathological contention).
 constexpr int kMaxVersionConflicts = 10'000;
+// A waiting for-update permit is woken by a release's NOTIFY; a holder whose connection died
+// sends none. It re-checks when the first holder's reported expiry (moved by each Renew, so by
+// ScopedLease) passes, and every kOverdueRecheck while a holder is past it (such a holder has
+// died or does not renew): bounded, never a spin.
+constexpr milliseconds kOverdueRecheck{250};
 
 std::chrono::system_clock::time_point FromEpochMs(std::int64_t ms) {
   return std::chrono::system_clock::time_point(milliseconds(ms));
@@ -111,6 +117,33 @@ class ListenerSubscription final : public Subscription {
   Listener& listener_;
   const std::string name_;
   std::unique_ptr<Subscription> board_;
+};
+
+// A for-update acquisition's wake-ups. A plain for-update try waits in the row-lock queue until
+// the deadline itself, so it never sleeps here; only a permit's try (SKIP LOCKED, which never
+// queues) does. The listener therefore starts at the first Wait, not before: a Locker that only
+// takes plain locks keeps no LISTEN connection, and releases that NOTIFY cost it nothing. That
+// first Wait returns at once (spurious returns are allowed), so the try after it runs with the
+// listener up and misses no release made before LISTEN took effect.
+class LazyListenerWakeups final : public Wakeups {
+ public:
+  LazyListenerWakeups(Listener& listener, std::string name)
+      : listener_(listener), name_(std::move(name)) {}
+  std::uint64_t Take() override { return started_ ? started_->Take() : 0; }
+  void Wait(std::uint64_t ticket, SteadyClock::time_point until) override {
+    if (started_) {
+      started_->Wait(ticket, until);
+      return;
+    }
+    listener_.Start();
+    started_ =
+        std::make_unique<ListenerWakeups>(listener_, name_, listener_.board().WaitFor(name_));
+  }
+
+ private:
+  Listener& listener_;
+  const std::string name_;
+  std::unique_ptr<ListenerWakeups> started_;
 };
 
 // The version strategy's read: the lock's version and its holder rows, with liveness already
@@ -196,25 +229,25 @@ class PgLocker final : public EngineLocker {
 
  protected:
   Result<Attempt> TryAcquire(const LockRequest& request, const std::string& owner,
-                             SteadyClock::time_point /*deadline*/) override {
-    if (request.limit > 1 && strategy_ == Strategy::kForUpdate) {
-      return PermitsUnsupportedError(request.limit, "strategy=for-update");
-    }
+                             SteadyClock::time_point deadline) override {
     switch (strategy_) {
       case Strategy::kCas:
         return TryCas(request, owner);
       case Strategy::kVersion:
         return TryVersion(request, owner);
       case Strategy::kForUpdate:
-        return TryForUpdate(request, owner);
+        return TryForUpdate(request, owner, deadline);
     }
     return InternalError("unknown strategy");
   }
 
-  // cas and version wait on NOTIFY; for-update waits in the database's own row-lock queue,
-  // bounded by lock_timeout, inside its try.
+  // Every strategy sleeps on NOTIFY between tries. A plain for-update try waits in the
+  // database's own row-lock queue, bounded by lock_timeout, until the deadline itself, so it
+  // comes back only when the wait is over; a for-update permit's try never waits (SKIP LOCKED).
   std::unique_ptr<Wakeups> WaitFor(std::string_view name) override {
-    if (strategy_ == Strategy::kForUpdate) return nullptr;
+    if (strategy_ == Strategy::kForUpdate) {
+      return std::make_unique<LazyListenerWakeups>(listener_, std::string(name));
+    }
     listener_.Start();
     return std::make_unique<ListenerWakeups>(listener_, name, listener_.board().WaitFor(name));
   }
@@ -481,65 +514,163 @@ class PgLocker final : public EngineLocker {
     std::unique_ptr<pqxx::work> txn;
   };
 
-  Result<Attempt> TryForUpdate(const LockRequest& request, const std::string& owner) {
+  Result<Attempt> TryForUpdate(const LockRequest& request, const std::string& owner,
+                               SteadyClock::time_point deadline) {
     auto conn = pool_.TakeDedicated();
     if (!conn.ok()) return conn.status();
     HeldRow held{std::move(*conn), nullptr};
-    const bool exclusive = request.mode == LockMode::kExclusive;
-    const bool nowait = request.wait.count() == 0;
-    const std::string_view lock_sql =
-        exclusive ? (nowait ? sql::kForUpdateLockExclusiveNowait : sql::kForUpdateLockExclusive)
-                  : (nowait ? sql::kForUpdateLockSharedNowait : sql::kForUpdateLockShared);
+    const bool permit = request.limit > 1;
     std::int64_t xact = 0;
+    std::optional<std::uint32_t> slot;  // empty: a permit found every slot held
+    PermitRefusal refusal;
     Outcome locked = Guard("acquire (for-update)", pool_.config(), [&] {
-      for (int round = 0; round < 2; ++round) {
-        held.txn = std::make_unique<pqxx::work>(*held.conn);
-        if (!nowait) {
-          const auto stmt_ms = request.wait + pool_.config().statement_timeout;
-          held.txn->exec_params(std::string(sql::kForUpdateTimeouts),
-                                std::to_string(request.wait.count()),
-                                std::to_string(stmt_ms.count()));
-        }
-        auto r = held.txn->exec_params(std::string(lock_sql), request.name);
-        if (!r.empty()) {
-          xact = r[0][0].as<std::int64_t>();
-          return OkStatus();
-        }
-        // First acquisition of the name: create its row (committed, so that concurrent
-        // acquirers all find it) and lock it in a fresh transaction.
-        held.txn.reset();
-        pqxx::nontransaction tx(*held.conn);
-        pool_.Exec(tx, sql::kForUpdateEnsureRow, request.name);
-      }
-      return InternalError("the lock row of '" + request.name + "' vanished while locking it");
+      if (permit) return LockPermitRow(held, request, &xact, &slot, &refusal);
+      slot = 0;
+      return LockPlainRow(held, request, deadline, &xact);
     });
-    if (!locked.status.ok()) {
+    if (!locked.status.ok() || !slot) {
       AbortHeld(held, locked.broken);
-      if (locked.status.code() != StatusCode::kLockHeld) return locked.status;
-      Attempt refused;
-      if (auto state = DoDescribe(request.name); state.ok()) refused.holders = state->holders;
-      return refused;
+      if (!locked.status.ok() && locked.status.code() != StatusCode::kLockHeld) {
+        return locked.status;
+      }
+      return permit && locked.status.ok() ? RefusedPermit(request, refusal) : Refused(request);
     }
     // The row lock is ours. Only now is the token issued — on another connection, committed
     // before it is handed out (statements.h, kForUpdateIssueToken, says why).
     std::optional<Lease> lease;
-    Status issued = pool_.Run("issue token (for-update)", [&](pqxx::connection& c) {
-      pqxx::nontransaction tx(c);
-      auto row = pool_.Exec1(tx, sql::kForUpdateIssueToken, request.name, owner,
-                                 ModeText(request.mode),
-                                 static_cast<std::int64_t>(request.ttl.count()), xact);
-      lease = Lease{request.name, owner, row[0].as<std::uint64_t>(), request.mode,
-                    FromEpochMs(row[1].as<std::int64_t>()), request.ttl};
-      return OkStatus();
-    });
-    if (!issued.ok()) {
+    std::uint32_t in_force = 0;  // a live holder's other limit: refused
+    Status issued = OkStatus();
+    for (int conflicts = 0; !lease && in_force == 0; ++conflicts) {
+      if (conflicts == kMaxVersionConflicts) {
+        issued = UnavailableError("acquire of '" + request.name + "' kept conflicting; try again");
+        break;
+      }
+      issued = pool_.Run("issue token (for-update)", [&](pqxx::connection& c) {
+        pqxx::nontransaction tx(c);
+        auto row = pool_.Exec1(tx, sql::kForUpdateIssueToken, request.name, owner,
+                               ModeText(request.mode),
+                               static_cast<std::int64_t>(request.ttl.count()), xact,
+                               static_cast<std::int32_t>(*slot),
+                               static_cast<std::int32_t>(request.limit));
+        if (!row[0].is_null()) {
+          lease = Lease{request.name, owner, row[0].as<std::uint64_t>(), request.mode,
+                        FromEpochMs(row[1].as<std::int64_t>()), request.ttl};
+          lease->slot = *slot;
+        } else if (!row[2].is_null()) {
+          in_force = row[2].as<std::uint32_t>();
+        }
+        return OkStatus();
+      });
+      if (!issued.ok()) break;
+    }
+    if (!issued.ok() || !lease) {
       AbortHeld(held, false);
-      return issued;
+      if (!issued.ok()) return issued;
+      return LimitMismatchError(request.name, request.limit, in_force);
     }
     held_.Insert(request.name, lease->token, std::move(held));
     Attempt granted;
     granted.lease = std::move(*lease);
     return granted;
+  }
+
+  // A plain for-update lock: the name's row in ordo.lock_rows, waited for in the database's
+  // row-lock queue until `deadline` (NOWAIT when no time is left).
+  Status LockPlainRow(HeldRow& held, const LockRequest& request, SteadyClock::time_point deadline,
+                      std::int64_t* xact) {
+    const bool exclusive = request.mode == LockMode::kExclusive;
+    const auto left = std::chrono::ceil<milliseconds>(deadline - SteadyClock::now());
+    const bool nowait = request.wait.count() == 0 || left.count() <= 0;
+    const std::string_view lock_sql =
+        exclusive ? (nowait ? sql::kForUpdateLockExclusiveNowait : sql::kForUpdateLockExclusive)
+                  : (nowait ? sql::kForUpdateLockSharedNowait : sql::kForUpdateLockShared);
+    for (int round = 0; round < 2; ++round) {
+      held.txn = std::make_unique<pqxx::work>(*held.conn);
+      if (!nowait) {
+        const auto stmt_ms = left + pool_.config().statement_timeout;
+        held.txn->exec_params(std::string(sql::kForUpdateTimeouts), std::to_string(left.count()),
+                              std::to_string(stmt_ms.count()));
+      }
+      auto r = held.txn->exec_params(std::string(lock_sql), request.name);
+      if (!r.empty()) {
+        *xact = r[0][0].as<std::int64_t>();
+        return OkStatus();
+      }
+      // First acquisition of the name: create its row (committed, so that concurrent
+      // acquirers all find it) and lock it in a fresh transaction.
+      held.txn.reset();
+      pqxx::nontransaction tx(*held.conn);
+      pool_.Exec(tx, sql::kForUpdateEnsureRow, request.name);
+    }
+    return InternalError("the lock row of '" + request.name + "' vanished while locking it");
+  }
+
+  // What a permit's refused try learnt in its one statement (kForUpdateLockPermit).
+  struct PermitRefusal {
+    std::uint32_t other_limit = 0;  // a live holder's limit when not the request's
+    std::optional<milliseconds> next_expiry;
+    bool overdue = false;  // a live holder is past its reported expiry
+    std::string held_by;
+  };
+
+  // A permit: the lowest free slot row, never waited for. `slot` stays empty when every slot
+  // below the limit is held; `refusal` then says why and when to look again.
+  Status LockPermitRow(HeldRow& held, const LockRequest& request, std::int64_t* xact,
+                       std::optional<std::uint32_t>* slot, PermitRefusal* refusal) {
+    const auto limit = static_cast<std::int32_t>(request.limit);
+    for (int round = 0; round < 2; ++round) {
+      held.txn = std::make_unique<pqxx::work>(*held.conn);
+      auto r = held.txn->exec_params(std::string(sql::kForUpdateLockPermit), request.name, limit);
+      const auto row = r[0];
+      if (!row[0].is_null()) {
+        *slot = row[0].as<std::uint32_t>();
+        *xact = row[1].as<std::int64_t>();
+        return OkStatus();
+      }
+      *refusal = PermitRefusal{};
+      if (!row[3].is_null()) refusal->other_limit = row[3].as<std::uint32_t>();
+      if (!row[4].is_null()) refusal->next_expiry = milliseconds(row[4].as<std::int64_t>());
+      refusal->overdue = row[5].as<bool>();
+      if (!row[6].is_null()) refusal->held_by = row[6].as<std::string>();
+      const bool all_rows = row[2].as<std::int64_t>() >= limit;
+      held.txn->abort();
+      held.txn.reset();
+      if (all_rows) break;
+      // Slots never used before have no row yet: create them (committed, so that every
+      // acquirer finds them) and look again.
+      pqxx::nontransaction tx(*held.conn);
+      pool_.Exec(tx, sql::kForUpdateEnsurePermitRows, request.name, limit);
+    }
+    return OkStatus();
+  }
+
+  // A permit whose try found every slot held: a mismatched limit (whose holders may fill every
+  // slot below this request's limit) is refused; else the engine waits for a NOTIFY, or until
+  // the first holder's reported expiry (a re-check hint: liveness is the holder's open
+  // transaction), or kOverdueRecheck while a holder is past it or none is recorded yet.
+  static Result<Attempt> RefusedPermit(const LockRequest& request, const PermitRefusal& refusal) {
+    if (refusal.other_limit != 0) {
+      return LimitMismatchError(request.name, request.limit, refusal.other_limit);
+    }
+    Attempt refused;
+    refused.held_by = refusal.held_by;
+    refused.expiry = refusal.next_expiry;
+    if (refusal.overdue || !refused.expiry) {
+      refused.expiry = std::min(refused.expiry.value_or(kOverdueRecheck), kOverdueRecheck);
+    }
+    return refused;
+  }
+
+  // A refused plain for-update acquisition: who holds the name, or a mismatched limit.
+  Result<Attempt> Refused(const LockRequest& request) {
+    Attempt refused;
+    auto state = DoDescribe(request.name);
+    if (!state.ok()) return refused;  // the holders stay unknown; the try is refused anyway
+    if (!state->holders.empty() && state->limit != request.limit) {
+      return LimitMismatchError(request.name, request.limit, state->limit);
+    }
+    refused.holders = std::move(state->holders);
+    return refused;
   }
 
   // Ends a holder's transaction (freeing its row lock) and recycles the connection if sound.

@@ -290,32 +290,85 @@ inline constexpr std::string_view kForUpdateLockShared =
 inline constexpr std::string_view kForUpdateLockSharedNowait =
     "SELECT txid_current() FROM ordo.lock_rows WHERE name = $1::text FOR SHARE NOWAIT";
 
+// Permits (limit $2 > 1). Creates the slot rows 0 … $2-1 of lock $1 that do not exist yet,
+// committed on their own like kForUpdateEnsureRow; returns one row per slot it created. A slot
+// row locked by a holder counts as existing (ON CONFLICT DO NOTHING does not wait for a row
+// lock, only for an uncommitted insert of the same key).
+inline constexpr std::string_view kForUpdateEnsurePermitRows =
+    "INSERT INTO ordo.permit_rows (name, slot)"
+    " SELECT $1::text, s FROM generate_series(0, $2::integer - 1) s"
+    " ON CONFLICT (name, slot) DO NOTHING RETURNING slot";
+
+// Takes a permit: the lowest slot row of lock $1 below the limit $2 that no open transaction
+// has locked, FOR UPDATE until this transaction ends (release or the connection's death), as
+// kForUpdateLockExclusive does for a plain lock. SKIP LOCKED never waits, so two acquirers
+// never get one slot and never queue behind each other; a NULL slot: every slot row is held. A
+// waiting acquisition sleeps on NOTIFY between tries (pg_locker.cc), since one statement
+// cannot queue for "any one of N rows", so a refused try says all it needs in this one round
+// trip: how many slot rows exist (fewer than $2: create them, kForUpdateEnsurePermitRows), and
+// of the live holders the limit in force if it is not $2 (`other`: refused as a mismatch), the
+// milliseconds until the first reported expiry still ahead and whether one has passed (when to
+// re-check: a dead holder sends no NOTIFY), and their text for the kLockHeld message. The
+// transaction id is taken only with a slot.
+inline constexpr std::string_view kForUpdateLockPermit =
+    "SELECT p.slot, CASE WHEN p.slot IS NOT NULL THEN txid_current() END,"
+    "       (SELECT count(*) FROM ordo.permit_rows r"
+    "        WHERE r.name = $1::text AND r.slot < $2::integer),"
+    "       h.other, h.next_ms, h.overdue, h.held_by"
+    " FROM (SELECT clock_timestamp() AS now) c"
+    " LEFT JOIN LATERAL (SELECT slot FROM ordo.permit_rows"
+    "   WHERE name = $1::text AND slot < $2::integer"
+    "   ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED) p ON true"
+    " CROSS JOIN LATERAL (SELECT max(x.lim) FILTER (WHERE x.lim <> $2::integer) AS other,"
+    "   ceil(extract(epoch FROM min(x.expires_at) FILTER (WHERE x.expires_at > c.now) - c.now)"
+    "        * 1000)::bigint AS next_ms,"
+    "   coalesce(bool_or(x.expires_at <= c.now), false) AS overdue,"
+    "   string_agg(format('''%s'' (token %s, %s, slot %s)', x.owner, x.token, x.mode, x.slot),"
+    "              ', ' ORDER BY x.token) AS held_by"
+    "   FROM ordo.holders x WHERE x.name = $1::text AND " ORDO_PG_LIVE("x", "c.now") ") h";
+
 // Issues the token, on ANOTHER connection, in its own short transaction, only after the row
 // lock above is held, and is committed (durably) before the token is handed out. $1 name,
-// $2 owner, $3 mode, $4 ttl ms, $5 the holder's transaction id.
+// $2 owner, $3 mode, $4 ttl ms, $5 the holder's transaction id, $6 slot (0 for a plain lock),
+// $7 limit.
 // Why not in the holder's own transaction: that transaction stays open; if the holder crashed
 // it would roll back and the next holder would get the same number again. Why not nextval():
 // a sequence hands out numbers outside any transaction and WAL-logs them lazily (in batches,
 // flushed only with some later commit), so after a database crash it can restart below a
 // number that was already handed out; and it would not be per name. Here the counter row is
-// updated under its row lock, so shared holders racing for tokens are serialised and each gets
-// last_token + 1 of the latest committed value. Also records the holder row (committed, so
-// other connections see it: strict mode) and purges dead holder rows of the name.
+// updated under its row lock, so holders racing for tokens (shared holders, permits) are
+// serialised and each gets last_token + 1 of the latest committed value. Also records the
+// holder row (committed, so other connections see it: strict mode) and purges dead holder rows
+// of the name (the insert reads `purged`, so the unique slot index never meets a dead permit).
+// Plain holders and permit holders lock different rows, so the limit is checked here: a live
+// holder with another limit makes `other` its limit and nothing changes. That check is a
+// decision on the statement's snapshot, so it is applied only if the lock row's version is
+// still the snapshot's (the lock-table rule above); a NULL token and a NULL `other` mean the
+// version moved: issue again.
 inline constexpr std::string_view kForUpdateIssueToken =
     "WITH clock AS (SELECT clock_timestamp() AS now),"
+    " seen AS ("
+    "  SELECT coalesce((SELECT version FROM ordo.locks WHERE name = $1::text), 0) AS version,"
+    "         (SELECT max(h.lim) FROM ordo.holders h, clock c WHERE h.name = $1::text"
+    "          AND h.lim <> $7::integer AND " ORDO_PG_LIVE("h", "c.now") ") AS other),"
     " issued AS ("
-    "  INSERT INTO ordo.locks AS l (name, last_token, version) VALUES ($1::text, 1, 1)"
+    "  INSERT INTO ordo.locks AS l (name, last_token, version)"
+    "  SELECT $1::text, 1, s.version + 1 FROM seen s WHERE s.other IS NULL"
     "  ON CONFLICT (name) DO UPDATE SET last_token = l.last_token + 1, version = l.version + 1"
+    "  WHERE l.version = EXCLUDED.version - 1"
     "  RETURNING l.last_token AS token),"
     " purged AS ("
     "  DELETE FROM ordo.holders h USING clock c"
-    "  WHERE h.name = $1::text AND NOT " ORDO_PG_LIVE("h", "c.now") "),"
+    "  WHERE h.name = $1::text AND NOT " ORDO_PG_LIVE("h", "c.now")
+    "  AND EXISTS (SELECT 1 FROM issued) RETURNING h.token),"
     " inserted AS ("
-    "  INSERT INTO ordo.holders (name, token, owner, mode, expires_at, holder_xact)"
+    "  INSERT INTO ordo.holders (name, token, owner, mode, expires_at, holder_xact, slot, lim)"
     "  SELECT $1::text, i.token, $2::text, $3::text,"
-    "         c.now + $4::bigint * interval '1 millisecond', $5::bigint"
-    "  FROM issued i, clock c RETURNING token, expires_at)"
-    " SELECT token, " ORDO_PG_EPOCH_MS("expires_at") " FROM inserted";
+    "         c.now + $4::bigint * interval '1 millisecond', $5::bigint, $6::integer, $7::integer"
+    "  FROM issued i, clock c WHERE (SELECT count(*) FROM purged) >= 0"
+    "  RETURNING token, expires_at)"
+    " SELECT i.token, " ORDO_PG_EPOCH_MS("i.expires_at") ", s.other"
+    " FROM seen s LEFT JOIN inserted i ON true";
 
 // Renew: the lock cannot expire; this moves the reported expiry and proves the holder's
 // transaction is still open (a dropped connection or a database restart ends it: kLeaseLost).
@@ -465,6 +518,8 @@ inline constexpr NamedStatement kAllStatements[] = {
     {"for-update.lock-exclusive-nowait", kForUpdateLockExclusiveNowait},
     {"for-update.lock-shared", kForUpdateLockShared},
     {"for-update.lock-shared-nowait", kForUpdateLockSharedNowait},
+    {"for-update.ensure-permit-rows", kForUpdateEnsurePermitRows},
+    {"for-update.lock-permit", kForUpdateLockPermit},
     {"for-update.issue-token", kForUpdateIssueToken},
     {"for-update.renew", kForUpdateRenew},
     {"for-update.release", kForUpdateRelease},

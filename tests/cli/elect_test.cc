@@ -160,7 +160,7 @@ TEST(ElectLeaseTest, LostLeadershipStopsTheCommandAndExits75) {
                         "echo \"$ORDO_LEADER_TERM $$\"\n"
                         "while :; do sleep 0.05; done\n";
   std::string line = "exec " + ShellQuote(ORDO_BINARY);
-  for (const std::string& arg : {"elect", "paused", "--backend", url.c_str(), "--candidate", "a",
+  for (const char* arg : {"elect", "paused", "--backend", url.c_str(), "--candidate", "a",
                                  "--ttl", "500ms", "--kill-grace", "400ms", "--", "sh",
                                  job.c_str()}) {
     line += " " + ShellQuote(arg);

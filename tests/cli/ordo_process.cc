@@ -20,12 +20,6 @@ std::unique_ptr<Child> StartOrdo(const std::vector<std::string>& args) {
   return std::make_unique<Child>(argv);
 }
 
-int ExitCode(int wait_status) {
-  if (WIFEXITED(wait_status)) return WEXITSTATUS(wait_status);
-  if (WIFSIGNALED(wait_status)) return 128 + WTERMSIG(wait_status);
-  return -1;
-}
-
 Finished RunOrdo(const std::vector<std::string>& args) {
   auto ordo = StartOrdo(args);
   ordo->CloseStdin();  // a command that reads its stdin gets EOF, not a hang

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "test_support.h"
+#include "test_support.h"  // Child, ExitCode (tools/harness/subprocess.h)
 
 namespace ordo::testing {
 
@@ -21,9 +21,6 @@ struct Finished {
 
 // `ordo args…` in the background; stdout and stdin are pipes, stderr goes to the test log.
 std::unique_ptr<Child> StartOrdo(const std::vector<std::string>& args);
-
-// The exit code of a raw wait status: the code, or 128+N for death by signal N.
-int ExitCode(int wait_status);
 
 // Runs `ordo args…` to completion, its stdin closed.
 Finished RunOrdo(const std::vector<std::string>& args);

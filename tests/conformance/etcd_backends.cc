@@ -1,5 +1,5 @@
 // The etcd backend joins the conformance suite, against a throwaway single etcd member this
-// test process starts (tests/support/etcd_cluster.h).
+// test process starts (tools/harness/etcd_cluster.h).
 #include "conformance.h"
 #include "etcd_cluster.h"
 

@@ -1,5 +1,5 @@
 // The PostgreSQL backend joins the conformance suite with each of its three strategies, against
-// a throwaway cluster this test process starts (tests/support/pg_cluster.h).
+// a throwaway cluster this test process starts (tools/harness/pg_cluster.h).
 #include "conformance.h"
 #include "pg_cluster.h"
 

@@ -1,4 +1,4 @@
-// etcd://-specific tests on real etcd members (tests/support/etcd_cluster.h):
+// etcd://-specific tests on real etcd members (tools/harness/etcd_cluster.h):
 //   - a 3-member cluster whose leader is killed with SIGKILL, and later paused with SIGSTOP,
 //     while worker processes increment a counter under the lock: mutual exclusion holds,
 //     tokens grow, no increment is lost;

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <set>
 #include <string>
@@ -134,6 +135,99 @@ TEST(EtcdQueueTest, WaiterBehindAWaiterThatGivesUpKeepsWaitingForTheHolder) {
   ASSERT_TRUE(granted.ok()) << granted.status().ToString();
   EXPECT_GT(granted->token, held->token);
   EXPECT_TRUE((*c)->Release(*granted).ok());
+}
+
+// Permits are released in any order: a waiter must be let in by whichever holder goes first, at
+// once (the waiter's key is kept alive every 10 s here, so a missed wake-up shows as a wait of
+// 10 s), and the waiter behind it must follow when the next holder goes.
+TEST(EtcdQueueTest, PermitWaitersAreLetInByWhicheverHolderReleases) {
+  EtcdCluster cluster(1);
+  auto a = Open(cluster.Url());
+  auto b = Open(cluster.Url());
+  auto w1 = Open(cluster.Url());
+  auto w2 = Open(cluster.Url());
+  ASSERT_TRUE(a.ok() && b.ok() && w1.ok() && w2.ok());
+  const std::string lock = UniqueName("permits");
+  const LockRequest permit{.name = lock, .ttl = 30s, .limit = 2};
+  auto first = (*a)->Acquire(permit);
+  auto second = (*b)->Acquire(permit);
+  ASSERT_TRUE(first.ok() && second.ok());
+  EXPECT_EQ(first->slot, 0u);
+  EXPECT_EQ(second->slot, 1u);
+  std::set<std::string> known = LeasesWithKeys(cluster);
+  LockRequest waiting = permit;
+  waiting.wait = 20s;
+  std::promise<Result<Lease>> p1;
+  std::promise<Result<Lease>> p2;
+  auto f1 = p1.get_future();
+  auto f2 = p2.get_future();
+  std::thread t1([&] { p1.set_value((*w1)->Acquire(waiting)); });
+  const std::string w1_id = NewQueueEntry(cluster, known);
+  known.insert(w1_id);
+  std::thread t2([&] { p2.set_value((*w2)->Acquire(waiting)); });
+  const std::string w2_id = NewQueueEntry(cluster, known);
+  // The younger holder goes first: the first waiter takes its slot.
+  const auto start = std::chrono::steady_clock::now();
+  const Status released_second = (*b)->Release(*second);
+  const bool w1_in = f1.wait_for(3s) == std::future_status::ready;
+  const auto w1_after = std::chrono::steady_clock::now() - start;
+  const bool w2_early = f2.wait_for(300ms) == std::future_status::ready;
+  const Status released_first = (*a)->Release(*first);
+  const bool w2_in = f2.wait_for(3s) == std::future_status::ready;
+  t1.join();
+  t2.join();
+  ASSERT_FALSE(w1_id.empty() || w2_id.empty()) << "the waiters never joined the queue";
+  ASSERT_TRUE(released_second.ok() && released_first.ok());
+  EXPECT_TRUE(w1_in) << "the first waiter slept through a release";
+  EXPECT_LT(w1_after, 3s);
+  EXPECT_FALSE(w2_early) << "three permits of limit 2 were held at once";
+  EXPECT_TRUE(w2_in) << "the second waiter slept through a release";
+  Result<Lease> g1 = f1.get();
+  Result<Lease> g2 = f2.get();
+  ASSERT_TRUE(g1.ok()) << g1.status().ToString();
+  ASSERT_TRUE(g2.ok()) << g2.status().ToString();
+  EXPECT_EQ(g1->slot, 1u) << "the released slot";
+  EXPECT_EQ(g2->slot, 0u);
+  EXPECT_GT(g1->token, second->token);
+  EXPECT_GT(g2->token, g1->token);
+  EXPECT_TRUE((*w1)->Release(*g1).ok());
+  EXPECT_TRUE((*w2)->Release(*g2).ok());
+}
+
+// A permit's slot key lives on its holder's lease: a Renew with another ttl moves both to a new
+// lease (else the old lease's revocation would free a slot still held), and a release by token
+// from another Locker deletes both (else the slot would stay taken until the lease ran out).
+TEST(EtcdQueueTest, PermitSlotFollowsItsHolderAcrossRenewAndForeignRelease) {
+  EtcdCluster cluster(1);
+  auto a = Open(cluster.Url());
+  auto b = Open(cluster.Url());
+  ASSERT_TRUE(a.ok() && b.ok());
+  const std::string lock = UniqueName("slots");
+  const LockRequest permit{.name = lock, .ttl = 30s, .limit = 3};
+  auto first = (*a)->Acquire(permit);
+  auto second = (*a)->Acquire(permit);
+  ASSERT_TRUE(first.ok() && second.ok());
+  ASSERT_EQ(first->slot, 0u);
+  auto renewed = (*a)->Renew(*first, 60s);  // another whole number of seconds: a new lease
+  ASSERT_TRUE(renewed.ok()) << renewed.status().ToString();
+  EXPECT_EQ(renewed->slot, 0u);
+  auto third = (*b)->Acquire(permit);
+  ASSERT_TRUE(third.ok()) << third.status().ToString();
+  EXPECT_EQ(third->slot, 2u) << "slot 0 is still held by the renewed permit";
+  // b releases a's second permit by its token (b never held it): its slot comes free at once.
+  ASSERT_TRUE((*b)->Release(*second).ok());
+  auto fourth = (*b)->Acquire(permit);
+  ASSERT_TRUE(fourth.ok()) << fourth.status().ToString();
+  EXPECT_EQ(fourth->slot, 1u);
+  auto state = (*a)->Describe(lock);
+  ASSERT_TRUE(state.ok());
+  std::set<std::uint32_t> slots;
+  for (const Holder& h : state->holders) slots.insert(h.slot);
+  EXPECT_EQ(slots, (std::set<std::uint32_t>{0, 1, 2}));
+  EXPECT_EQ(state->limit, 3u);
+  EXPECT_TRUE((*a)->Release(*renewed).ok());
+  EXPECT_TRUE((*b)->Release(*third).ok());
+  EXPECT_TRUE((*b)->Release(*fourth).ok());
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// `ordo fence` and what it installs, on a real PostgreSQL (tests/support/pg_cluster.h) and real
+// `ordo fence` and what it installs, on a real PostgreSQL (tools/harness/pg_cluster.h) and real
 // SQLite files: the real ordo binary installs, then the tests play the user's own transactions.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

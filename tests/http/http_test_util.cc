@@ -83,20 +83,6 @@ RawReply ParseReply(const std::string& bytes) {
   return reply;
 }
 
-int ConnectLoopback(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 RawReply RawRequest(int port, const std::string& request, std::chrono::milliseconds timeout) {
   const int fd = ConnectLoopback(port);
   if (fd < 0) return {};

@@ -15,6 +15,7 @@
 
 #include "ordo/ordo.h"
 #include "ordo_http/server.h"
+#include "subprocess.h"
 
 namespace ordo::testing {
 
@@ -80,8 +81,7 @@ struct RawReply {
   std::string body;
 };
 
-// A TCP connection to 127.0.0.1:port; -1 on failure.
-int ConnectLoopback(int port);
+// ConnectLoopback(port) is the harness's (tools/harness/subprocess.h).
 
 // Sends `request` (the exact bytes) on a new connection and reads the reply until the server
 // closes the connection or the reply's Content-Length is complete.

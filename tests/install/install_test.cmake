@@ -59,6 +59,10 @@ execute_process(COMMAND ${prefix}/bin/ordo serve --auth-file ${WORK_DIR}/bad-aut
 if(NOT rc EQUAL 125 OR NOT err MATCHES "bad-auth:1:")
   message(FATAL_ERROR "ordo serve did not load its server module (${rc}): ${err}")
 endif()
+# ordo-torture is installed beside ordo and runs from there: a short run on flock:// (one
+# worker, no faults) through the installed libordo.
+run(${prefix}/bin/ordo-torture --backend flock:// --workers 1 --duration 300ms --no-nemesis
+    --ttl 2s --max-sleep 0ms)
 if(NOT EXISTS ${prefix}/share/man/man1/ordo.1)
   message(FATAL_ERROR "the man page was not installed")
 endif()

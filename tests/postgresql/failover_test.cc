@@ -1,5 +1,5 @@
 // Failover of the PostgreSQL backend: a primary with a synchronous streaming standby
-// (throwaway clusters on loopback, tests/support/pg_cluster.h), a multi-host URL with
+// (throwaway clusters on loopback, tools/harness/pg_cluster.h), a multi-host URL with
 // target_session_attrs=read-write, a primary crash (pg_ctl stop -m immediate) and promotion of
 // the standby. ordo must reconnect by itself, answer kUnavailable while no primary is
 // reachable (never a wrong answer), tell a for-update holder its lease is lost, and keep tokens

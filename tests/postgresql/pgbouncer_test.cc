@@ -24,92 +24,13 @@
 
 #include "ordo/ordo.h"
 #include "pg_cluster.h"
+#include "pgbouncer.h"
 #include "test_support.h"
 
 namespace ordo::testing {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A pgbouncer process in front of the shared cluster's ordo_test database, on a free loopback
-// port; killed by the destructor.
-class PgBouncer {
- public:
-  PgBouncer(PgCluster& pg, const std::string& pool_mode) {
-    if (access("/usr/sbin/pgbouncer", X_OK) != 0) {
-      throw std::runtime_error("/usr/sbin/pgbouncer missing: install Debian's 'pgbouncer'");
-    }
-    port_ = FreeLoopbackPort();
-    // In the cluster's directory: readable by the postgres user, whom pgbouncer runs as when
-    // the tests run as root (it refuses to run as root).
-    const std::string base = pg.dir() + "/pgbouncer-" + pool_mode;
-    {
-      std::ofstream users(base + ".users");
-      users << "\"ordo\" \"" << pg.password() << "\"\n";
-    }
-    {
-      std::ofstream ini(base + ".ini");
-      ini << "[databases]\n"
-          << "ordo_test = host=127.0.0.1 port=" << pg.port() << " dbname=ordo_test\n"
-          << "[pgbouncer]\n"
-          << "listen_addr = 127.0.0.1\n"
-          << "listen_port = " << port_ << "\n"
-          << "unix_socket_dir =\n"
-          << "auth_type = scram-sha-256\n"
-          << "auth_file = " << base << ".users\n"
-          << "pool_mode = " << pool_mode << "\n"
-          << "max_client_conn = 200\n"
-          << "default_pool_size = 40\n"
-          << "query_wait_timeout = 15\n"
-          << "logfile =\n"
-          << "pidfile =\n";
-    }
-    std::vector<std::string> argv = {"/usr/sbin/pgbouncer", "-q"};
-    if (geteuid() == 0) argv.insert(argv.end(), {"-u", "postgres"});
-    argv.push_back(base + ".ini");
-    child_ = std::make_unique<Child>(argv);
-    // Bounded wait until it accepts connections.
-    const auto until = std::chrono::steady_clock::now() + 20s;
-    while (!Accepting()) {
-      if (std::chrono::steady_clock::now() > until) {
-        throw std::runtime_error("pgbouncer did not start listening on port " +
-                                 std::to_string(port_));
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-  }
-
-  std::string Url(const PgCluster& pg, const std::string& query) const {
-    return "postgresql://ordo:" + pg.password() + "@127.0.0.1:" + std::to_string(port_) +
-           "/ordo_test?" + query;
-  }
-
- private:
-  bool Accepting() const;
-  int port_ = 0;
-  std::unique_ptr<Child> child_;
-};
-
-}  // namespace
-}  // namespace ordo::testing
-
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
-namespace ordo::testing {
-namespace {
-
-bool PgBouncer::Accepting() const {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port_));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  close(fd);
-  return ok;
-}
 
 LockRequest Exclusive(const std::string& name, std::chrono::milliseconds wait = 0ms,
                       std::chrono::milliseconds ttl = 30s) {

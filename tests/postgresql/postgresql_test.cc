@@ -1,6 +1,6 @@
 // What the conformance suite cannot say about the PostgreSQL backend: crashes of holders, a
 // database crash and restart, NOTIFY wake-ups, migrations, URL and connection errors, timeouts.
-// Real server (tests/support/pg_cluster.h), real processes (ordo-test-worker).
+// Real server (tools/harness/pg_cluster.h), real processes (ordo-test-worker).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <future>
 #include <sstream>
 #include <algorithm>
 #include <map>
@@ -84,6 +85,89 @@ TEST(PostgresqlTest, KilledForUpdateHolderFreesTheLockAtOnce) {
   ASSERT_EQ(state->holders.size(), 1u);
   EXPECT_EQ(state->holders[0].token, lease->token);
   ASSERT_TRUE(locker->Release(*lease).ok());
+}
+
+// A for-update permit is a row lock held by its holder's connection: a killed holder's slot is
+// free for the next try-lock as soon as the server has seen the connection close (a bounded
+// poll of the server's state, not a wait for any TTL: the holder asked for 60 s).
+TEST(PostgresqlTest, KilledForUpdatePermitHolderFreesItsSlotAtOnce) {
+  const std::string url = SharedPgCluster().Url("for-update");
+  const std::string name = UniqueName("fu-permit-kill");
+  Child first({WorkerPath(), "hold", url, name, "permit/2", "60000"});
+  const std::string line_first = first.ReadLine();
+  ASSERT_EQ(line_first, "token " + std::to_string(ParseToken(line_first)) + " slot 0");
+  Child second({WorkerPath(), "hold", url, name, "permit/2", "60000"});
+  const std::string line_second = second.ReadLine();
+  const std::uint64_t second_token = ParseToken(line_second);
+  EXPECT_NE(line_second.find(" slot 1"), std::string::npos) << line_second;
+  auto locker = MustOpen(url);
+  ASSERT_NE(locker, nullptr);
+  LockRequest permit = Exclusive(name);
+  permit.limit = 2;
+  EXPECT_EQ(locker->Acquire(permit).status().code(), StatusCode::kLockHeld);
+  first.Kill(SIGKILL);
+  first.Wait();
+  const auto start = SteadyClock::now();
+  Result<Lease> lease = LeaseLostError("not tried");
+  while (Since(start) < 5s) {
+    lease = locker->Acquire(permit);  // wait 0: a try-lock, never a wait for the TTL
+    if (lease.ok() || lease.status().code() != StatusCode::kLockHeld) break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  EXPECT_EQ(lease->slot, 0u) << "the killed holder's slot, the lowest free one";
+  EXPECT_GT(lease->token, second_token);
+  auto state = locker->Describe(name);
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(state->limit, 2u);
+  ASSERT_EQ(state->holders.size(), 2u) << "the dead holder's row is not live";
+  // Strict fencing on a permit: the live permit's token is admitted, the dead one's is not.
+  const std::string key = UniqueName("fu-permit-key");
+  EXPECT_TRUE(locker->fenced().Write(key + ".slot-0", "x", lease->token, name).ok());
+  EXPECT_EQ(locker->fenced()
+                .Write(key + ".slot-1", "x", ParseToken(line_first), name)
+                .status()
+                .code(),
+            StatusCode::kStaleToken);
+  second.WriteLine("release");
+  EXPECT_EQ(second.ReadLine(), "released");
+  ASSERT_TRUE(locker->Release(*lease).ok());
+}
+
+// A full for-update semaphore never queues in the database (SKIP LOCKED): the waiting permit
+// sleeps on NOTIFY, and a release by another Locker wakes it long before the holders' reported
+// expiry (60 s), its only other wake-up.
+TEST(PostgresqlTest, WaitingForUpdatePermitIsWokenByARelease) {
+  const std::string url = SharedPgCluster().Url("for-update");
+  auto holders = MustOpen(url);
+  auto waiter = MustOpen(url);
+  ASSERT_NE(holders, nullptr);
+  ASSERT_NE(waiter, nullptr);
+  LockRequest permit = Exclusive(UniqueName("fu-permit-wake"), 0ms, 60s);
+  permit.limit = 2;
+  auto a = holders->Acquire(permit);
+  auto b = holders->Acquire(permit);
+  ASSERT_TRUE(a.ok() && b.ok());
+  LockRequest waiting = permit;
+  waiting.wait = 30s;
+  std::promise<Result<Lease>> got;
+  auto future = got.get_future();
+  std::thread t([&] { got.set_value(waiter->Acquire(waiting)); });
+  // Not granted while both permits are held.
+  EXPECT_EQ(future.wait_for(500ms), std::future_status::timeout);
+  const auto start = SteadyClock::now();
+  ASSERT_TRUE(holders->Release(*b).ok());
+  const bool woken = future.wait_for(5s) == std::future_status::ready;
+  const auto after = Since(start);
+  t.join();
+  EXPECT_TRUE(woken);
+  EXPECT_LT(after, 5s);
+  Result<Lease> granted = future.get();
+  ASSERT_TRUE(granted.ok()) << granted.status().ToString();
+  EXPECT_EQ(granted->slot, b->slot) << "the released slot";
+  EXPECT_GT(granted->token, b->token);
+  ASSERT_TRUE(waiter->Release(*granted).ok());
+  ASSERT_TRUE(holders->Release(*a).ok());
 }
 
 TEST(PostgresqlTest, ForUpdateHolderInAnotherProcessIsLiveForStrictMode) {
@@ -470,6 +554,35 @@ TEST(PostgresqlTest, ConcurrentMigrationsFromSeveralProcesses) {
   }
   EXPECT_EQ(won, 1);
   EXPECT_EQ(lost, 5);
+  EXPECT_EQ(pg.Psql("SELECT count(*) = max(version) FROM ordo.schema_migrations", db), "t");
+}
+
+// A database at schema version 3 (before the for-update permit rows) is migrated by the next
+// Open, and opening a migrated database again changes nothing.
+TEST(PostgresqlTest, OlderSchemaIsMigratedAndMigratingTwiceIsANoOp) {
+  PgCluster& pg = SharedPgCluster();
+  const std::string db = "older_" + std::to_string(getpid());
+  pg.CreateDatabase(db);
+  const std::string url = pg.UrlFor(db, "strategy=for-update");
+  ASSERT_NE(MustOpen(url), nullptr);
+  const std::string latest = pg.Psql("SELECT max(version) FROM ordo.schema_migrations", db);
+  // Back to version 3: what an ordo of that version left behind.
+  pg.Psql("DROP TABLE ordo.permit_rows; DELETE FROM ordo.schema_migrations WHERE version >= 4",
+          db);
+  EXPECT_EQ(pg.Psql("SELECT to_regclass('ordo.permit_rows') IS NULL", db), "t");
+  auto locker = MustOpen(url);
+  ASSERT_NE(locker, nullptr);
+  EXPECT_EQ(pg.Psql("SELECT max(version) FROM ordo.schema_migrations", db), latest);
+  EXPECT_EQ(pg.Psql("SELECT to_regclass('ordo.permit_rows') IS NOT NULL", db), "t");
+  LockRequest permit = Exclusive("migrated");
+  permit.limit = 3;
+  auto lease = locker->Acquire(permit);
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  EXPECT_EQ(lease->slot, 0u);
+  ASSERT_TRUE(locker->Release(*lease).ok());
+  const std::string rows = pg.Psql("SELECT count(*) FROM ordo.schema_migrations", db);
+  ASSERT_NE(MustOpen(url), nullptr);
+  EXPECT_EQ(pg.Psql("SELECT count(*) FROM ordo.schema_migrations", db), rows);
   EXPECT_EQ(pg.Psql("SELECT count(*) = max(version) FROM ordo.schema_migrations", db), "t");
 }
 

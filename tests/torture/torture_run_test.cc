@@ -24,6 +24,7 @@ struct RunCase {
   std::string backends;  // ordo-torture --backend (comma-separated)
   std::vector<std::string> modes;
   bool restarts = false;  // the nemesis restarts a database or server
+  std::string workload = "lock";
 };
 
 std::string Duration() {
@@ -42,8 +43,8 @@ class TortureRun : public ::testing::TestWithParam<RunCase> {};
 TEST_P(TortureRun, EveryRunReportsWhatItsModeDemands) {
   const RunCase& c = GetParam();
   const std::size_t backends = std::count(c.backends.begin(), c.backends.end(), ',') + 1;
-  ordo::testing::Child torture({ORDO_TORTURE, "--backend", c.backends, "--mode", Join(c.modes),
-                                "--duration", Duration()});
+  ordo::testing::Child torture({ORDO_TORTURE, "--backend", c.backends, "--workload", c.workload,
+                                "--mode", Join(c.modes), "--duration", Duration()});
   const std::regex line(
       "torture backend=(\\S+) mode=(\\S+) ops=(\\d+) acked=(\\d+) refused=(\\d+) "
       "pauses=(\\d+) kills=(\\d+) restarts=(\\d+) violations=(\\d+)");
@@ -96,10 +97,31 @@ INSTANTIATE_TEST_SUITE_P(
         RunCase{"postgresql_for_update_and_version",
                 "postgresql://?strategy=for-update,postgresql://?strategy=version", kSafe, true},
         RunCase{"http", "http://", kAll, true},
+        // Two `ordo serve` replicas over a primary and its synchronous standby, workers spread
+        // over both; the nemesis kills replicas and crashes the primary, and the standby is
+        // promoted: tokens keep growing and no update is lost; the control must lose some.
+        RunCase{"http_replicas_standby", "http://?replicas=2&standby=1",
+                {"strict", "control-unfenced-reads"}, true},
         // The counter in a separate database standing for the user's own, guarded by
         // ordo_fence (`ordo fence`); the control runs the same transaction without it.
         RunCase{"user_table", "postgresql://?strategy=cas", {"user-table", "control-user-table"},
-                true}),
+                true},
+        // Semaphores of 3 permits, each holder on its own slot's counter: a slot's counter sees
+        // the writes of one holder at a time, or the checker finds a stale write or a lost
+        // update. flock:// keeps a paused holder's permit, so only the safe modes run there.
+        RunCase{"semaphore_flock", "flock://", kSafe, false, "semaphore"},
+        RunCase{"semaphore_sqlite", "sqlite://?strategy=cas",
+                {"fenced-reads", "control-unfenced-reads"}, false, "semaphore"},
+        RunCase{"semaphore_postgresql_cas", "postgresql://?strategy=cas",
+                {"strict", "control-unfenced-writes"}, true, "semaphore"},
+        // Candidates, and the leader's transitions of a state object by CAS with its term. The
+        // control's version-only CAS lets a deposed leader that read a fresh version through,
+        // which the checker must find (stale-term).
+        RunCase{"election_flock", "flock://", {"strict"}, false, "election"},
+        RunCase{"election_sqlite", "sqlite://?strategy=cas", {"strict", "control-unfenced-cas"},
+                false, "election"},
+        RunCase{"election_postgresql_cas", "postgresql://?strategy=cas",
+                {"fenced-reads", "control-unfenced-cas"}, true, "election"}),
     CaseName);
 
 }  // namespace

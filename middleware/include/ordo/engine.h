@@ -8,7 +8,9 @@
 //   - a wake-up source: WaitFor(name) returns the Wakeups an acquisition sleeps on between
 //     tries (a ChangeBoard in-process, LISTEN/NOTIFY, the in-process release signal of SQLite),
 //     or nullptr when TryAcquire itself waits (flock/fcntl's blocking lock call, PostgreSQL's
-//     row-lock queue, the HTTP server's parked waiter); Subscribe(name, changed) serves
+//     row-lock queue for a plain for-update lock, the HTTP server's parked waiter; a
+//     for-update permit, which SKIP LOCKED never queues, sleeps on NOTIFY); Subscribe(name,
+//     changed) serves
 //     Locker::Watch from the same source.
 // EngineLocker's public calls validate the request once, choose the owner once and run the one
 // wait loop:

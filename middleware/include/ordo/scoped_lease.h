@@ -42,7 +42,10 @@ class ScopedLease {
  public:
   using Options = ScopedLeaseOptions;
 
-  // Acquires `request` and wraps the lease. Errors as Locker::Acquire.
+  // Acquires `request` and wraps the lease. Errors as Locker::Acquire. The grant happened at
+  // some moment of the call, so the lease is known to last from the call's start; when the call
+  // took longer than ttl/3 (a wait), one Renew sent on return gives the self-fencing deadline a
+  // fresh start instead; if that renewal fails, the lease is released and its error returned.
   static Result<ScopedLease> Acquire(Locker& locker, const LockRequest& request,
                                      Options options = {});
   // Takes ownership of an acquired lease.

@@ -40,11 +40,22 @@ bool ToMode(const std::string& text, Mode& out) {
     std::fprintf(stderr,
                  "ordo-torture: unknown mode '%s' (fenced-reads, strict, "
                  "control-unfenced-writes, control-unfenced-reads, user-table, "
-                 "control-user-table)\n",
+                 "control-user-table, control-unfenced-cas)\n",
                  text.c_str());
     return false;
   }
   out = *m;
+  return true;
+}
+
+bool ToWorkload(const std::string& text, ordo::torture::Workload& out) {
+  auto w = ordo::torture::ParseWorkload(text);
+  if (!w) {
+    std::fprintf(stderr, "ordo-torture: unknown workload '%s' (lock, semaphore, election)\n",
+                 text.c_str());
+    return false;
+  }
+  out = *w;
   return true;
 }
 
@@ -77,17 +88,23 @@ int main(int argc, char** argv) {
   std::vector<std::string> modes;
   std::string duration = "5s", ttl = "300ms", wait = "3s",
               max_sleep = "400ms";
+  std::string workload = "lock";
   bool no_nemesis = false;
   app.add_option("--backend", run.backends,
                  "flock://, fcntl://, sqlite://[?strategy=], postgresql://[?strategy=], "
-                 "http:// (shorthands: the run creates its own directory, database or server), "
+                 "http://[?replicas=N&standby=1] (shorthands: the run creates its own "
+                 "directory, database, servers, standby), "
                  "or a full URL; repeat or separate with ',' for several")
       ->delimiter(',');
   app.add_option("--mode", modes,
                  "fenced-reads | strict | control-unfenced-writes | control-unfenced-reads | "
-                 "user-table | control-user-table; "
+                 "user-table | control-user-table | control-unfenced-cas (election); "
                  "repeat or separate with ',' for several (each backend runs in each mode)")
       ->delimiter(',');
+  app.add_option("--workload", workload,
+                 "lock (default): a counter under one lock | semaphore: --permits counters, one "
+                 "per slot | election: candidates, and the leader's fenced state transitions");
+  app.add_option("--permits", run.permits, "semaphore workload: the limit (default 3)");
   app.add_option("--duration", duration, "how long the workers run (default 5s)");
   app.add_option("--workers", run.workers, "worker processes (default 6)");
   app.add_option("--ttl", ttl, "lease TTL (default 300ms)");
@@ -97,8 +114,8 @@ int main(int argc, char** argv) {
   app.add_option("--history-dir", run.history_dir, "keep the history here");
   app.add_flag("--no-nemesis", no_nemesis, "inject no faults");
   app.add_option("--ordo", run.ordo_binary,
-                 "the ordo binary whose `serve` fronts http:// runs (default: the one built "
-                 "with this tree, else this binary's own `serve`)");
+                 "the ordo binary whose `serve` fronts http:// runs (default: the `ordo` beside "
+                 "this binary, else the one built with this tree, else this binary's own `serve`)");
   app.add_option("--server-strategy", run.server_strategy,
                  "PostgreSQL strategy behind an http:// run (default cas)");
 
@@ -117,6 +134,10 @@ int main(int argc, char** argv) {
   worker_cmd->add_option("--name", worker.name)->required();
   worker_cmd->add_option("--seed", worker.seed);
   worker_cmd->add_option("--user-db", worker.user_db);
+  std::string worker_workload = "lock";
+  worker_cmd->add_option("--workload", worker_workload);
+  worker_cmd->add_option("--permits", worker.permits);
+  worker_cmd->add_option("--leader-file", worker.leader_file);
 
   auto* nemesis_cmd = app.add_subcommand("nemesis", "the fault injector");
   ordo::torture::NemesisOptions nemesis;
@@ -127,6 +148,8 @@ int main(int argc, char** argv) {
   nemesis_cmd->add_option("--ttl", nemesis_ttl);
   nemesis_cmd->add_flag("--restart-db", nemesis.restart_db);
   nemesis_cmd->add_flag("--kill-server", nemesis.kill_server);
+  nemesis_cmd->add_option("--leader-file", nemesis.leader_file);
+  nemesis_cmd->add_flag("--database-first", nemesis.database_first);
 
   // What `ordo serve` runs, for builds without the ordo binary.
   auto* serve_cmd = app.add_subcommand("serve", "ordo::http::RunServer, as `ordo serve`");
@@ -141,7 +164,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (*worker_cmd) {
-    if (!ToMode(worker_mode, worker.mode) || !ToDuration(worker_ttl, worker.ttl) ||
+    if (!ToWorkload(worker_workload, worker.workload) || !ToMode(worker_mode, worker.mode) ||
+        !ToDuration(worker_ttl, worker.ttl) ||
         !ToDuration(worker_wait, worker.wait) || !ToDuration(worker_sleep, worker.max_sleep)) {
       return 2;
     }
@@ -173,10 +197,21 @@ int main(int argc, char** argv) {
     }
     run.backends = std::move(joined);
   }
+  if (!ToWorkload(workload, run.workload)) return 2;
+  if (run.permits < 1 || run.permits > ordo::kMaxLimit) {
+    std::fprintf(stderr, "ordo-torture: --permits must be 1..%u\n",
+                 static_cast<unsigned>(ordo::kMaxLimit));
+    return 2;
+  }
   if (modes.empty()) modes = {"fenced-reads"};
   for (const auto& m : modes) {
     Mode parsed;
     if (!ToMode(m, parsed)) return 2;
+    std::string why;
+    if (!ordo::torture::ModeFits(run.workload, parsed, &why)) {
+      std::fprintf(stderr, "ordo-torture: %s\n", why.c_str());
+      return 2;
+    }
     run.modes.push_back(parsed);
   }
   if (!ToDuration(duration, run.duration) ||
@@ -186,8 +221,14 @@ int main(int argc, char** argv) {
   }
   run.nemesis = !no_nemesis;
   run.self = SelfPath(argv[0]);
+  // Installed, `ordo` sits beside this binary; in the build tree it is the one built with it.
+  if (run.ordo_binary.empty()) {
+    const std::string beside =
+        std::filesystem::path(run.self).parent_path().append("ordo").string();
+    if (access(beside.c_str(), X_OK) == 0) run.ordo_binary = beside;
+  }
 #ifdef ORDO_BINARY
-  if (run.ordo_binary.empty()) run.ordo_binary = ORDO_BINARY;
+  if (run.ordo_binary.empty() && access(ORDO_BINARY, X_OK) == 0) run.ordo_binary = ORDO_BINARY;
 #endif
   return ordo::torture::RunTorture(run);
 }

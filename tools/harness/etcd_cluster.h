@@ -24,8 +24,8 @@
 //
 // Thread safety: Url() and the accessors may be called from any thread; Start, Kill, Pause,
 // Resume and Leader are meant for the test's main thread.
-#ifndef ORDO_TESTS_SUPPORT_ETCD_CLUSTER_H_
-#define ORDO_TESTS_SUPPORT_ETCD_CLUSTER_H_
+#ifndef ORDO_TOOLS_HARNESS_ETCD_CLUSTER_H_
+#define ORDO_TOOLS_HARNESS_ETCD_CLUSTER_H_
 
 #include <sys/types.h>
 
@@ -99,4 +99,4 @@ EtcdCluster& SharedEtcdCluster();
 
 }  // namespace ordo::testing
 
-#endif  // ORDO_TESTS_SUPPORT_ETCD_CLUSTER_H_
+#endif  // ORDO_TOOLS_HARNESS_ETCD_CLUSTER_H_

@@ -2,7 +2,6 @@
 
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,7 +20,8 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "test_support.h"
+#include "temp_dir.h"
+#include "subprocess.h"
 
 namespace ordo::testing {
 namespace {
@@ -102,17 +102,13 @@ void EtcdCluster::StartWatchdog() {
   const std::string script = "cat >/dev/null; for f in " + ShellQuote(dir_) +
                              "/*.pid; do [ -f \"$f\" ] && kill -9 \"$(cat \"$f\")\" "
                              "2>/dev/null; done; rm -rf " + ShellQuote(dir_);
-  const pid_t pid = fork();
+  // setsid: a Ctrl-C or a kill of the test's process group must not kill the cleanup.
+  const int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  const pid_t pid = ::ordo::testing::Spawn(
+      {"/bin/sh", "-c", script},
+      {.stdin_fd = fds[0], .stdout_fd = devnull, .stderr_fd = devnull, .new_session = true});
+  if (devnull >= 0) close(devnull);
   if (pid < 0) Fail("fork for the watchdog");
-  if (pid == 0) {
-    setsid();  // a kill of the test's process group must not kill the cleanup
-    dup2(fds[0], STDIN_FILENO);
-    const int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, STDOUT_FILENO);
-    dup2(devnull, STDERR_FILENO);
-    execl("/bin/sh", "sh", "-c", script.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
   close(fds[0]);
   watchdog_pid_ = pid;
   watchdog_fd_ = fds[1];
@@ -137,28 +133,17 @@ void EtcdCluster::Spawn(int i) {
                                    "--election-timeout=1000",
                                    "--logger=zap",
                                    "--log-outputs=stderr"};
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
   const std::string log = dir_ + "/" + m.name + ".log";
-  const pid_t parent = getpid();
-  const pid_t pid = fork();
+  const int out = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  // Killed when the thread that started it dies; its own process group, so that signals sent
+  // to the test's process group do not reach the member.
+  const pid_t pid = ::ordo::testing::Spawn(
+      argv, {.stdin_fd = devnull, .stdout_fd = out, .stderr_fd = out,
+             .new_process_group = true, .kill_with_parent = true});
+  if (out >= 0) close(out);
+  if (devnull >= 0) close(devnull);
   if (pid < 0) Fail("fork for etcd member " + m.name);
-  if (pid == 0) {
-    // Only async-signal-safe calls until exec: the test process may have threads.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);
-    setpgid(0, 0);  // signals sent to the test's process group do not reach the member
-    const int out = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (out >= 0) {
-      dup2(out, STDOUT_FILENO);
-      dup2(out, STDERR_FILENO);
-    }
-    const int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, STDIN_FILENO);
-    execv(args[0], args.data());
-    _exit(127);
-  }
   m.pid = pid;
   m.started_once = true;
   std::ofstream(dir_ + "/" + m.name + ".pid") << pid << "\n";

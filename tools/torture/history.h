@@ -12,6 +12,10 @@
 //   process  who did it: "w3.2" (worker slot 3, second incarnation), "nemesis", "main".
 //   op       per-process operation number; an invocation and its completion share it.
 //   fn       acquire | read | write | release | final | pause | resume | kill | restart | spawn
+//            | cas
+//            (election runs: acquire is a campaign, its token the term; read is a Get, its
+//            value the version; cas a transition, its invoke value the version it expects and
+//            its ok value the new version; release a resignation)
 //   phase    invoke | ok | fail | refused | info
 //            ok: it happened. fail: it definitely did not (an error that changes nothing).
 //            refused: a fenced operation refused as stale (kStaleToken). info: unknown — the
@@ -19,7 +23,8 @@
 //            An invocation with no completion (the process was killed) is also unknown.
 //   lease    the token of the lease the worker holds (acquire ok: the granted token), or 0
 //   sent     the token passed to the store (0: an unfenced read or none)
-//   value    the counter value read (read ok) or to be written (write invoke); -1 if none
+//   value    the counter value read (read ok) or to be written (write invoke); -1 if none.
+//            Semaphore runs: the limit (acquire invoke) and the slot granted (acquire ok).
 //   detail   free text without tabs: a lock name, a status code, a target process
 //
 // Every process appends to its own file with one write(2) per line, so a process killed with
@@ -27,8 +32,8 @@
 // counts them.
 //
 // Not thread-safe: one HistoryWriter per process, used by one thread.
-#ifndef ORDO_TESTS_TORTURE_HISTORY_H_
-#define ORDO_TESTS_TORTURE_HISTORY_H_
+#ifndef ORDO_TOOLS_TORTURE_HISTORY_H_
+#define ORDO_TOOLS_TORTURE_HISTORY_H_
 
 #include <cstdint>
 #include <optional>
@@ -38,7 +43,9 @@
 
 namespace ordo::torture {
 
-enum class Fn { kAcquire, kRead, kWrite, kRelease, kFinal, kPause, kResume, kKill, kRestart, kSpawn };
+enum class Fn {
+  kAcquire, kRead, kWrite, kRelease, kFinal, kPause, kResume, kKill, kRestart, kSpawn, kCas
+};
 enum class Phase { kInvoke, kOk, kFail, kRefused, kInfo };
 
 std::string_view FnName(Fn fn);
@@ -102,4 +109,4 @@ LoadedHistory LoadHistory(const std::vector<std::string>& paths);
 
 }  // namespace ordo::torture
 
-#endif  // ORDO_TESTS_TORTURE_HISTORY_H_
+#endif  // ORDO_TOOLS_TORTURE_HISTORY_H_

@@ -25,12 +25,16 @@
 #include "history.h"
 #include "ordo/ordo.h"
 #include "pg_cluster.h"
-#include "process.h"
-#include "test_support.h"
+#include "subprocess.h"
 #include "torture.h"
 
 namespace ordo::torture {
 namespace {
+
+using testing::OpenPidfd;
+using testing::ReceiveWithFd;
+using testing::SendWithFd;
+using testing::SpawnLogged;
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
@@ -88,8 +92,9 @@ class Orchestrator {
     const auto started = Clock::now();
     if (!Prepare()) return 2;
     const auto prepared = Clock::now();
-    std::fprintf(stderr, "ordo-torture: backend=%s mode=%s seed=%llu history=%s\n",
-                 Masked(worker_url_).c_str(), std::string(ModeName(mode_)).c_str(),
+    std::fprintf(stderr, "ordo-torture: backend=%s workload=%s mode=%s seed=%llu history=%s\n",
+                 Reported().c_str(), std::string(WorkloadName(o_.workload)).c_str(),
+                 std::string(ModeName(mode_)).c_str(),
                  static_cast<unsigned long long>(seed_), dir_.c_str());
     main_history_ = std::make_unique<HistoryWriter>(dir_ + "/main.tsv", "main");
     BlockSignals();
@@ -106,12 +111,14 @@ class Orchestrator {
     }
     const auto ran = Clock::now();
     Stop();
-    const auto final_value = ReadFinal();
+    const auto finals = ReadFinals();
     const auto secs = [](Clock::duration d) { return std::chrono::duration<double>(d).count(); };
     std::fprintf(stderr, "ordo-torture: setup %.1fs, run %.1fs, stop and final read %.1fs\n",
                  secs(prepared - started), secs(ran - prepared), secs(Clock::now() - ran));
-    if (final_value) {
-      main_history_->Note(Fn::kFinal, Phase::kOk, *final_value, key_);
+    if (finals) {
+      for (const auto& [key, value] : *finals) {
+        main_history_->Note(Fn::kFinal, Phase::kOk, value, key);
+      }
     } else {
       main_history_->Note(Fn::kFinal, Phase::kFail, -1, "final state unreadable");
     }
@@ -125,6 +132,13 @@ class Orchestrator {
     int pidfd = -1;
     int incarnation = 0;
   };
+
+  // The backend as the report names it: the URL the workers open, or for several replicas
+  // the shorthand that made them.
+  std::string Reported() const {
+    return worker_urls_.size() > 1 || standby_ != nullptr || failed_over_ ? backend_
+                                                                          : Masked(worker_url_);
+  }
 
   static std::string Masked(const std::string& url) {
     auto parsed = ParseBackendUrl(url);
@@ -151,8 +165,9 @@ class Orchestrator {
                   "user's database in its own cluster");
     }
     // Runs of one invocation may share a database: each has its own lock and key.
-    lock_ = "torture-" + std::to_string(run_);
-    key_ = "counter-" + std::to_string(run_);
+    const bool election = o_.workload == Workload::kElection;
+    lock_ = (election ? "election-" : "torture-") + std::to_string(run_);
+    key_ = (election ? "state-" : "counter-") + std::to_string(run_);
     if (!IsShorthand(backend_)) {
       // Someone else's backend: fresh names so earlier runs do not interfere.
       lock_ += "-" + std::to_string(getpid()) + "-" + std::to_string(seed_ % 100000);
@@ -177,6 +192,8 @@ class Orchestrator {
   }
 
   bool PrepareDatabase(const std::string& scheme);
+  bool PrepareReplicated(int replicas);
+  bool StartServers(int replicas);
 
   bool Fail(const std::string& why) {
     std::fprintf(stderr, "ordo-torture: %s\n", why.c_str());
@@ -202,11 +219,15 @@ class Orchestrator {
                                      "--seed", std::to_string(seed_ + 1),
                                      "--ttl", Ms(o_.ttl)};
     for (const auto& a : nemesis_args_) argv.push_back(a);
-    nemesis_pid_ = Spawn(argv, sv[1], dir_ + "/processes.log");
+    if (o_.workload == Workload::kElection) {
+      argv.insert(argv.end(), {"--leader-file", LeaderFile()});
+    }
+    nemesis_pid_ = SpawnLogged(argv, sv[1], dir_ + "/processes.log");
     close(sv[1]);
     control_ = sv[0];
-    if (server_pid_ > 0) SendTarget("server", "s" + std::to_string(server_incarnation_),
-                                    server_pid_);
+    for (std::size_t i = 0; i < servers_.size(); ++i) {
+      if (servers_[i].pid > 0) SendTarget("server", ServerName(i), servers_[i].pid);
+    }
   }
 
   void SendTarget(const std::string& kind, const std::string& name, pid_t pid) {
@@ -222,18 +243,32 @@ class Orchestrator {
     ++w.incarnation;
     const std::string name = "w" + std::to_string(slot) + "." + std::to_string(w.incarnation);
     std::vector<std::string> argv = {
-        o_.self, "worker", "--backend", worker_url_, "--mode", std::string(ModeName(mode_)),
+        o_.self, "worker", "--backend",
+        worker_urls_.empty() ? worker_url_
+                             : worker_urls_[static_cast<std::size_t>(slot) % worker_urls_.size()],
+        "--mode", std::string(ModeName(mode_)),
         "--lock", lock_, "--key", key_, "--ttl", Ms(o_.ttl), "--wait", Ms(o_.wait),
         "--max-sleep", Ms(o_.max_sleep), "--history", dir_ + "/" + name + ".tsv",
         "--name", name, "--seed", std::to_string(rng_())};
     if (!user_db_.empty()) argv.insert(argv.end(), {"--user-db", user_db_});
-    w.pid = Spawn(argv, -1, dir_ + "/processes.log");
+    argv.insert(argv.end(), {"--workload", std::string(WorkloadName(o_.workload)), "--permits",
+                             std::to_string(o_.permits)});
+    if (o_.workload == Workload::kElection) {
+      argv.insert(argv.end(), {"--leader-file", LeaderFile()});
+    }
+    w.pid = SpawnLogged(argv, -1, dir_ + "/processes.log");
     if (w.pid < 0) return;
     main_history_->Note(Fn::kSpawn, Phase::kOk, w.pid, name);
     SendTarget("worker", name, w.pid);
   }
 
-  bool SpawnServer();
+  // Replica i of `ordo serve` (http runs have one; --backend 'http://?replicas=N' more).
+  bool SpawnServer(std::size_t i);
+  std::string ServerName(std::size_t i) const {
+    return "s" + std::to_string(i) + "." + std::to_string(servers_[i].incarnation);
+  }
+
+  std::string LeaderFile() const { return dir_ + "/leader"; }
 
   // Runs until `deadline`; false when interrupted by SIGINT/SIGTERM.
   bool Loop(Clock::time_point deadline) {
@@ -264,8 +299,12 @@ class Orchestrator {
       return;
     }
     long down_ms = 0;
-    Cluster* pg = shared_.pg.get();
+    Cluster* pg = standby_ != nullptr ? primary_.get() : shared_.pg.get();
     if (pg == nullptr || std::sscanf(msg->c_str(), "restart-db %ld", &down_ms) != 1) return;
+    if (standby_ != nullptr && !failed_over_) {
+      Failover(down_ms);
+      return;
+    }
     bool ok = true;
     const auto begun = Clock::now();
     try {
@@ -286,15 +325,42 @@ class Orchestrator {
     SendWithFd(control_, ok ? "db ok" : "db fail", -1);
   }
 
+  // With a standby, the first database fault is a failover: the primary crashes and, after
+  // `down_ms`, the synchronous standby is promoted; the old primary stays down (two primaries
+  // would be a split brain). Later faults crash-restart the new primary.
+  void Failover(long down_ms) {
+    bool ok = true;
+    const auto begun = Clock::now();
+    try {
+      primary_->StopImmediate();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ordo-torture: primary stop failed: %s\n", e.what());
+      ok = false;
+    }
+    WaitUntil([] { return false; }, milliseconds(down_ms));
+    try {
+      standby_->Promote();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "ordo-torture: promotion failed: %s\n", e.what());
+      ok = false;
+    }
+    failed_over_ = true;
+    primary_.swap(standby_);  // the promoted standby is the primary from now on
+    std::fprintf(stderr, "ordo-torture: failover (primary down %ldms, then promotion) took %.1fs\n",
+                 down_ms, std::chrono::duration<double>(Clock::now() - begun).count());
+    SendWithFd(control_, ok ? "db ok" : "db fail", -1);
+  }
+
   void Reap() {
     auto reaped = [](pid_t pid) {
       int status = 0;
       return pid > 0 && waitpid(pid, &status, WNOHANG) == pid;
     };
     if (reaped(nemesis_pid_)) nemesis_pid_ = -1;
-    if (reaped(server_pid_)) {
-      server_pid_ = -1;
-      if (!stopping_) SpawnServer();
+    for (std::size_t i = 0; i < servers_.size(); ++i) {
+      if (!reaped(servers_[i].pid)) continue;
+      servers_[i].pid = -1;
+      if (!stopping_) SpawnServer(i);
     }
     for (std::size_t slot = 0; slot < workers_.size(); ++slot) {
       if (!reaped(workers_[slot].pid)) continue;
@@ -352,44 +418,87 @@ class Orchestrator {
     }
     // A server that is still answering a killed worker's request could apply it after the
     // final read; stop it first.
-    if (server_pid_ > 0) {
-      kill(server_pid_, SIGTERM);
-      if (!WaitUntil([&] { return server_pid_ < 0; }, milliseconds(5000))) {
-        kill(server_pid_, SIGKILL);
-        WaitUntil([&] { return server_pid_ < 0; }, milliseconds(5000));
+    auto servers_gone = [&] {
+      for (const auto& server : servers_) {
+        if (server.pid > 0) return false;
       }
+      return true;
+    };
+    for (const auto& server : servers_) {
+      if (server.pid > 0) kill(server.pid, SIGTERM);
+    }
+    if (!WaitUntil(servers_gone, milliseconds(5000))) {
+      for (const auto& server : servers_) {
+        if (server.pid > 0) kill(server.pid, SIGKILL);
+      }
+      WaitUntil(servers_gone, milliseconds(5000));
     }
   }
 
-  // The counter as the store holds it after the run, read directly from the backend (for http
-  // runs: from the PostgreSQL behind the server).
-  std::optional<std::int64_t> ReadFinal() {
+  // The final state of each key the run used, as the store holds it after the run, read
+  // directly from the backend (for http runs: from the PostgreSQL behind the server): the
+  // counter (lock), each slot's counter (semaphore), the state object's version (election).
+  std::optional<std::map<std::string, std::int64_t>> ReadFinals() {
     const auto deadline = Clock::now() + std::chrono::seconds(30);
     std::string last_error;
     while (!user_db_.empty() && Clock::now() < deadline) {
-      if (auto v = ReadUserCounter(user_db_, &last_error)) return v;
+      if (auto v = ReadUserCounter(user_db_, &last_error)) {
+        return std::map<std::string, std::int64_t>{{key_, *v}};
+      }
       std::this_thread::sleep_for(milliseconds(200));  // the database is coming back up
+    }
+    std::vector<std::string> keys = {key_};
+    if (o_.workload == Workload::kSemaphore) {
+      keys.clear();
+      for (std::uint32_t slot = 0; slot < o_.permits; ++slot) {
+        keys.push_back(SlotKey(key_, slot));
+      }
     }
     while (user_db_.empty() && Clock::now() < deadline) {
       auto locker = Open(direct_url_);
-      if (locker.ok()) {
-        auto value = (*locker)->fenced().Read(key_);
-        if (value.ok()) {
-          std::int64_t v = 0;
-          const std::string& d = value->data;
-          const auto [end, ec] = std::from_chars(d.data(), d.data() + d.size(), v);
-          if (ec == std::errc() && end == d.data() + d.size()) return v;
-          last_error = "unparsable counter '" + d + "'";
+      if (!locker.ok()) {
+        last_error = locker.status().ToString();
+        std::this_thread::sleep_for(milliseconds(200));  // the backend is coming back up
+        continue;
+      }
+      std::map<std::string, std::int64_t> finals;
+      bool unreadable = false;
+      for (const std::string& key : keys) {
+        auto value = ReadFinal(**locker, key, &last_error);
+        if (!value) {
+          unreadable = true;
           break;
         }
-        if (value.status().code() == StatusCode::kNotFound) return 0;
-        last_error = value.status().ToString();
-      } else {
-        last_error = locker.status().ToString();
+        finals[key] = *value;
       }
-      std::this_thread::sleep_for(milliseconds(200));  // the backend is coming back up
+      if (!unreadable) return finals;
+      if (last_error.starts_with("unparsable")) break;
+      std::this_thread::sleep_for(milliseconds(200));
     }
     std::fprintf(stderr, "ordo-torture: cannot read the final state: %s\n", last_error.c_str());
+    return std::nullopt;
+  }
+
+  std::optional<std::int64_t> ReadFinal(Locker& locker, const std::string& key,
+                                        std::string* error) {
+    if (o_.workload == Workload::kElection) {
+      auto state = locker.objects().Get(key);
+      if (state.ok()) return static_cast<std::int64_t>(state->version);
+      if (state.status().code() == StatusCode::kNotFound) return 0;
+      *error = state.status().ToString();
+      return std::nullopt;
+    }
+    auto value = locker.fenced().Read(key);
+    if (value.ok()) {
+      std::int64_t v = 0;
+      const std::string& d = value->data;
+      const auto [end, ec] = std::from_chars(d.data(), d.data() + d.size(), v);
+      if (ec == std::errc() && end == d.data() + d.size()) return v;
+      *error = "unparsable counter '" + d + "' of " + key;
+      return std::nullopt;
+    }
+    if (value.status().code() == StatusCode::kNotFound) return 0;
+    *error = value.status().ToString();
     return std::nullopt;
   }
 
@@ -424,7 +533,7 @@ class Orchestrator {
     std::printf(
         "torture backend=%s mode=%s ops=%llu acked=%llu refused=%llu pauses=%llu kills=%llu "
         "restarts=%llu violations=%llu\n",
-        Masked(worker_url_).c_str(), std::string(ModeName(mode_)).c_str(),
+        Reported().c_str(), std::string(ModeName(mode_)).c_str(),
         static_cast<unsigned long long>(r.ops), static_cast<unsigned long long>(r.acked),
         static_cast<unsigned long long>(r.refused), static_cast<unsigned long long>(r.pauses),
         static_cast<unsigned long long>(r.kills), static_cast<unsigned long long>(r.restarts),
@@ -486,12 +595,37 @@ class Orchestrator {
   int control_ = -1;
   int sigfd_ = -1;
   bool stopping_ = false;
-  pid_t server_pid_ = -1;
-  int server_incarnation_ = 0;
-  std::string server_listen_;
+  struct ServerSlot {
+    pid_t pid = -1;
+    int incarnation = 0;
+    std::string listen;  // 127.0.0.1:<port>
+  };
+  std::vector<ServerSlot> servers_;
+  std::vector<std::string> worker_urls_;  // per worker slot (round robin); empty: worker_url_
+  // 'http://?standby=1' runs: their own primary and synchronous standby (not shared: the run
+  // fails over).
+  std::unique_ptr<Cluster> primary_;
+  std::unique_ptr<Cluster> standby_;
+  bool failed_over_ = false;
 };
 
 bool Orchestrator::PrepareDatabase(const std::string& scheme) {
+  // http://?replicas=N&standby=1: N `ordo serve` replicas over a primary with a synchronous
+  // streaming standby, on a multi-host URL that follows the primary.
+  auto shorthand = ParseBackendUrl(backend_);
+  const std::string replicas_text = shorthand.ok() ? shorthand->QueryOr("replicas", "1") : "1";
+  const bool with_standby = shorthand.ok() && shorthand->QueryOr("standby", "0") == "1";
+  int replicas = 0;
+  const auto [end, ec] = std::from_chars(replicas_text.data(),
+                                         replicas_text.data() + replicas_text.size(), replicas);
+  if (ec != std::errc() || end != replicas_text.data() + replicas_text.size() || replicas < 1 ||
+      replicas > 8) {
+    return Fail("replicas=" + replicas_text + " in " + backend_ + ": expected 1..8");
+  }
+  if (scheme != "http" && (replicas != 1 || with_standby)) {
+    return Fail("replicas= and standby= are for the http:// shorthand: " + backend_);
+  }
+  if (with_standby) return PrepareReplicated(replicas);
   if (shared_.pg == nullptr) {
     try {
       shared_.pg = std::make_unique<ordo::testing::PgCluster>();
@@ -525,34 +659,67 @@ bool Orchestrator::PrepareDatabase(const std::string& scheme) {
   }
   // http://: an `ordo serve` in front of the cluster; the nemesis kills it too.
   direct_url_ = pg.Url(o_.server_strategy);
-  server_listen_ = "127.0.0.1:" + std::to_string(ordo::testing::FreeLoopbackPort());
-  worker_url_ = "http://" + server_listen_;
-  nemesis_args_.push_back("--kill-server");
-  if (!SpawnServer()) return Fail("cannot start " + o_.ordo_binary);
-  // Wait (bounded) until it answers, so that the run does not start with an outage.
-  const auto deadline = Clock::now() + std::chrono::seconds(20);
-  while (Clock::now() < deadline) {
-    auto locker = Open(worker_url_);
-    if (locker.ok() && (*locker)->Ping().ok()) return true;
-    std::this_thread::sleep_for(milliseconds(50));
-  }
-  return Fail("ordo serve on " + server_listen_ + " did not become ready; see " + dir_ +
-              "/processes.log");
+  return StartServers(replicas);
 }
 
-bool Orchestrator::SpawnServer() {
-  ++server_incarnation_;
+bool Orchestrator::PrepareReplicated(int replicas) {
+  try {
+    primary_ = std::make_unique<Cluster>();
+    standby_ = Cluster::StandbyOf(*primary_, "ordo_torture_standby");
+    primary_->MakeSynchronous("ordo_torture_standby");
+  } catch (const std::exception& e) {
+    return Fail(std::string("cannot start PostgreSQL with a standby: ") + e.what());
+  }
+  nemesis_args_ = {"--restart-db", "--database-first"};
+  // libpq's multi-host form: whichever host accepts writes. connect_timeout bounds a dead host's
+  // connect, statement_timeout a call stuck on a primary that went away.
+  direct_url_ = "postgresql://ordo:" + primary_->password() + "@127.0.0.1:" +
+                std::to_string(primary_->port()) + ",127.0.0.1:" +
+                std::to_string(standby_->port()) + "/ordo_test?strategy=" + o_.server_strategy +
+                "&target_session_attrs=read-write&connect_timeout=2&statement_timeout=5s";
+  return StartServers(replicas);
+}
+
+// The `ordo serve` replicas in front of direct_url_; the nemesis kills them too. Workers are
+// spread over them round robin.
+bool Orchestrator::StartServers(int replicas) {
+  nemesis_args_.push_back("--kill-server");
+  servers_.resize(static_cast<std::size_t>(replicas));
+  for (std::size_t i = 0; i < servers_.size(); ++i) {
+    servers_[i].listen = "127.0.0.1:" + std::to_string(ordo::testing::FreeLoopbackPort());
+    worker_urls_.push_back("http://" + servers_[i].listen);
+    if (!SpawnServer(i)) return Fail("cannot start " + o_.ordo_binary);
+  }
+  worker_url_ = worker_urls_.front();
+  // Wait (bounded) until each answers, so that the run does not start with an outage.
+  const auto deadline = Clock::now() + std::chrono::seconds(20);
+  for (const std::string& url : worker_urls_) {
+    while (true) {
+      auto locker = Open(url);
+      if (locker.ok() && (*locker)->Ping().ok()) break;
+      if (Clock::now() > deadline) {
+        return Fail("ordo serve on " + url + " did not become ready; see " + dir_ +
+                    "/processes.log");
+      }
+      std::this_thread::sleep_for(milliseconds(50));
+    }
+  }
+  return true;
+}
+
+bool Orchestrator::SpawnServer(std::size_t i) {
+  ServerSlot& server = servers_[i];
+  ++server.incarnation;
   // `ordo serve` when it is built; otherwise this binary's `serve`, which runs the same
   // ordo::http::RunServer.
   std::vector<std::string> argv = {o_.ordo_binary.empty() ? o_.self : o_.ordo_binary, "serve",
-                                   "--backend", direct_url_, "--listen", server_listen_};
-  server_pid_ = Spawn(argv, -1, dir_ + "/processes.log");
-  if (server_pid_ < 0) return false;
+                                   "--backend", direct_url_, "--listen", server.listen};
+  server.pid = SpawnLogged(argv, -1, dir_ + "/processes.log");
+  if (server.pid < 0) return false;
   if (main_history_) {
-    main_history_->Note(Fn::kSpawn, Phase::kOk, server_pid_,
-                        "server s" + std::to_string(server_incarnation_));
+    main_history_->Note(Fn::kSpawn, Phase::kOk, server.pid, "server " + ServerName(i));
   }
-  SendTarget("server", "s" + std::to_string(server_incarnation_), server_pid_);
+  SendTarget("server", ServerName(i), server.pid);
   return true;
 }
 
@@ -572,13 +739,67 @@ std::string_view ModeName(Mode mode) {
       return "user-table";
     case Mode::kControlUserTable:
       return "control-user-table";
+    case Mode::kControlUnfencedCas:
+      return "control-unfenced-cas";
   }
   return "?";
 }
 
+std::string_view WorkloadName(Workload workload) {
+  switch (workload) {
+    case Workload::kLock:
+      return "lock";
+    case Workload::kSemaphore:
+      return "semaphore";
+    case Workload::kElection:
+      return "election";
+  }
+  return "?";
+}
+
+std::optional<Workload> ParseWorkload(std::string_view name) {
+  for (Workload w : {Workload::kLock, Workload::kSemaphore, Workload::kElection}) {
+    if (WorkloadName(w) == name) return w;
+  }
+  return std::nullopt;
+}
+
+bool ModeFits(Workload workload, Mode mode, std::string* why) {
+  const bool cas = mode == Mode::kControlUnfencedCas;
+  bool fits = true;
+  switch (workload) {
+    case Workload::kLock:
+      fits = !cas;
+      break;
+    case Workload::kSemaphore:
+      fits = !cas && !IsUserTable(mode);
+      break;
+    case Workload::kElection:
+      fits = mode == Mode::kFencedReads || mode == Mode::kStrict || cas;
+      break;
+  }
+  if (!fits) {
+    *why = "mode " + std::string(ModeName(mode)) + " does not apply to the " +
+           std::string(WorkloadName(workload)) + " workload (" +
+           (workload == Workload::kElection
+                ? "it takes fenced-reads, strict, control-unfenced-cas"
+                : workload == Workload::kSemaphore
+                      ? "it takes fenced-reads, strict, control-unfenced-writes, "
+                        "control-unfenced-reads"
+                      : "control-unfenced-cas is the election workload's") +
+           ")";
+  }
+  return fits;
+}
+
+std::string SlotKey(std::string_view key, std::uint32_t slot) {
+  return std::string(key) + ".slot-" + std::to_string(slot);
+}
+
 std::optional<Mode> ParseMode(std::string_view name) {
   for (Mode m : {Mode::kFencedReads, Mode::kStrict, Mode::kControlUnfencedWrites,
-                 Mode::kControlUnfencedReads, Mode::kUserTable, Mode::kControlUserTable}) {
+                 Mode::kControlUnfencedReads, Mode::kUserTable, Mode::kControlUserTable,
+                 Mode::kControlUnfencedCas}) {
     if (ModeName(m) == name) return m;
   }
   return std::nullopt;

@@ -20,7 +20,8 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "test_support.h"
+#include "temp_dir.h"
+#include "subprocess.h"
 
 namespace ordo::testing {
 namespace {
@@ -152,17 +153,13 @@ void PgCluster::StartWatchdog() {
   const std::string script =
       "cat >/dev/null; " + run_as + ShellQuote(bin_dir_ + "/pg_ctl") + " -D " +
       ShellQuote(data_dir_) + " stop -m immediate -w >/dev/null 2>&1; rm -rf " + ShellQuote(dir_);
-  const pid_t pid = fork();
+  // setsid: a Ctrl-C or a kill of the test's process group must not kill the cleanup.
+  const int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  const pid_t pid = Spawn({"/bin/sh", "-c", script},
+                          {.stdin_fd = fds[0], .stdout_fd = devnull, .stderr_fd = devnull,
+                           .new_session = true});
+  if (devnull >= 0) close(devnull);
   if (pid < 0) Fail("fork for the watchdog");
-  if (pid == 0) {
-    setsid();  // a Ctrl-C or a kill of the test's process group must not kill the cleanup
-    dup2(fds[0], STDIN_FILENO);
-    const int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, STDOUT_FILENO);
-    dup2(devnull, STDERR_FILENO);
-    execl("/bin/sh", "sh", "-c", script.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
   close(fds[0]);
   watchdog_pid_ = pid;
   watchdog_fd_ = fds[1];
@@ -171,31 +168,23 @@ void PgCluster::StartWatchdog() {
 int PgCluster::RunPg(const std::vector<std::string>& argv, std::string* output) {
   const std::string log = dir_ + "/commands.log";
   const std::string out_file = dir_ + "/last-output";
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  const pid_t pid = fork();
+  const int out = open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (out >= 0 && as_postgres_ && fchown(out, uid_, gid_) != 0) {
+    close(out);
+    throw std::runtime_error("fchown " + out_file + ": " + std::strerror(errno));
+  }
+  const int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  SpawnOptions options{.stdin_fd = devnull, .stdout_fd = out, .stderr_fd = out,
+                       .directory = dir_};
+  if (as_postgres_) {
+    options.uid = uid_;
+    options.gid = gid_;
+  }
+  const pid_t pid = Spawn(argv, options);
+  if (out >= 0) close(out);
+  if (devnull >= 0) close(devnull);
   if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    // Only async-signal-safe calls until exec: the test process may have threads.
-    const int out = open(out_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (out >= 0) {
-      if (as_postgres_ && fchown(out, uid_, gid_) != 0) _exit(126);
-      dup2(out, STDOUT_FILENO);
-      dup2(out, STDERR_FILENO);
-    }
-    const int devnull = open("/dev/null", O_RDONLY);
-    dup2(devnull, STDIN_FILENO);
-    if (chdir(dir_.c_str()) != 0) _exit(126);
-    if (as_postgres_ && (setgroups(0, nullptr) != 0 || setgid(gid_) != 0 || setuid(uid_) != 0)) {
-      _exit(126);
-    }
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
+  const int status = WaitForExit(pid);
   const std::string text = ReadFile(out_file);
   if (output != nullptr) *output = text;
   std::ofstream(log, std::ios::app) << "$ " << argv[0] << " … (status " << status << ")\n"

@@ -15,15 +15,20 @@
 #include <chrono>
 #include <map>
 #include <random>
+#include <fstream>
 #include <sstream>
 #include <vector>
 
 #include "history.h"
-#include "process.h"
+#include "subprocess.h"
 #include "torture.h"
 
 namespace ordo::torture {
 namespace {
+
+using testing::ReceiveWithFd;
+using testing::SendWithFd;
+using testing::SignalPidfd;
 
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
@@ -60,7 +65,9 @@ class Nemesis {
                                  (r < 0.3 || since_big > milliseconds(2500));
       if (big_fault_due) {
         // On http runs alternate between the server (first) and the database.
-        const bool server = o_.kill_server && (!o_.restart_db || big_faults_ % 2 == 0);
+        // (database first when it fails over: that is what such a run is about).
+        const bool server = o_.kill_server &&
+                            (!o_.restart_db || big_faults_ % 2 == (o_.database_first ? 1 : 0));
         ++big_faults_;
         last_big_fault_ = Clock::now();
         if (server) {
@@ -68,7 +75,7 @@ class Nemesis {
         } else if (!RestartDatabase()) {
           break;
         }
-      } else if (fault == 0 || (fault != 1 && r < 0.65)) {
+      } else if (fault == 0 || (fault != 1 && r < (election() ? 0.8 : 0.65))) {
         if (!Pause()) break;
       } else {
         KillWorker();
@@ -98,8 +105,10 @@ class Nemesis {
         db_reply_ = name;
         continue;
       }
-      // Workers are keyed by slot ("w3" of "w3.2"): a replacement takes its slot.
-      const std::string slot = kind == "server" ? "server" : name.substr(0, name.find('.'));
+      // Workers are keyed by slot ("w3" of "w3.2"), servers by replica ("server s1" of
+      // "s1.2"): a replacement takes its slot.
+      const std::string slot =
+          (kind == "server" ? "server " : "") + name.substr(0, name.find('.'));
       auto& t = targets_[slot];
       if (t.pidfd >= 0) close(t.pidfd);
       t = {name, fd};
@@ -109,14 +118,25 @@ class Nemesis {
   std::vector<Target*> Workers() {
     std::vector<Target*> out;
     for (auto& [slot, t] : targets_) {
-      if (slot != "server" && t.pidfd >= 0) out.push_back(&t);
+      if (!slot.starts_with("server") && t.pidfd >= 0) out.push_back(&t);
     }
     return out;
   }
 
+  bool election() const { return !o_.leader_file.empty(); }
+
   Target* RandomWorker() {
     auto workers = Workers();
     if (workers.empty()) return nullptr;
+    // Election runs: mostly the leader, whose pause or death is what the run is about.
+    if (!o_.leader_file.empty() && std::uniform_real_distribution<double>(0, 1)(rng_) < 0.8) {
+      std::ifstream in(o_.leader_file);
+      std::string leader;
+      std::getline(in, leader);
+      for (Target* t : workers) {
+        if (t->name == leader) return t;
+      }
+    }
     std::uniform_int_distribution<std::size_t> i(0, workers.size() - 1);
     return workers[i(rng_)];
   }
@@ -128,7 +148,9 @@ class Nemesis {
     const int pidfd = t->pidfd;
     if (!SignalPidfd(pidfd, SIGSTOP)) return true;  // already gone
     history_.Note(Fn::kPause, Phase::kOk, -1, name);
-    std::uniform_real_distribution<double> ttls(1.5, 3.0);
+    // Election runs pause longer: the next leader must win (one TTL) and make a transition
+    // before the paused one wakes up, or there is nothing for fencing to refuse.
+    std::uniform_real_distribution<double> ttls(election() ? 2.5 : 1.5, election() ? 4.0 : 3.0);
     const bool go_on = Idle(milliseconds(static_cast<long>(o_.ttl.count() * ttls(rng_))));
     // If the slot was refilled meanwhile, the process we stopped is dead (the orchestrator
     // replaces only reaped workers) and its pidfd closed.
@@ -143,11 +165,17 @@ class Nemesis {
     if (SignalPidfd(t->pidfd, SIGKILL)) history_.Note(Fn::kKill, Phase::kOk, -1, t->name);
   }
 
+  // Kills one `ordo serve` replica (of one or more).
   void KillServer() {
-    auto it = targets_.find("server");
-    if (it == targets_.end() || it->second.pidfd < 0) return;
-    if (SignalPidfd(it->second.pidfd, SIGKILL)) {
-      history_.Note(Fn::kRestart, Phase::kOk, -1, "server " + it->second.name);
+    std::vector<Target*> servers;
+    for (auto& [slot, t] : targets_) {
+      if (slot.starts_with("server") && t.pidfd >= 0) servers.push_back(&t);
+    }
+    if (servers.empty()) return;
+    std::uniform_int_distribution<std::size_t> i(0, servers.size() - 1);
+    Target* t = servers[i(rng_)];
+    if (SignalPidfd(t->pidfd, SIGKILL)) {
+      history_.Note(Fn::kRestart, Phase::kOk, -1, "server " + t->name);
     }
   }
 

@@ -16,8 +16,9 @@
 namespace ordo::torture {
 namespace {
 
-constexpr std::array<std::string_view, 10> kFnNames = {
-    "acquire", "read", "write", "release", "final", "pause", "resume", "kill", "restart", "spawn"};
+constexpr std::array<std::string_view, 11> kFnNames = {
+    "acquire", "read", "write", "release", "final", "pause", "resume", "kill", "restart", "spawn",
+    "cas"};
 constexpr std::array<std::string_view, 5> kPhaseNames = {"invoke", "ok", "fail", "refused",
                                                           "info"};
 

@@ -80,6 +80,12 @@ class Checker {
       std::map<std::uint64_t, const Op*> seen;
       for (const Op* g : grants) {
         if (g->lease == 0) Violation("token-zero", g->Describe() + " on " + lock);
+        // Semaphore grants: the invocation carries the limit, the completion the slot.
+        if (g->value_in > 0 && (g->value_out < 0 || g->value_out >= g->value_in)) {
+          Violation("slot-range", g->Describe() + " got slot " + std::to_string(g->value_out) +
+                                      " of a semaphore of " + std::to_string(g->value_in) +
+                                      " on " + lock);
+        }
         auto [it, fresh] = seen.emplace(g->lease, g);
         if (!fresh) {
           Violation("token-duplicate", "token " + std::to_string(g->lease) + " granted to " +
@@ -98,19 +104,20 @@ class Checker {
     }
   }
 
-  void CheckFence(const std::vector<Op>& ops) {
+  // The fence checks of one key's reads and writes.
+  void CheckFence(const std::vector<const Op*>& ops) {
     // What raises a key's fence: accepted writes (by their holder's token, whatever token they
     // sent — a control run that bypasses the check still shows as a stale holder writing) and
     // fenced reads that were admitted.
     std::vector<const Op*> fence_raisers;
     std::vector<const Op*> accepted;
-    for (const Op& op : ops) {
-      if (op.outcome != Phase::kOk) continue;
-      if (op.fn == Fn::kWrite) {
-        accepted.push_back(&op);
-        fence_raisers.push_back(&op);
-      } else if (op.fn == Fn::kRead && op.sent > 0) {
-        fence_raisers.push_back(&op);
+    for (const Op* op : ops) {
+      if (op->outcome != Phase::kOk) continue;
+      if (op->fn == Fn::kWrite) {
+        accepted.push_back(op);
+        fence_raisers.push_back(op);
+      } else if (op->fn == Fn::kRead && op->sent > 0) {
+        fence_raisers.push_back(op);
       }
     }
     SweepHappenedBefore(
@@ -128,20 +135,26 @@ class Checker {
         });
   }
 
-  void CheckCounter(const std::vector<Op>& ops) {
+  // The counter checks of one key; `final_value` is its final state (nullopt: none).
+  void CheckCounter(const std::string& key, const std::vector<const Op*>& ops,
+                    std::optional<std::int64_t> final_value_of_key) {
     std::map<std::int64_t, const Op*> acked_values;
     std::set<std::int64_t> unknown_values;
     std::vector<const Op*> acked;
     std::vector<const Op*> reads;
-    for (const Op& op : ops) {
+    std::uint64_t acked_here = 0;
+    std::uint64_t unknown_here = 0;
+    for (const Op* p : ops) {
+      const Op& op = *p;
       if (op.fn == Fn::kRead && op.outcome == Phase::kOk) reads.push_back(&op);
       if (op.fn != Fn::kWrite) continue;
       if (op.outcome == Phase::kOk) {
         ++r_.acked;
+        ++acked_here;
         acked.push_back(&op);
         auto [it, fresh] = acked_values.emplace(op.value_in, &op);
         if (!fresh) {
-          Violation("lost-update", "value " + std::to_string(op.value_in) +
+          Violation("lost-update", "value " + std::to_string(op.value_in) + " of " + key +
                                        " acknowledged to " + it->second->Describe() + " and " +
                                        op.Describe());
         }
@@ -149,6 +162,7 @@ class Checker {
         ++r_.refused;
       } else if (!op.outcome || op.outcome == Phase::kInfo) {
         ++r_.unknown;
+        ++unknown_here;
         unknown_values.insert(op.value_in);
       }
     }
@@ -161,17 +175,18 @@ class Checker {
                                         std::to_string(max_before));
           }
         });
-    if (!r_.final_value) {
-      Violation("no-final", "the history has no final state");
+    if (!final_value_of_key) {
+      Violation("no-final", "the history has no final state of " + key);
       return;
     }
-    const std::int64_t final_value = *r_.final_value;
-    const auto acked_count = static_cast<std::int64_t>(r_.acked);
-    const auto unknown_count = static_cast<std::int64_t>(r_.unknown);
+    const std::int64_t final_value = *final_value_of_key;
+    const auto acked_count = static_cast<std::int64_t>(acked_here);
+    const auto unknown_count = static_cast<std::int64_t>(unknown_here);
     const bool in_bounds =
         final_value >= acked_count && final_value <= acked_count + unknown_count;
     if (!in_bounds) {
-      Violation("final-count", "final counter " + std::to_string(final_value) + " with " +
+      Violation("final-count", "final counter " + std::to_string(final_value) + " of " + key +
+                                   " with " +
                                    std::to_string(acked_count) + " acknowledged and " +
                                    std::to_string(unknown_count) + " unknown writes");
     }
@@ -186,10 +201,47 @@ class Checker {
     for (std::int64_t v = 1; in_bounds && v <= final_value; ++v) {
       if (!acked_values.contains(v) && !unknown_values.contains(v)) {
         Violation("unexplained-value",
-                  "no write set " + std::to_string(v) + " yet the final counter is " +
-                      std::to_string(final_value));
+                  "no write set " + std::to_string(v) + " of " + key +
+                      " yet the final counter is " + std::to_string(final_value));
       }
     }
+  }
+
+  // The transitions of one state object (election runs): no two accepted from one version, and
+  // none accepted from a term below that of a transition accepted before it was invoked.
+  void CheckTransitions(const std::string& key, const std::vector<const Op*>& ops) {
+    std::map<std::int64_t, const Op*> from_version;
+    std::vector<const Op*> accepted;
+    for (const Op* op : ops) {
+      if (op->fn != Fn::kCas) continue;
+      if (op->outcome == Phase::kOk) {
+        ++r_.acked;
+        accepted.push_back(op);
+        auto [it, fresh] = from_version.emplace(op->value_in, op);
+        if (!fresh) {
+          Violation("transition-fork", "two transitions of " + key + " from version " +
+                                           std::to_string(op->value_in) + " accepted: " +
+                                           it->second->Describe() + " (term " +
+                                           std::to_string(it->second->lease) + ") and " +
+                                           op->Describe() + " (term " +
+                                           std::to_string(op->lease) + ")");
+        }
+      } else if (op->outcome == Phase::kRefused) {
+        ++r_.refused;
+      } else if (!op->outcome || op->outcome == Phase::kInfo) {
+        ++r_.unknown;
+      }
+    }
+    SweepHappenedBefore(
+        accepted, accepted, [](const Op& op) { return static_cast<std::int64_t>(op.lease); },
+        [&](const Op& t, std::int64_t max_before, const Op* witness) {
+          if (witness != nullptr && static_cast<std::int64_t>(t.lease) < max_before) {
+            Violation("stale-term", t.Describe() + " of " + key + " by the leader of term " +
+                                        std::to_string(t.lease) + " was accepted after " +
+                                        witness->Describe() + " of term " +
+                                        std::to_string(max_before));
+          }
+        });
   }
 
  private:
@@ -197,7 +249,8 @@ class Checker {
 };
 
 bool IsWorkerFn(Fn fn) {
-  return fn == Fn::kAcquire || fn == Fn::kRead || fn == Fn::kWrite || fn == Fn::kRelease;
+  return fn == Fn::kAcquire || fn == Fn::kRead || fn == Fn::kWrite || fn == Fn::kRelease ||
+         fn == Fn::kCas;
 }
 
 }  // namespace
@@ -208,7 +261,10 @@ CheckResult Check(const std::vector<Event>& events) {
   std::map<std::pair<std::string, std::uint64_t>, std::size_t> index;
   for (const Event& e : events) {
     if (e.fn == Fn::kFinal) {
-      if (e.phase == Phase::kOk) result.final_value = e.value;
+      if (e.phase == Phase::kOk) {
+        result.finals[e.detail] = e.value;
+        result.final_value = result.final_value.value_or(0) + e.value;
+      }
       continue;
     }
     if (e.phase != Phase::kInvoke) {
@@ -239,8 +295,33 @@ CheckResult Check(const std::vector<Event>& events) {
   }
   Checker checker(result);
   checker.CheckGrants(ops);
-  checker.CheckFence(ops);
-  checker.CheckCounter(ops);
+  // Reads, writes and transitions by the key they name (their invocation's detail); counter
+  // keys are those with writes or a final state.
+  std::map<std::string, std::vector<const Op*>> by_key;
+  std::set<std::string> counters;
+  std::set<std::string> state_objects;
+  for (const Op& op : ops) {
+    if (op.fn == Fn::kRead || op.fn == Fn::kWrite || op.fn == Fn::kCas) {
+      by_key[op.target].push_back(&op);
+    }
+    if (op.fn == Fn::kWrite) counters.insert(op.target);
+    if (op.fn == Fn::kCas) state_objects.insert(op.target);
+  }
+  for (const auto& [key, value] : result.finals) {
+    if (!state_objects.contains(key)) counters.insert(key);
+  }
+  if (counters.empty() && state_objects.empty()) {
+    checker.Violation("no-final", "the history has no final state");
+  }
+  for (const std::string& key : counters) {
+    const auto final_of_key = result.finals.find(key);
+    checker.CheckFence(by_key[key]);
+    checker.CheckCounter(key, by_key[key],
+                         final_of_key == result.finals.end()
+                             ? std::nullopt
+                             : std::optional<std::int64_t>(final_of_key->second));
+  }
+  for (const std::string& key : state_objects) checker.CheckTransitions(key, by_key[key]);
   return result;
 }
 

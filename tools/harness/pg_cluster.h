@@ -28,8 +28,8 @@
 //
 // Thread safety: Url() and the accessors may be called from any thread; Start/Stop/Restart
 // and CreateDatabase are meant for the test's main thread.
-#ifndef ORDO_TESTS_SUPPORT_PG_CLUSTER_H_
-#define ORDO_TESTS_SUPPORT_PG_CLUSTER_H_
+#ifndef ORDO_TOOLS_HARNESS_PG_CLUSTER_H_
+#define ORDO_TOOLS_HARNESS_PG_CLUSTER_H_
 
 #include <sys/types.h>
 
@@ -115,4 +115,4 @@ PgCluster& SharedPgCluster();
 
 }  // namespace ordo::testing
 
-#endif  // ORDO_TESTS_SUPPORT_PG_CLUSTER_H_
+#endif  // ORDO_TOOLS_HARNESS_PG_CLUSTER_H_

@@ -9,11 +9,22 @@
 //     kills them with SIGKILL (the orchestrator starts replacements), crash-restarts the
 //     PostgreSQL server (`pg_ctl stop -m immediate`, then start) and kills the `ordo serve`
 //     process of http runs (the orchestrator restarts it);
-//   - for postgresql:// and http:// runs, a throwaway PostgreSQL cluster and `ordo serve`.
+//   - for postgresql:// and http:// runs, a throwaway PostgreSQL cluster and `ordo serve`;
+//     'http://?replicas=N&standby=1' runs N `ordo serve` replicas over a primary with a
+//     synchronous streaming standby (multi-host URL), workers spread over the replicas, and the
+//     first database fault is a primary crash followed by the standby's promotion.
 // When the time is up it stops everything, reads the final counter, and hands the merged
 // history to the checker (checker.h), which prints one report line.
-#ifndef ORDO_TESTS_TORTURE_TORTURE_H_
-#define ORDO_TESTS_TORTURE_TORTURE_H_
+//
+// That is the `lock` workload. Two more share the processes and the checker:
+//   - `semaphore`: the lock is a semaphore of --permits N; each permit holder does the same
+//     read-modify-write on the counter of its own slot ("<key>.slot-<slot>"), so each slot's
+//     counter is guarded by at most one live holder and fenced by its tokens;
+//   - `election`: the workers are candidates (ordo/election.h) and the leader moves a state
+//     object through versioned transitions, VersionedStore::CompareAndSwap with its term as the
+//     token, while the nemesis pauses and kills mostly the leader.
+#ifndef ORDO_TOOLS_TORTURE_TORTURE_H_
+#define ORDO_TOOLS_TORTURE_TORTURE_H_
 
 #include <chrono>
 #include <cstdint>
@@ -37,6 +48,11 @@ namespace ordo::torture {
 //                 ordo_fence(key, token) (`ordo fence`, user_table.cc) — safe.
 //   kControlUserTable: the same transaction without ordo_fence. The checker must find lost
 //                 updates.
+// The election workload reads modes its own way: kFencedReads — the transition is the fenced
+// CAS with the term as token (there is no read to fence: the version is the guard of the read);
+// kStrict — also with the election's name, so only the live leader's term is admitted;
+// kControlUnfencedCas — the version-only CAS, which a deposed leader that read a fresh version
+// passes. The checker must find its transition.
 enum class Mode {
   kFencedReads,
   kStrict,
@@ -44,13 +60,24 @@ enum class Mode {
   kControlUnfencedReads,
   kUserTable,
   kControlUserTable,
+  kControlUnfencedCas,
 };
+
+// What the workers do (see the top of this file).
+enum class Workload { kLock, kSemaphore, kElection };
+
+std::string_view WorkloadName(Workload workload);
+std::optional<Workload> ParseWorkload(std::string_view name);
+// Whether `mode` makes sense for `workload`; if not, *why says so.
+bool ModeFits(Workload workload, Mode mode, std::string* why);
+// The counter key of a semaphore slot.
+std::string SlotKey(std::string_view key, std::uint32_t slot);
 
 std::string_view ModeName(Mode mode);
 std::optional<Mode> ParseMode(std::string_view name);
 inline bool IsControl(Mode mode) {
   return mode == Mode::kControlUnfencedWrites || mode == Mode::kControlUnfencedReads ||
-         mode == Mode::kControlUserTable;
+         mode == Mode::kControlUserTable || mode == Mode::kControlUnfencedCas;
 }
 inline bool IsUserTable(Mode mode) {
   return mode == Mode::kUserTable || mode == Mode::kControlUserTable;
@@ -61,7 +88,10 @@ inline constexpr std::uint64_t kUnfencedToken = std::uint64_t{1} << 50;
 
 struct WorkerOptions {
   std::string backend;  // the URL the worker opens
+  Workload workload = Workload::kLock;
   Mode mode = Mode::kFencedReads;
+  std::uint32_t permits = 1;  // semaphore: the limit
+  std::string leader_file;    // election: where the leader writes its name for the nemesis
   std::string lock;
   std::string key;
   std::chrono::milliseconds ttl{300};
@@ -94,6 +124,11 @@ struct NemesisOptions {
   // which owns the PostgreSQL cluster, runs `pg_ctl stop -m immediate` and `pg_ctl start`.
   bool restart_db = false;
   bool kill_server = false;
+  // With both: the database fault comes first (runs with a standby: the failover).
+  bool database_first = false;
+  // Election runs: the file the leader writes its name to; pauses and kills pick that worker
+  // four times out of five.
+  std::string leader_file;
 };
 
 // Injects faults until the control socket is closed; then resumes any paused worker and makes
@@ -105,7 +140,9 @@ struct RunOptions {
   // cluster). flock://, fcntl://, sqlite://[?strategy=], postgresql://[?strategy=] and http://
   // are shorthands: the run makes its own directory, database file, cluster or server.
   std::vector<std::string> backends;
+  Workload workload = Workload::kLock;
   std::vector<Mode> modes;
+  std::uint32_t permits = 3;  // semaphore runs
   std::chrono::milliseconds duration{5000};
   int workers = 6;
   std::chrono::milliseconds ttl{300};
@@ -140,4 +177,4 @@ std::optional<std::int64_t> ReadUserCounter(const std::string& conninfo, std::st
 
 }  // namespace ordo::torture
 
-#endif  // ORDO_TESTS_TORTURE_TORTURE_H_
+#endif  // ORDO_TOOLS_TORTURE_TORTURE_H_

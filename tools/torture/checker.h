@@ -24,11 +24,21 @@
 //   final-count      the final counter is not within [acked, acked + unknown writes].
 //   missing-write    an acknowledged write set a value above the final counter: it was lost.
 //   unexplained-value  a value in 1..final that no acknowledged or unknown write set.
-//   no-final         the history has no final state.
+//   no-final         the history has no final state (of a counter key).
+//   slot-range       a semaphore grant whose slot is not in 0 .. limit-1 (the acquire's
+//                    invocation carries the limit, its completion the slot).
+// Reads, writes and the counter checks are per key (the invocation's detail), so on a
+// semaphore each slot's counter is checked on its own: at most one holder's writes are accepted
+// per slot at a time, else a stale write or a lost update shows.
+// Election runs (cas operations, per state object):
+//   transition-fork  two accepted transitions from the same version.
+//   stale-term       an accepted transition whose leader's term is below the term of a
+//                    transition accepted before it was invoked: a deposed leader moved the
+//                    state. (Terms grow: token-order on the campaign grants.)
 //
 // Thread-safe: a pure function.
-#ifndef ORDO_TESTS_TORTURE_CHECKER_H_
-#define ORDO_TESTS_TORTURE_CHECKER_H_
+#ifndef ORDO_TOOLS_TORTURE_CHECKER_H_
+#define ORDO_TOOLS_TORTURE_CHECKER_H_
 
 #include <cstdint>
 #include <map>
@@ -43,14 +53,15 @@ namespace ordo::torture {
 struct CheckResult {
   std::uint64_t ops = 0;            // worker invocations (acquire, read, write, release)
   std::uint64_t grants = 0;         // successful acquisitions
-  std::uint64_t acked = 0;          // writes acknowledged
-  std::uint64_t refused = 0;        // writes refused as stale
+  std::uint64_t acked = 0;          // writes (and transitions) acknowledged
+  std::uint64_t refused = 0;        // writes (and transitions) refused as stale
   std::uint64_t reads_refused = 0;  // fenced reads refused as stale
   std::uint64_t unknown = 0;        // writes whose outcome is unknown (info or no completion)
   std::uint64_t pauses = 0;         // nemesis: SIGSTOP of a worker
   std::uint64_t kills = 0;          // nemesis: SIGKILL of a worker
   std::uint64_t restarts = 0;       // nemesis: database or server restarts
-  std::optional<std::int64_t> final_value;
+  std::optional<std::int64_t> final_value;           // the sum of the finals
+  std::map<std::string, std::int64_t> finals;        // key -> its final counter
   std::uint64_t violations = 0;
   std::map<std::string, std::uint64_t> by_kind;  // violation kind -> count
   std::vector<std::string> examples;              // the first few violations, described
@@ -60,4 +71,4 @@ CheckResult Check(const std::vector<Event>& events);
 
 }  // namespace ordo::torture
 
-#endif  // ORDO_TESTS_TORTURE_CHECKER_H_
+#endif  // ORDO_TOOLS_TORTURE_CHECKER_H_

@@ -1,0 +1,43 @@
+// A throwaway PgBouncer (Debian's /usr/sbin/pgbouncer) in front of a PgCluster's ordo_test
+// database, on a free loopback port, in session or transaction pooling; killed and reaped by
+// the destructor.
+//
+//   PgBouncer bouncer(SharedPgCluster(), "transaction");
+//   auto locker = ordo::Open(bouncer.Url(pg, "strategy=cas"));
+//
+// When run as root it runs pgbouncer as the `postgres` user (pgbouncer refuses root), with its
+// configuration in the cluster's directory, which that user can read. A missing binary or a
+// pgbouncer that does not listen within 20 s throws std::runtime_error.
+//
+// Thread safety: Url() may be called from any thread; construct and destroy on one.
+#ifndef ORDO_TOOLS_HARNESS_PGBOUNCER_H_
+#define ORDO_TOOLS_HARNESS_PGBOUNCER_H_
+
+#include <memory>
+#include <string>
+
+namespace ordo::testing {
+
+class Child;
+class PgCluster;
+
+class PgBouncer {
+ public:
+  // pool_mode: "session" or "transaction".
+  PgBouncer(PgCluster& pg, const std::string& pool_mode);
+  ~PgBouncer();
+  PgBouncer(const PgBouncer&) = delete;
+  PgBouncer& operator=(const PgBouncer&) = delete;
+
+  // postgresql://ordo:<password>@127.0.0.1:<pgbouncer port>/ordo_test?<query>
+  std::string Url(const PgCluster& pg, const std::string& query) const;
+  int port() const { return port_; }
+
+ private:
+  int port_ = 0;
+  std::unique_ptr<Child> child_;
+};
+
+}  // namespace ordo::testing
+
+#endif  // ORDO_TOOLS_HARNESS_PGBOUNCER_H_
