@@ -237,6 +237,10 @@ class PostgresBench final : public BackendBench {
         Receiver(pqxx::connection_base& c, const std::string& ch) : notification_receiver(c, ch) {}
         void operator()(const std::string&, int) override {}
       } receiver(waiter, channel);
+      // Releases NOTIFY only names a waiter registered (statements.h): the raw waiter
+      // registers once, as ordo's listener does.
+      pqxx::nontransaction(waiter).exec_params(std::string(sql::kRegisterWaiter),
+                                               sql::kWaitersClass, name);
       holder.prepare("acquire", std::string(sql::kCasAcquire));
       holder.prepare("release", std::string(sql::kCasRelease));
       waiter.prepare("acquire", std::string(sql::kCasAcquire));
@@ -269,8 +273,9 @@ class PostgresBench final : public BackendBench {
                   }};
       Sample s = MeasureWake(cfg, ops, block_delay());
       return {"raw: release commits NOTIFY → LISTENer runs acquire (libpqxx)", s,
-              "waiter: LISTEN " + channel + "; acquire (cas.acquire); on a refusal wait for a "
-              "notification and retry\nholder: cas.release (DELETE … pg_notify) — see cas "
+              "waiter: LISTEN " + channel + "; register (waiters key); acquire (cas.acquire); "
+              "on a refusal wait for a notification and retry\nholder: cas.release (DELETE … "
+              "pg_notify when a waiter is registered) — see cas "
               "statements above"};
     } catch (const std::exception& e) {
       return {"raw LISTEN/NOTIFY", Sample::Error(e.what()), ""};

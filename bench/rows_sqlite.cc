@@ -8,6 +8,7 @@
 #include <map>
 #include <variant>
 
+#include "adapters/sqlite/src/statements.h"
 #include "backends.h"
 #include "ordo/ordo.h"
 #include "temp_dir.h"
@@ -167,65 +168,40 @@ class RawSqlite {
   std::map<std::string, sqlite3_stmt*> cache_;
 };
 
-// --- the adapter's statements (adapters/sqlite/src/sqlite_locker.cc, sqlite_stores.cc) --------
+// --- the adapter's statements (adapters/sqlite/src/statements.h), with the variables bound ---
 
-#define ORDO_BENCH_SQLITE_NOW "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"
+namespace sql = ordo::sqlite::statements;
 
-const Stmt kEnsureLock{"INSERT INTO locks (name, last_token) VALUES (?1, 0) ON CONFLICT (name) DO NOTHING", {"name"}, ""};
-const Stmt kPurgeExpired{"DELETE FROM holders WHERE name = ?1 AND expires_at <= " ORDO_BENCH_SQLITE_NOW, {"name"}, ""};
-const Stmt kClaim{
-    "UPDATE locks SET last_token = last_token + 1 "
-    " WHERE name = ?1 "
-    "   AND NOT EXISTS (SELECT 1 FROM holders "
-    "                    WHERE name = ?1 AND expires_at > " ORDO_BENCH_SQLITE_NOW
-    "                      AND (?2 = 'exclusive' OR mode = 'exclusive')) "
-    "RETURNING last_token",
-    {"name", "mode"}, "token"};
-const Stmt kInsertHolder{
-    "INSERT INTO holders (name, token, owner, mode, expires_at) "
-    "VALUES (?1, ?2, ?3, ?4, " ORDO_BENCH_SQLITE_NOW " + ?5) RETURNING expires_at",
-    {"name", "token", "owner", "mode", "ttl"}, "expires_at"};
-const Stmt kCasRelease{
-    "DELETE FROM holders WHERE name = ?1 AND token = ?2 AND expires_at > " ORDO_BENCH_SQLITE_NOW,
-    {"name", "token"}, ""};
+const Stmt kEnsureLock{sql::kEnsureLock, {"name"}, ""};
+const Stmt kPurgeExpired{sql::kPurgeExpired, {"name"}, ""};
+const Stmt kClaim{sql::kClaim, {"name", "mode"}, "token"};
+const Stmt kInsertHolder{sql::kInsertHolder, {"name", "token", "owner", "mode", "ttl", "slot", "lim"},
+                         "expires_at"};
+const Stmt kCasRelease{sql::kCasRelease, {"name", "token"}, ""};
 // The version strategy's read; the adapter then refuses in C++ when a live holder conflicts.
-const Stmt kSnapshotLock{"SELECT " ORDO_BENCH_SQLITE_NOW ", (SELECT last_token FROM locks WHERE name = ?1)",
-                         {"name"}, "version", 1, nullptr, [](Vars& v, sqlite3_stmt* s) {
+const Stmt kSnapshotLock{sql::kSnapshotLock, {"name"}, "version", 1, nullptr,
+                         [](Vars& v, sqlite3_stmt* s) {
                            v["now"] = static_cast<std::int64_t>(sqlite3_column_int64(s, 0));
                            v.erase("held");
                            v.erase("token");
                          }};
-const Stmt kAllHolders{"SELECT owner, token, mode, expires_at FROM holders WHERE name = ?1 ORDER BY token",
-                       {"name"}, "", 0, nullptr, [](Vars& v, sqlite3_stmt* s) {
+const Stmt kAllHolders{sql::kAllHolders, {"name"}, "", 0, nullptr, [](Vars& v, sqlite3_stmt* s) {
                          // Exclusive requests conflict with every live holder.
                          if (sqlite3_column_int64(s, 3) > std::get<std::int64_t>(v["now"])) {
                            v["held"] = std::int64_t{1};
                          }
                        }};
 // The adapter checks changes() == 1 and issues version + 1 as the token.
-const Stmt kBumpIfVersion{"UPDATE locks SET last_token = ?2 + 1 WHERE name = ?1 AND last_token = ?2",
-                          {"name", "version"}, "", 0, [](Vars& v, int changes) {
+const Stmt kBumpIfVersion{sql::kBumpIfVersion, {"name", "version"}, "", 0,
+                          [](Vars& v, int changes) {
                             if (changes == 1) v["token"] = std::get<std::int64_t>(v["version"]) + 1;
                             else v.erase("token");
                           }};
-const Stmt kSnapshotHolder{"SELECT " ORDO_BENCH_SQLITE_NOW ", owner, mode, expires_at FROM holders WHERE name = ?1 AND token = ?2", {"name", "token"}, "held_expires_at", 3};
-const Stmt kReleaseIfUnchanged{
-    "DELETE FROM holders "
-    " WHERE name = ?1 AND token = ?2 AND expires_at = ?3 AND expires_at > " ORDO_BENCH_SQLITE_NOW,
-    {"name", "token", "held_expires_at"}, ""};
-const Stmt kFencedWrite{
-    "INSERT INTO fenced (key, fence, value, has_value, version) "
-    "SELECT ?1, ?2, ?3, 1, 1 "
-    " WHERE ?4 IS NULL OR EXISTS (SELECT 1 FROM holders "
-    "                              WHERE name = ?4 AND token = ?2 AND expires_at > " ORDO_BENCH_SQLITE_NOW ") "
-    "ON CONFLICT (key) DO UPDATE "
-    "   SET fence = excluded.fence, value = excluded.value, has_value = 1, "
-    "       version = fenced.version + 1 "
-    " WHERE fenced.fence <= excluded.fence "
-    "RETURNING fence, version",
-    {"key", "fence_token", "value", "strict_lock"}, "fence"};
-const Stmt kObjectCreate{"INSERT INTO objects (key, value, version) VALUES (?1, ?2, 1) ON CONFLICT (key) DO NOTHING RETURNING version", {"key", "value"}, "version"};
-const Stmt kObjectSwap{"UPDATE objects SET value = ?2, version = version + 1 WHERE key = ?1 AND version = ?3 RETURNING version", {"key", "value", "version"}, "version"};
+const Stmt kSnapshotHolder{sql::kSnapshotHolder, {"name", "token"}, "held_expires_at", 3};
+const Stmt kReleaseIfUnchanged{sql::kReleaseIfUnchanged, {"name", "token", "held_expires_at"}, ""};
+const Stmt kFencedWrite{sql::kFencedWrite, {"key", "fence_token", "value", "strict_lock"}, "fence"};
+const Stmt kObjectCreate{sql::kObjectCreate, {"key", "value"}, "version"};
+const Stmt kObjectSwap{sql::kObjectSwap, {"key", "value", "version"}, "version"};
 
 struct Scripts {
   std::vector<Txn> acquire;  // sets "token" when granted
@@ -273,6 +249,8 @@ class SqliteBench final : public BackendBench {
       v["owner"] = std::string("raw-owner");
       v["mode"] = std::string("exclusive");
       v["ttl"] = std::int64_t{30000};
+      v["slot"] = std::int64_t{0};  // a plain lock
+      v["lim"] = std::int64_t{1};
       v["value"] = std::string(64, 'x');
       v["fence_token"] = std::int64_t{7};
       v["version"] = std::int64_t{0};

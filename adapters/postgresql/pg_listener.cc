@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <string>
 
 #include "statements.h"
 
@@ -50,6 +51,82 @@ bool Listener::healthy() const {
   return healthy_;
 }
 
+void Listener::Poke() {
+  const std::uint64_t one = 1;
+  if (wake_fd_ >= 0 && write(wake_fd_, &one, sizeof(one)) < 0) {
+    // Only at the eventfd's maximum, when the thread has a wake-up pending anyway.
+  }
+}
+
+void Listener::Register(std::string_view name, bool wait) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto it = interest_.find(name);
+  if (it == interest_.end()) it = interest_.emplace(std::string(name), Interest{}).first;
+  ++it->second.count;
+  if (it->second.held || !thread_.joinable()) return;
+  Poke();
+  if (!wait) return;
+  // Bounded: a registration stuck behind a hung release must not stall the waiter forever; it
+  // re-checks on its own meanwhile (ListenerWakeups).
+  const std::string key(name);
+  changed_.wait_for(lock, std::chrono::seconds(5), [&] {
+    auto found = interest_.find(key);
+    return stopping_ || !healthy_ || (found != interest_.end() && found->second.held);
+  });
+}
+
+void Listener::Unregister(std::string_view name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = interest_.find(name);
+  if (it == interest_.end() || it->second.count == 0) return;
+  if (--it->second.count > 0) return;
+  if (!it->second.held) {
+    interest_.erase(it);
+    return;
+  }
+  Poke();  // the thread drops the advisory lock and the entry
+}
+
+bool Listener::Holds(std::string_view name) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = interest_.find(name);
+  return healthy_ && it != interest_.end() && it->second.held;
+}
+
+bool Listener::SyncInterest(pqxx::connection& conn) {
+  while (true) {
+    std::string name;
+    bool take = false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto& [n, interest] : interest_) {
+        if ((interest.count > 0) != interest.held) {
+          name = n;
+          take = interest.count > 0;
+          break;
+        }
+      }
+    }
+    if (name.empty()) return true;
+    Outcome done = Guard(take ? "register a waiter" : "unregister a waiter", pool_.config(), [&] {
+      pqxx::nontransaction tx(conn);
+      tx.exec_params(std::string(take ? sql::kRegisterWaiter : sql::kUnregisterWaiter),
+                     sql::kWaitersClass, name);
+      return OkStatus();
+    });
+    if (!done.status.ok()) return false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto it = interest_.find(name);
+      if (it != interest_.end()) {
+        it->second.held = take;
+        if (it->second.count == 0 && !it->second.held) interest_.erase(it);
+      }
+    }
+    changed_.notify_all();
+  }
+}
+
 void Listener::Reset(std::unique_ptr<Receiver>& receiver,
                      std::unique_ptr<pqxx::connection>& conn) {
   // The receiver's destructor may talk to the server (UNLISTEN); on a dead connection that fails
@@ -64,7 +141,13 @@ void Listener::Reset(std::unique_ptr<Receiver>& receiver,
   {
     std::lock_guard<std::mutex> lock(mu_);
     healthy_ = false;
+    // The connection took its advisory locks with it.
+    for (auto it = interest_.begin(); it != interest_.end();) {
+      it->second.held = false;
+      it = it->second.count == 0 ? interest_.erase(it) : std::next(it);
+    }
   }
+  changed_.notify_all();
   board_.NotifyAll();  // wake every waiter: they fall back to re-checking until it is back
 }
 
@@ -86,6 +169,11 @@ void Listener::Loop() {
           receiver = std::make_unique<Receiver>(*conn, *this);  // sends LISTEN
           return OkStatus();
         });
+        // Registrations before health: a waiter that sees the listener healthy again and
+        // re-tries must already be one that releases notify.
+        if (listening.status.ok() && !SyncInterest(*conn)) {
+          listening.status = UnavailableError("listener: registering waiters failed");
+        }
       }
       std::unique_lock<std::mutex> lock(mu_);
       attempted_ = true;
@@ -112,7 +200,22 @@ void Listener::Loop() {
     pollfd fds[2] = {{conn->sock(), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
     const int ready = poll(fds, 2, -1);
     if (ready < 0 && errno == EINTR) continue;
-    if (fds[1].revents != 0) continue;  // the destructor: loop around to see stopping_
+    if (fds[1].revents != 0) {
+      // The destructor (loop around to see stopping_) or a change of interest.
+      std::uint64_t count = 0;
+      if (read(wake_fd_, &count, sizeof(count)) < 0) {
+        // EAGAIN: already drained.
+      }
+      if (!SyncInterest(*conn)) {
+        Reset(receiver, conn);
+        continue;
+      }
+      // Notifications that arrived while the statements ran were read into libpq's buffer,
+      // where poll() no longer sees them.
+      fds[0].revents = POLLIN;
+    } else if (ready == 0) {
+      continue;
+    }
     Outcome got = Guard("receive notifications", pool_.config(), [&] {
       if (fds[0].revents != 0 || ready < 0) conn->get_notifs();  // throws if the server left
       if (!conn->is_open()) throw pqxx::broken_connection("listener connection closed");

@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <thread>
 
 #include "ordo/engine.h"
@@ -39,11 +40,28 @@ class Listener {
   bool healthy() const;
   ChangeBoard& board() { return board_; }
 
+  // Interest in `name`'s releases (a waiter or a watcher; see sql::kRegisterWaiter): counted
+  // per name, and held on the server as a shared advisory lock of the listener connection,
+  // taken by the listener thread (again after every reconnect). With `wait`, returns once the
+  // lock is held or when that failed (listener down) or took longer than a few seconds.
+  // Releases skip NOTIFY for names nobody registered.
+  void Register(std::string_view name, bool wait);
+  void Unregister(std::string_view name);
+  // Whether the listener connection holds `name`'s registration now (and is healthy).
+  bool Holds(std::string_view name) const;
+
  private:
   struct Receiver;
+  struct Interest {
+    int count = 0;      // registered waiters and watchers of this Locker
+    bool held = false;  // the advisory lock is held on the current connection
+  };
 
   void Loop();
   void Reset(std::unique_ptr<Receiver>& receiver, std::unique_ptr<pqxx::connection>& conn);
+  // Takes and drops advisory locks until they match interest_; false if the connection failed.
+  bool SyncInterest(pqxx::connection& conn);
+  void Poke();  // wakes the thread's poll()
 
   Pool& pool_;
   ChangeBoard board_;
@@ -53,6 +71,7 @@ class Listener {
   bool healthy_ = false;    // guarded by mu_
   bool attempted_ = false;  // guarded by mu_
   bool stopping_ = false;   // guarded by mu_
+  std::map<std::string, Interest, std::less<>> interest_;  // guarded by mu_
   std::thread thread_;      // started once, under mu_
 };
 

@@ -62,21 +62,61 @@ LockMode ParseMode(std::string_view text) {
 
 Status Lost(const Lease& lease, std::string_view why = kLostWhy) { return LostError(lease, why); }
 
-// A waiting cas/version acquisition sleeps on the listener's board; while the listener is
-// disconnected, notifications are lost, so it re-checks every kDegradedRecheck.
+// A waiting cas/version acquisition sleeps on the listener's board. Releases NOTIFY only names
+// some listener registered (statements.h, ORDO_PG_NOTIFY_IF_WAITED), so the first Wait
+// registers this waiter and returns at once: the engine's next try then runs after the
+// registration, and a release it does not see will notify. While the registration is not held
+// (listener disconnected, registration pending) notifications may be lost, so it re-checks
+// every kDegradedRecheck.
 class ListenerWakeups final : public Wakeups {
  public:
-  ListenerWakeups(Listener& listener, std::unique_ptr<Wakeups> board)
-      : listener_(listener), board_(std::move(board)) {}
-  std::uint64_t Take() override { return board_->Take(); }
+  ListenerWakeups(Listener& listener, std::string_view name, std::unique_ptr<Wakeups> board)
+      : listener_(listener), name_(name), board_(std::move(board)) {}
+  ~ListenerWakeups() override {
+    if (registered_) listener_.Unregister(name_);
+  }
+  std::uint64_t Take() override {
+    held_at_take_ = registered_ && listener_.Holds(name_);
+    return board_->Take();
+  }
   void Wait(std::uint64_t ticket, SteadyClock::time_point until) override {
-    if (!listener_.healthy()) until = std::min(until, SteadyClock::now() + kDegradedRecheck);
+    if (!registered_) {
+      listener_.Register(name_, /*wait=*/true);
+      registered_ = true;
+      return;  // try again, now registered
+    }
+    if (!held_at_take_) {
+      if (listener_.Holds(name_)) return;  // the try ran before the registration: try again
+      until = std::min(until, SteadyClock::now() + kDegradedRecheck);
+    }
     board_->Wait(ticket, until);
   }
 
  private:
   Listener& listener_;
+  const std::string name_;
   const std::unique_ptr<Wakeups> board_;
+  bool registered_ = false;
+  bool held_at_take_ = false;  // the registration was held when the last try began
+};
+
+// A Watch callback's subscription, registered with the listener for as long as it lives.
+class ListenerSubscription final : public Subscription {
+ public:
+  ListenerSubscription(Listener& listener, std::string_view name,
+                       std::unique_ptr<Subscription> board)
+      : listener_(listener), name_(name), board_(std::move(board)) {
+    listener_.Register(name_, /*wait=*/false);
+  }
+  ~ListenerSubscription() override {
+    board_.reset();
+    listener_.Unregister(name_);
+  }
+
+ private:
+  Listener& listener_;
+  const std::string name_;
+  std::unique_ptr<Subscription> board_;
 };
 
 // A for-update acquisition's wake-ups. A plain for-update try waits in the row-lock queue until
@@ -96,7 +136,8 @@ class LazyListenerWakeups final : public Wakeups {
       return;
     }
     listener_.Start();
-    started_ = std::make_unique<ListenerWakeups>(listener_, listener_.board().WaitFor(name_));
+    started_ =
+        std::make_unique<ListenerWakeups>(listener_, name_, listener_.board().WaitFor(name_));
   }
 
  private:
@@ -208,15 +249,17 @@ class PgLocker final : public EngineLocker {
       return std::make_unique<LazyListenerWakeups>(listener_, std::string(name));
     }
     listener_.Start();
-    return std::make_unique<ListenerWakeups>(listener_, listener_.board().WaitFor(name));
+    return std::make_unique<ListenerWakeups>(listener_, name, listener_.board().WaitFor(name));
   }
 
-  // Every strategy's release NOTIFYs (a for-update holder's dropped connection does not: the
-  // caller's bounded wait for expires_at covers that as for any TTL expiry).
+  // Every strategy's release NOTIFYs when a waiter or watcher is registered (a for-update
+  // holder's dropped connection does not: the caller's bounded wait for expires_at covers that
+  // as for any TTL expiry).
   std::unique_ptr<Subscription> Subscribe(std::string_view name,
                                           std::function<void()> changed) override {
     listener_.Start(/*wait=*/false);
-    return listener_.board().Watch(name, std::move(changed));
+    return std::make_unique<ListenerSubscription>(listener_, name,
+                                                  listener_.board().Watch(name, std::move(changed)));
   }
 
   Result<Lease> DoRenew(const Lease& lease, milliseconds ttl) override {

@@ -24,6 +24,7 @@
 #ifndef ORDO_ADAPTERS_POSTGRESQL_STATEMENTS_H_
 #define ORDO_ADAPTERS_POSTGRESQL_STATEMENTS_H_
 
+#include <cstdint>
 #include <string_view>
 
 namespace ordo::pg::sql {
@@ -60,6 +61,28 @@ namespace ordo::pg::sql {
 
 // The channel release and expiry notifications go to; the payload is the lock name.
 inline constexpr std::string_view kChannel = "ordo_lock";
+
+// NOTIFY only when someone waits (issue 15: notifying commits serialise on a global lock).
+// A Locker's listener connection holds a *shared* session advisory lock on the key
+// (kWaitersClass, hashtext(name)) for every name this Locker has a waiter or watcher on, taken
+// before the waiter's next try. A release tries the key *exclusively* for its own transaction:
+// it NOTIFYs only if that fails, i.e. if some session registered interest. Why no wake-up is
+// lost: if the release's try wins, it holds the key until its commit, so a waiter registering
+// at that moment blocks until the release is committed, and its next try sees the release; if
+// the waiter's shared lock came first, the release's try fails and it NOTIFYs. A listener
+// connection that dies takes its registrations with it (nothing leaks, even after kill -9);
+// its waiters re-check on their own until it is back and has registered again. Names that
+// share a hash only cost extra notifications. The two-key form keeps these keys apart from
+// single-key advisory locks (kMigrationLock) and from most applications' own.
+inline constexpr std::int32_t kWaitersClass = 0x6f72646f;  // "ordo"
+#define ORDO_PG_NOTIFY_IF_WAITED(name)                                                     \
+  "SELECT pg_notify('ordo_lock', " name ")"                                               \
+  " WHERE NOT pg_try_advisory_xact_lock(1869767791, hashtext(" name "))"
+static_assert(kWaitersClass == 1869767791);
+inline constexpr std::string_view kRegisterWaiter =
+    "SELECT pg_advisory_lock_shared($1::integer, hashtext($2::text))";
+inline constexpr std::string_view kUnregisterWaiter =
+    "SELECT pg_advisory_unlock_shared($1::integer, hashtext($2::text))";
 
 // --- session ---------------------------------------------------------------------------------
 
@@ -164,8 +187,9 @@ inline constexpr std::string_view kCasRenew =
     " SELECT owner, mode, " ORDO_PG_EPOCH_MS("expires_at") " FROM renewed";
 
 // Release. $1 name, $2 token. Deletes a live lease (an expired one is kLeaseLost: the lock was
-// not the caller's any more) and wakes waiters with NOTIFY, delivered at commit — in the same
-// transaction, so a waiter never sees the notification before the row is gone.
+// not the caller's any more) and, if anyone waits (ORDO_PG_NOTIFY_IF_WAITED), wakes waiters
+// with NOTIFY, delivered at commit — in the same transaction, so a waiter never sees the
+// notification before the row is gone. One row per released holder.
 inline constexpr std::string_view kCasRelease =
     "WITH clock AS (SELECT clock_timestamp() AS now),"
     ORDO_PG_BUMP_IF_LIVE_LEASE
@@ -173,8 +197,9 @@ inline constexpr std::string_view kCasRelease =
     "  DELETE FROM ordo.holders h USING clock c"
     "  WHERE h.name = $1::text AND h.token = $2::bigint AND h.holder_xact IS NULL"
     "  AND h.expires_at > c.now AND EXISTS (SELECT 1 FROM bumped)"
-    "  RETURNING h.token)"
-    " SELECT pg_notify('ordo_lock', $1::text) FROM released";
+    "  RETURNING h.token),"
+    " notified AS (" ORDO_PG_NOTIFY_IF_WAITED("$1::text") " AND EXISTS (SELECT 1 FROM released))"
+    " SELECT token FROM released WHERE (SELECT count(*) FROM notified) >= 0";
 
 // --- strategy=version: read, decide in the client, write back WHERE version = $v -------------
 
@@ -226,15 +251,17 @@ inline constexpr std::string_view kVersionRenew =
     "  RETURNING owner, mode, expires_at)"
     " SELECT owner, mode, " ORDO_PG_EPOCH_MS("expires_at") " FROM renewed";
 
-// Release write-back. $1 name, $2 token, $3 the version read. NOTIFY in the same transaction.
+// Release write-back. $1 name, $2 token, $3 the version read. NOTIFY in the same transaction,
+// if anyone waits. One row per released holder.
 inline constexpr std::string_view kVersionRelease =
     "WITH bumped AS ("
     "  UPDATE ordo.locks SET version = version + 1"
     "  WHERE name = $1::text AND version = $3::bigint RETURNING name),"
     " released AS ("
     "  DELETE FROM ordo.holders WHERE name = $1::text AND token = $2::bigint"
-    "  AND EXISTS (SELECT 1 FROM bumped) RETURNING token)"
-    " SELECT pg_notify('ordo_lock', $1::text) FROM released";
+    "  AND EXISTS (SELECT 1 FROM bumped) RETURNING token),"
+    " notified AS (" ORDO_PG_NOTIFY_IF_WAITED("$1::text") " AND EXISTS (SELECT 1 FROM released))"
+    " SELECT token FROM released WHERE (SELECT count(*) FROM notified) >= 0";
 
 // --- strategy=for-update: a row lock held by an open transaction -----------------------------
 
@@ -352,11 +379,12 @@ inline constexpr std::string_view kForUpdateRenew =
     " RETURNING owner, mode, " ORDO_PG_EPOCH_MS("expires_at");
 
 // Release, inside the holder's transaction, followed by COMMIT: the holder row disappears, the
-// row lock is freed and waiters are notified at the same instant.
+// row lock is freed and watchers, if any, are notified at the same instant.
 inline constexpr std::string_view kForUpdateRelease =
     "WITH released AS ("
-    "  DELETE FROM ordo.holders WHERE name = $1::text AND token = $2::bigint RETURNING token)"
-    " SELECT pg_notify('ordo_lock', $1::text)";
+    "  DELETE FROM ordo.holders WHERE name = $1::text AND token = $2::bigint RETURNING token),"
+    " notified AS (" ORDO_PG_NOTIFY_IF_WAITED("$1::text") ")"
+    " SELECT count(*) FROM notified";
 
 // --- every strategy --------------------------------------------------------------------------
 

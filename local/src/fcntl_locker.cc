@@ -35,9 +35,8 @@ int OfdLockByte(int fd, LockMode mode, bool block) {
   return OfdLock(fd, mode == LockMode::kShared ? F_RDLCK : F_WRLCK, kLockByte, 1, block);
 }
 
-void OfdUnlockByte(int fd) { OfdLock(fd, F_UNLCK, kLockByte, 1, /*block=*/false); }
-
-constexpr MainLock kFcntl{"fcntl", &OfdLockByte, &OfdUnlockByte};
+// No unlock of its own: the whole-file OFD unlock every release makes covers the lock byte.
+constexpr MainLock kFcntl{"fcntl", &OfdLockByte, nullptr};
 
 Result<std::unique_ptr<Locker>> OpenFcntl(const BackendUrl& url) {
   return OpenFileLocker(url, kFcntl);

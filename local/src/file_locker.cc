@@ -5,10 +5,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
+#include <unordered_map>
 #include <utility>
+#include <vector>
 
 #include "file_store.h"
 #include "file_util.h"
@@ -38,11 +43,85 @@ struct Held {
 };
 
 // Drops every lock `fd`'s open file description holds: the lock itself, the holder slot, the
-// guard. Explicit, rather than left to close(), because a forked child may share the description.
+// guard. Explicit, rather than left to close(), because a forked child may share the description
+// (and because a released descriptor is kept for reuse; see FreeFds).
 void DropLocks(const MainLock& main, int fd) {
-  main.unlock(fd);
+  if (main.unlock != nullptr) main.unlock(fd);
   OfdLock(fd, F_UNLCK, 0, 0, /*block=*/false);
 }
+
+// Bumped in every forked child, so that a child never reuses a descriptor whose open file
+// description it shares with its parent.
+std::atomic<std::uint64_t> fork_generation{0};
+
+std::uint64_t ForkGeneration() {
+  static const bool kAtFork = [] {
+    pthread_atfork(nullptr, nullptr,
+                   [] { fork_generation.fetch_add(1, std::memory_order_relaxed); });
+    return true;
+  }();
+  (void)kAtFork;
+  return fork_generation.load(std::memory_order_relaxed);
+}
+
+struct NameHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
+// Released descriptors of one Locker, per lock name, which the next acquisition of the name
+// reuses instead of opening the file again: openat, fstat and close were three of the fourteen
+// system calls of an acquire/release pair. Reuse keeps per-acquisition exclusion: every
+// descriptor here was opened by this Locker and never duplicated, so it is its own open file
+// description, and DropLocks unlocked all of it (OFD and flock locks belong to the
+// description, and closing or keeping other descriptors of the file changes none of them;
+// classic POSIX locks, which would be dropped by any close, are not used). Two acquisitions
+// never share one: a descriptor is either held by one lease or in here. Thread-safe.
+class FreeFds {
+ public:
+  // At most this many idle descriptors per Locker; more are closed.
+  static constexpr std::size_t kMax = 64;
+
+  // A released descriptor of `name`'s file, or an invalid one.
+  UniqueFd Take(std::string_view name) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!SameProcess()) return UniqueFd();
+    auto it = free_.find(name);
+    if (it == free_.end() || it->second.empty()) return UniqueFd();
+    UniqueFd fd = std::move(it->second.back());
+    it->second.pop_back();
+    --count_;
+    return fd;
+  }
+
+  // REQUIRES: `fd` holds no lock.
+  void Put(std::string_view name, UniqueFd fd) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!SameProcess() || count_ >= kMax) return;  // fd closes here
+    auto it = free_.find(name);
+    if (it == free_.end()) it = free_.emplace(std::string(name), std::vector<UniqueFd>()).first;
+    it->second.push_back(std::move(fd));
+    ++count_;
+  }
+
+ private:
+  // False in a forked child, which then forgets (closes, never unlocks: the parent may have
+  // locked the shared description since) what it inherited. REQUIRES: mu_ held.
+  bool SameProcess() {
+    const std::uint64_t generation = ForkGeneration();
+    if (generation == generation_) return true;
+    free_.clear();
+    count_ = 0;
+    generation_ = generation;
+    return false;
+  }
+
+  std::mutex mu_;
+  std::unordered_map<std::string, std::vector<UniqueFd>, NameHash, std::equal_to<>>
+      free_;                                   // guarded by mu_
+  std::size_t count_ = 0;                      // guarded by mu_
+  std::uint64_t generation_ = ForkGeneration();  // guarded by mu_
+};
 
 class FileLocker final : public EngineLocker {
  public:
@@ -111,13 +190,14 @@ class FileLocker final : public EngineLocker {
                              SteadyClock::time_point deadline) override {
     if (request.limit > 1) return TryPermit(request, owner, deadline);
     const std::string& name = request.name;
-    auto opened = OpenLockFile(name, O_RDWR, /*create=*/true);
+    auto opened = ReuseOrOpen(name);
     if (!opened.ok()) return opened.status();
     UniqueFd fd = std::move(*opened);
     auto got = LockBefore([&](bool block) { return main_.lock(fd.get(), request.mode, block); },
-                          deadline, "lock '" + Shown(name) + "'");
+                          deadline, What("lock '", path_, "/", name, "'"));
     if (!got.ok()) return got.status();
     if (!*got) {
+      free_fds_.Put(name, std::move(fd));  // it holds no lock
       Attempt refused;
       refused.holders = Holders(name);
       return refused;
@@ -162,14 +242,13 @@ class FileLocker final : public EngineLocker {
     std::lock_guard<std::mutex> lock(held->mu);
     held->released = true;
     // Taking the guard waits for strict-mode writes that pinned this holder as live, so none is
-    // still in flight once Release returns. If the guard cannot be had, the record stays behind;
-    // it is dead anyway as soon as the slot lock goes with DropLocks.
-    if (LockShort(held->fd.get(), F_WRLCK, kGuardStart, kGuardLength, GuardWhat(lease.name))
-            .ok()) {
-      ClearSlot(held->fd.get(), lease.name, held->slot).IgnoreError();
-    }
+    // still in flight once Release returns. The record is left in place: it is dead as soon as
+    // DropLocks unlocks its slot (lock_file.h: liveness is the slot lock, not the record), and
+    // the next holder of the slot overwrites it.
+    LockShort(held->fd.get(), F_WRLCK, kGuardStart, kGuardLength, GuardWhat(lease.name))
+        .IgnoreError();
     DropLocks(main_, held->fd.get());
-    held->fd.Reset();
+    free_fds_.Put(lease.name, std::move(held->fd));
     return OkStatus();
   }
 
@@ -187,8 +266,20 @@ class FileLocker final : public EngineLocker {
 
  private:
   std::string Shown(std::string_view name) const { return path_ + "/" + std::string(name); }
-  std::string GuardWhat(std::string_view name) const {
-    return "token guard of lock file '" + Shown(name) + "'";
+  What GuardWhat(std::string_view name) const {
+    return What("token guard of lock file '", path_, "/", name, "'");
+  }
+
+  // A released descriptor of the lock file (FreeFds) or, when there is none or its file has
+  // since been unlinked or replaced (no link left: no longer the file under the name), a fresh
+  // one.
+  Result<UniqueFd> ReuseOrOpen(const std::string& name) {
+    UniqueFd fd = free_fds_.Take(name);
+    if (fd.valid()) {
+      struct stat st{};
+      if (::fstat(fd.get(), &st) == 0 && st.st_nlink > 0) return fd;
+    }
+    return OpenLockFile(name, O_RDWR, /*create=*/true);
   }
 
   static Status Lost(const Lease& lease) {
@@ -258,7 +349,7 @@ class FileLocker final : public EngineLocker {
   Result<Attempt> TryPermit(const LockRequest& request, const std::string& owner,
                             SteadyClock::time_point deadline) {
     const std::string& name = request.name;
-    auto opened = OpenLockFile(name, O_RDWR, /*create=*/true);
+    auto opened = ReuseOrOpen(name);
     if (!opened.ok()) return opened.status();
     UniqueFd fd = std::move(*opened);
     std::unique_ptr<Wakeups> wakeups;
@@ -272,6 +363,7 @@ class FileLocker final : public EngineLocker {
       if (*admitted) return Grant(request, std::move(fd), std::move(held));
       const auto now = SteadyClock::now();
       if (now >= deadline) {
+        free_fds_.Put(name, std::move(fd));  // Register locked nothing it did not unlock
         Attempt refused;
         refused.holders = std::move(holders);
         return refused;
@@ -419,6 +511,7 @@ class FileLocker final : public EngineLocker {
   const UniqueFd fenced_dir_;
   const UniqueFd objects_dir_;
   HeldTable<std::shared_ptr<Held>> held_;
+  FreeFds free_fds_;
   ChangeBoard permit_board_;  // permit waiters of this Locker; see TryPermit
   FileFencedStore fenced_;
   FileVersionedStore objects_;

@@ -23,7 +23,8 @@ struct MainLock {
   // EINTR when a blocking attempt was interrupted, or another errno value.
   int (*lock)(int fd, LockMode mode, bool block);
   // Drops the lock for every descriptor of the open file description (so a forked child that
-  // still shares it does not keep the lock after Release).
+  // still shares it does not keep the lock after Release); nullptr when the whole-file OFD
+  // unlock that follows it at every release covers the lock already (fcntl://).
   void (*unlock)(int fd);
 };
 

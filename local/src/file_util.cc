@@ -23,6 +23,15 @@ void UniqueFd::Reset() {
   }
 }
 
+std::string What::str() const {
+  std::size_t size = 0;
+  for (std::size_t i = 0; i < count_; ++i) size += parts_[i].size();
+  std::string out;
+  out.reserve(size);
+  for (std::size_t i = 0; i < count_; ++i) out.append(parts_[i]);
+  return out;
+}
+
 Status FromErrno(int err, std::string_view context) {
   std::string message = std::string(context) + ": " + std::generic_category().message(err);
   switch (err) {
@@ -122,13 +131,16 @@ int OpenAt(int dirfd, std::string_view name, int flags) {
 }
 
 Status ReadAt(int fd, void* buf, std::size_t len, off_t offset, std::size_t* got,
-              std::string_view what) {
+              const What& what) {
   auto* p = static_cast<unsigned char*>(buf);
   std::size_t done = 0;
   while (done < len) {
     const ssize_t n = ::pread(fd, p + done, len - done, offset + static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return FromErrno(errno, what);
+    if (n < 0) {
+      const int err = errno;
+      return FromErrno(err, what.str());
+    }
     if (n == 0) break;
     done += static_cast<std::size_t>(n);
   }
@@ -136,13 +148,16 @@ Status ReadAt(int fd, void* buf, std::size_t len, off_t offset, std::size_t* got
   return OkStatus();
 }
 
-Status WriteAt(int fd, const void* buf, std::size_t len, off_t offset, std::string_view what) {
+Status WriteAt(int fd, const void* buf, std::size_t len, off_t offset, const What& what) {
   const auto* p = static_cast<const unsigned char*>(buf);
   std::size_t done = 0;
   while (done < len) {
     const ssize_t n = ::pwrite(fd, p + done, len - done, offset + static_cast<off_t>(done));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return FromErrno(errno, what);
+    if (n < 0) {
+      const int err = errno;
+      return FromErrno(err, what.str());
+    }
     done += static_cast<std::size_t>(n);
   }
   return OkStatus();
@@ -168,14 +183,17 @@ int OfdLock(int fd, short type, off_t start, off_t length, bool block) {
   return ::fcntl(fd, block ? F_OFD_SETLKW : F_OFD_SETLK, &fl) == 0 ? 0 : errno;
 }
 
-Result<bool> OfdRangeHeldByOther(int fd, off_t start, off_t length, std::string_view what) {
+Result<bool> OfdRangeHeldByOther(int fd, off_t start, off_t length, const What& what) {
   struct flock fl{};
   fl.l_type = F_WRLCK;
   fl.l_whence = SEEK_SET;
   fl.l_start = start;
   fl.l_len = length;
   fl.l_pid = 0;
-  if (::fcntl(fd, F_OFD_GETLK, &fl) != 0) return FromErrno(errno, what);
+  if (::fcntl(fd, F_OFD_GETLK, &fl) != 0) {
+    const int err = errno;
+    return FromErrno(err, what.str());
+  }
   return fl.l_type != F_UNLCK;
 }
 
@@ -288,7 +306,7 @@ bool IsBusy(int err) { return err == EAGAIN || err == EWOULDBLOCK || err == EACC
 
 // The fallback when the wake-up signal is not ours to use (see above).
 Result<bool> PollBefore(const LockAttempt& attempt, SteadyClock::time_point deadline,
-                        std::string_view what) {
+                        const What& what) {
   auto pause = std::chrono::milliseconds(1);
   while (true) {
     const auto now = SteadyClock::now();
@@ -297,36 +315,40 @@ Result<bool> PollBefore(const LockAttempt& attempt, SteadyClock::time_point dead
     pause = std::min(pause * 2, std::chrono::milliseconds(50));
     const int err = attempt(false);
     if (err == 0) return true;
-    if (!IsBusy(err)) return FromErrno(err, what);
+    if (!IsBusy(err)) return FromErrno(err, what.str());
   }
 }
 
 }  // namespace
 
 Result<bool> LockBefore(const LockAttempt& attempt, SteadyClock::time_point deadline,
-                        std::string_view what) {
+                        const What& what) {
   int err = attempt(false);
   if (err == 0) return true;
-  if (!IsBusy(err)) return FromErrno(err, what);
+  if (!IsBusy(err)) return FromErrno(err, what.str());
   if (SteadyClock::now() >= deadline) return false;
   ThreadAlarm alarm;
   if (!alarm.Arm(deadline)) return PollBefore(attempt, deadline, what);
   while (true) {
     err = attempt(true);
     if (err == 0) return true;
-    if (err != EINTR) return FromErrno(err, what);
+    if (err != EINTR) return FromErrno(err, what.str());
     if (SteadyClock::now() >= deadline) return false;
   }
 }
 
-Status LockShort(int fd, short type, off_t start, off_t length, std::string_view what,
+Status LockShort(int fd, short type, off_t start, off_t length, const What& what,
                  SteadyClock::time_point deadline) {
+  // The common case, a free lock, reads no clock.
+  const int err = OfdLock(fd, type, start, length, /*block=*/false);
+  if (err == 0) return OkStatus();
+  if (!IsBusy(err)) return FromErrno(err, what.str());
   deadline = std::max(deadline, SteadyClock::now() + kShortLockTimeout);
   auto got = LockBefore([&](bool block) { return OfdLock(fd, type, start, length, block); },
                         deadline, what);
   if (!got.ok()) return got.status();
   if (!*got) {
-    return UnavailableError(std::string(what) + ": still busy after " +
+    return UnavailableError(what.str() + ": still busy after " +
                             std::to_string(kShortLockTimeout.count()) +
                             "s (is a process stopped while holding it?)");
   }

@@ -10,9 +10,9 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <chrono>
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <string_view>
 
@@ -57,6 +57,26 @@ class UniqueFd {
   int fd_ = -1;
 };
 
+// What a call was doing to what, for its error message ("read of lock file '/d/x'"): up to six
+// pieces kept as views and joined only when an error needs them, so that the success path of
+// an acquisition builds no strings. REQUIRES: the pieces outlive the call it is passed to.
+class What {
+ public:
+  What(std::string_view s) : parts_{s}, count_(1) {}         // NOLINT(google-explicit-constructor)
+  What(const std::string& s) : What(std::string_view(s)) {}  // NOLINT(google-explicit-constructor)
+  What(const char* s) : What(std::string_view(s)) {}         // NOLINT(google-explicit-constructor)
+  template <typename... Parts>
+    requires(sizeof...(Parts) >= 2 && sizeof...(Parts) <= 6)
+  explicit What(const Parts&... parts)
+      : parts_{std::string_view(parts)...}, count_(sizeof...(Parts)) {}
+
+  std::string str() const;
+
+ private:
+  std::array<std::string_view, 6> parts_;
+  std::size_t count_;
+};
+
 // THE place where an errno value becomes a Status. `context` says what was being done to what
 // ("open lock file '/d/x'"). ENOENT -> kNotFound; errors that mean the input names something
 // unusable (EACCES, EPERM, EROFS, ENOTDIR, ELOOP, …) -> kInvalidArgument; resource and I/O
@@ -79,8 +99,8 @@ int OpenAt(int dirfd, std::string_view name, int flags);
 
 // pread/pwrite until done. ReadAt stores the byte count read (short at end of file).
 Status ReadAt(int fd, void* buf, std::size_t len, off_t offset, std::size_t* got,
-              std::string_view what);
-Status WriteAt(int fd, const void* buf, std::size_t len, off_t offset, std::string_view what);
+              const What& what);
+Status WriteAt(int fd, const void* buf, std::size_t len, off_t offset, const What& what);
 
 void EncodeU64(std::uint64_t value, unsigned char* out);  // little-endian
 std::uint64_t DecodeU64(const unsigned char* in);
@@ -92,22 +112,35 @@ int OfdLock(int fd, short type, off_t start, off_t length, bool block);
 
 // Whether another open file description holds a lock on [start, start+length) that would
 // conflict with a write lock (F_OFD_GETLK). Errors: as FromErrno.
-Result<bool> OfdRangeHeldByOther(int fd, off_t start, off_t length, std::string_view what);
+Result<bool> OfdRangeHeldByOther(int fd, off_t start, off_t length, const What& what);
 
 // One attempt to take a lock: block == false must not block and returns 0, EAGAIN/EWOULDBLOCK
 // (busy) or another errno; block == true may block and returns 0, EINTR (interrupted) or another
-// errno.
-using LockAttempt = std::function<int(bool block)>;
+// errno. A non-owning reference to a callable (no allocation per attempt): pass a lambda
+// straight to the call that takes it.
+class LockAttempt {
+ public:
+  template <typename F>
+  LockAttempt(const F& f)  // NOLINT(google-explicit-constructor)
+      : object_(&f), call_([](const void* o, bool block) {
+          return (*static_cast<const F*>(o))(block);
+        }) {}
+  int operator()(bool block) const { return call_(object_, block); }
+
+ private:
+  const void* object_;
+  int (*call_)(const void*, bool);
+};
 
 // Takes a lock through `attempt`, waiting until `deadline` at most. Returns true when acquired,
 // false when the deadline passed first; other errors through FromErrno(…, what). The wait blocks
 // in the kernel (see the comment in file_util.cc); it does not poll.
 Result<bool> LockBefore(const LockAttempt& attempt, SteadyClock::time_point deadline,
-                        std::string_view what);
+                        const What& what);
 
 // Takes a short internal OFD lock on [start, start+length): kUnavailable when it could not be
 // had within kShortLockTimeout (or by `deadline`, whichever is later).
-Status LockShort(int fd, short type, off_t start, off_t length, std::string_view what,
+Status LockShort(int fd, short type, off_t start, off_t length, const What& what,
                  SteadyClock::time_point deadline = SteadyClock::time_point::min());
 
 }  // namespace ordo::local

@@ -29,8 +29,9 @@ constexpr std::uint32_t kMaxSlots = 1u << 16;
 
 off_t SlotOffset(std::uint32_t slot) { return kSlotBase + kSlotSize * static_cast<off_t>(slot); }
 
-std::string What(std::string_view verb, std::string_view name) {
-  return std::string(verb) + " of lock file '" + std::string(name) + "'";
+// "<verb> of lock file '<name>'", joined only for an error message.
+What About(std::string_view verb, std::string_view name) {
+  return What(verb, " of lock file '", name, "'");
 }
 
 std::array<unsigned char, kSlotSize> Encode(const HolderRecord& r) {
@@ -69,7 +70,7 @@ bool Decode(const unsigned char* p, HolderRecord* r) {
 Result<std::uint64_t> ReadCounter(int fd, std::string_view name) {
   unsigned char buf[8] = {};
   std::size_t got = 0;
-  ORDO_RETURN_IF_ERROR(ReadAt(fd, buf, sizeof(buf), kGuardStart, &got, What("read", name)));
+  ORDO_RETURN_IF_ERROR(ReadAt(fd, buf, sizeof(buf), kGuardStart, &got, About("read", name)));
   // A file shorter than the counter was created by an acquisition that never issued a token.
   return got == sizeof(buf) ? DecodeU64(buf) : 0;
 }
@@ -86,8 +87,11 @@ Result<std::uint64_t> IssueToken(int fd, std::string_view name, bool durable) {
   // One 8-byte pwrite lands in the page cache whole or not at all, so a holder killed here
   // leaves the old or the new counter, never a torn one; the token is written before any lease
   // carries it, so a crash can burn a token but never reissue one.
-  ORDO_RETURN_IF_ERROR(WriteAt(fd, buf, sizeof(buf), kGuardStart, What("write", name)));
-  if (durable && ::fdatasync(fd) != 0) return FromErrno(errno, What("fdatasync", name));
+  ORDO_RETURN_IF_ERROR(WriteAt(fd, buf, sizeof(buf), kGuardStart, About("write", name)));
+  if (durable && ::fdatasync(fd) != 0) {
+    const int err = errno;
+    return FromErrno(err, About("fdatasync", name).str());
+  }
   return token;
 }
 
@@ -95,7 +99,7 @@ Result<std::uint32_t> ClaimSlot(int fd, std::string_view name, const HolderRecor
   for (std::uint32_t slot = 0; slot < kMaxSlots; ++slot) {
     const int err = OfdLock(fd, F_WRLCK, SlotOffset(slot), 1, /*block=*/false);
     if (err == EAGAIN || err == EACCES) continue;  // a live holder's slot
-    if (err != 0) return FromErrno(err, What("lock a holder slot", name));
+    if (err != 0) return FromErrno(err, About("lock a holder slot", name).str());
     Status written = WriteSlot(fd, name, slot, record);
     if (!written.ok()) {
       OfdLock(fd, F_UNLCK, SlotOffset(slot), 1, false);
@@ -109,17 +113,15 @@ Result<std::uint32_t> ClaimSlot(int fd, std::string_view name, const HolderRecor
 
 Status WriteSlot(int fd, std::string_view name, std::uint32_t slot, const HolderRecord& record) {
   const auto buf = Encode(record);
-  return WriteAt(fd, buf.data(), buf.size(), SlotOffset(slot), What("write a holder record", name));
-}
-
-Status ClearSlot(int fd, std::string_view name, std::uint32_t slot) {
-  const unsigned char zero[sizeof(kMagic)] = {};
-  return WriteAt(fd, zero, sizeof(zero), SlotOffset(slot), What("clear a holder record", name));
+  return WriteAt(fd, buf.data(), buf.size(), SlotOffset(slot), About("write a holder record", name));
 }
 
 Result<std::vector<HolderRecord>> LiveHolders(int fd, std::string_view name) {
   struct stat st{};
-  if (::fstat(fd, &st) != 0) return FromErrno(errno, What("stat", name));
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    return FromErrno(err, About("stat", name).str());
+  }
   std::vector<HolderRecord> out;
   if (st.st_size <= kSlotBase) return out;
   const auto slots = static_cast<std::uint32_t>(
@@ -127,14 +129,14 @@ Result<std::vector<HolderRecord>> LiveHolders(int fd, std::string_view name) {
   std::vector<unsigned char> area(static_cast<std::size_t>(slots) * kSlotSize);
   std::size_t got = 0;
   ORDO_RETURN_IF_ERROR(ReadAt(fd, area.data(), area.size(), kSlotBase, &got,
-                              What("read holder records", name)));
+                              About("read holder records", name)));
   for (std::uint32_t slot = 0; slot < slots; ++slot) {
     const std::size_t at = static_cast<std::size_t>(slot) * kSlotSize;
     if (at + kSlotSize > got) break;
     HolderRecord r;
     if (!Decode(area.data() + at, &r)) continue;
     r.slot = slot;
-    auto live = OfdRangeHeldByOther(fd, SlotOffset(slot), 1, What("probe a holder", name));
+    auto live = OfdRangeHeldByOther(fd, SlotOffset(slot), 1, About("probe a holder", name));
     if (!live.ok()) return live.status();
     if (*live) out.push_back(std::move(r));  // else: left behind by a holder that died
   }

@@ -32,7 +32,8 @@
 // Liveness: a holder record counts only while its first byte is locked. That lock belongs to
 // the holder's descriptor, so the kernel drops it when the holder releases, closes, or dies —
 // even by SIGKILL — and a record left behind by a dead process is recognised as dead without
-// any cleanup. Clearing a record at release is tidiness, not correctness.
+// any cleanup. Release therefore leaves its record in place (one write fewer per pair); the next
+// holder of the slot overwrites it.
 //
 // The functions keep no state and are thread-safe; callers serialise through the guard.
 #ifndef ORDO_LOCAL_LOCK_FILE_H_
@@ -81,10 +82,9 @@ Result<std::uint64_t> IssueToken(int fd, std::string_view name, bool durable);
 // stays open) and writes `record` there. REQUIRES: the guard held exclusively, through `fd`.
 Result<std::uint32_t> ClaimSlot(int fd, std::string_view name, const HolderRecord& record);
 
-// Overwrites the record in `slot` (Renew) or clears it (Release). REQUIRES: the guard held
-// exclusively, and `fd` the descriptor that claimed the slot.
+// Overwrites the record in `slot` (Renew). REQUIRES: the guard held exclusively, and `fd` the
+// descriptor that claimed the slot.
 Status WriteSlot(int fd, std::string_view name, std::uint32_t slot, const HolderRecord& record);
-Status ClearSlot(int fd, std::string_view name, std::uint32_t slot);
 
 // The records whose liveness byte is locked by another open file description: the live holders
 // (sorted by token). REQUIRES: the guard held (shared is enough).

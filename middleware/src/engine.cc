@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <list>
 
+#include "default_owner.h"
 #include "ordo/names.h"
 
 namespace ordo {
@@ -170,8 +171,32 @@ std::unique_ptr<Subscription> ChangeBoard::Watch(std::string_view name,
 
 Result<Lease> EngineLocker::Acquire(const LockRequest& request) {
   ORDO_RETURN_IF_ERROR(ValidateRequest(request));
-  const std::string owner = request.owner.empty() ? DefaultOwner() : request.owner;
-  const auto deadline = SteadyClock::now() + request.wait;
+  // The owner is chosen once and passed by reference: no copy of the caller's, and a default
+  // one is written into this thread's buffer, which keeps its capacity from call to call. A
+  // nested Acquire on the same thread (a backend built on another Locker) finds the buffer in
+  // use and takes a string of its own.
+  struct OwnerBuffer {
+    std::string owner;
+    bool in_use = false;
+  };
+  thread_local OwnerBuffer buffer;
+  std::string own_owner;
+  std::string* default_owner = nullptr;
+  if (request.owner.empty()) {
+    default_owner = buffer.in_use ? &own_owner : &buffer.owner;
+    internal::AssignDefaultOwner(default_owner);
+  }
+  struct Claim {
+    OwnerBuffer* held;
+    ~Claim() {
+      if (held != nullptr) held->in_use = false;
+    }
+  } claim{default_owner == &buffer.owner ? &buffer : nullptr};
+  if (claim.held != nullptr) buffer.in_use = true;
+  const std::string& owner = request.owner.empty() ? *default_owner : request.owner;
+  // A try-once request reads no clock here: its deadline is any time already past.
+  const auto deadline = request.wait.count() > 0 ? SteadyClock::now() + request.wait
+                                                 : SteadyClock::time_point{};
   std::unique_ptr<Wakeups> wakeups;
   if (request.wait.count() > 0) wakeups = WaitFor(request.name);
   while (true) {

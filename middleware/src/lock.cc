@@ -5,10 +5,12 @@
 #include <pthread.h>
 
 #include <atomic>
-#include <mutex>
+#include <charconv>
 #include <cstdio>
+#include <mutex>
 #include <random>
 
+#include "default_owner.h"
 #include "ordo/duration.h"
 #include "ordo/names.h"
 
@@ -60,18 +62,22 @@ std::unique_ptr<Subscription> Locker::Watch(std::string_view /*name*/,
 
 namespace {
 
-// "host:pid:random-" computed once per process and again in a forked child, so DefaultOwner is
-// a counter increment and no syscall on the acquire path.
+// "host:pid:random-" computed once per process and again in a forked child. Each thread keeps a
+// copy tagged with the fork generation it was computed in, so DefaultOwner takes no lock and
+// makes no syscall on the acquire path: one string built to its final size and a counter.
 struct OwnerPrefix {
   std::mutex mu;
-  std::string prefix;  // guarded by mu
-  pid_t pid = 0;       // guarded by mu
+  std::string prefix;           // guarded by mu
+  std::uint64_t generation = 0;  // the fork generation `prefix` belongs to; guarded by mu
 };
 
 OwnerPrefix& Prefix() {
   static OwnerPrefix p;
   return p;
 }
+
+// Bumped in every forked child: a child must not reuse its parent's owner ids.
+std::atomic<std::uint64_t> fork_generation{1};
 
 std::string ComputePrefix() {
   std::random_device rd;
@@ -85,27 +91,53 @@ std::string ComputePrefix() {
   return buf;
 }
 
+// The process's prefix for the current fork generation (the slow path, once per thread and
+// fork).
+std::string SharedPrefix(std::uint64_t generation) {
+  OwnerPrefix& p = Prefix();
+  std::lock_guard<std::mutex> lock(p.mu);
+  if (p.generation != generation) {
+    p.prefix = ComputePrefix();
+    p.generation = generation;
+  }
+  return p.prefix;
+}
+
 }  // namespace
 
-std::string DefaultOwner() {
+namespace internal {
+
+void AssignDefaultOwner(std::string* out) {
   static std::atomic<std::uint64_t> counter{0};
   static const bool kAtFork = [] {
-    // A forked child must not reuse its parent's owner ids.
-    pthread_atfork(nullptr, nullptr, [] { Prefix().pid = 0; });
+    pthread_atfork(nullptr, nullptr,
+                   [] { fork_generation.fetch_add(1, std::memory_order_relaxed); });
     return true;
   }();
   (void)kAtFork;
-  OwnerPrefix& p = Prefix();
-  std::string out;
-  {
-    std::lock_guard<std::mutex> lock(p.mu);
-    if (p.pid == 0) {
-      p.prefix = ComputePrefix();
-      p.pid = getpid();
-    }
-    out = p.prefix;
+  struct Cached {
+    std::uint64_t generation = 0;
+    std::string prefix;
+  };
+  thread_local Cached cached;
+  const std::uint64_t generation = fork_generation.load(std::memory_order_relaxed);
+  if (cached.generation != generation) {
+    cached.prefix = SharedPrefix(generation);
+    cached.generation = generation;
   }
-  out += std::to_string(counter.fetch_add(1, std::memory_order_relaxed) + 1);
+  char digits[24];
+  const auto end = std::to_chars(digits, digits + sizeof(digits),
+                                 counter.fetch_add(1, std::memory_order_relaxed) + 1)
+                       .ptr;
+  out->reserve(cached.prefix.size() + static_cast<std::size_t>(end - digits));
+  out->assign(cached.prefix).append(digits, end);
+}
+
+}  // namespace internal
+
+std::string DefaultOwner() {
+  std::string out;
+  internal::AssignDefaultOwner(&out);
   return out;
 }
 

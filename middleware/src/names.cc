@@ -1,14 +1,24 @@
 #include "ordo/names.h"
 
+#include <array>
 #include <string>
 
 namespace ordo {
 namespace {
 
-bool AllowedChar(unsigned char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-         c == '.' || c == '_' || c == ':' || c == '-';
-}
+// One table lookup per byte: every acquire and release validates its name, so this loop is on
+// the hot path of the in-process backend.
+constexpr std::array<bool, 256> kAllowed = [] {
+  std::array<bool, 256> allowed{};
+  for (int c = 0; c < 256; ++c) {
+    allowed[static_cast<std::size_t>(c)] = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                                           (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+                                           c == ':' || c == '-';
+  }
+  return allowed;
+}();
+
+bool AllowedChar(unsigned char c) { return kAllowed[c]; }
 
 std::string Describe(unsigned char c) {
   if (c >= 0x21 && c < 0x7f) return std::string("'") + static_cast<char>(c) + "'";

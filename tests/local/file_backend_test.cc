@@ -412,6 +412,137 @@ TEST_P(FileBackendTest, AWaiterIsWokenByAnotherProcessRelease) {
   ASSERT_OK(locker_->Release(*waited));
 }
 
+// Descriptor reuse (a released descriptor is kept for the next acquisition of its name).
+
+// Whether a fresh process, through a Locker of its own, is refused `name` right now.
+bool HeldForAnotherProcess(const std::string& url, const std::string& name) {
+  const pid_t child = fork();
+  if (child == 0) {
+    auto locker = Open(url);
+    if (!locker.ok()) _exit(2);
+    auto lease = (*locker)->Acquire(Exclusive(name));
+    _exit(lease.ok() ? 1 : lease.status().code() == StatusCode::kLockHeld ? 0 : 3);
+  }
+  int status = 0;
+  if (child < 0 || waitpid(child, &status, 0) != child || !WIFEXITED(status)) return false;
+  EXPECT_NE(WEXITSTATUS(status), 2);
+  EXPECT_NE(WEXITSTATUS(status), 3);
+  return WEXITSTATUS(status) == 0;
+}
+
+// The descriptors of this process open on `path`.
+int OpenDescriptorsOf(const std::string& path) {
+  int found = 0;
+  for (const auto& e : fs::directory_iterator("/proc/self/fd")) {
+    std::error_code ec;
+    if (fs::read_symlink(e.path(), ec).string() == path && !ec) ++found;
+  }
+  return found;
+}
+
+TEST_P(FileBackendTest, ReleasedDescriptorsAreReusedAndStillExclude) {
+  const std::string file = dir_ + "/reused";
+  std::uint64_t last = 0;
+  for (int i = 0; i < 50; ++i) {
+    auto lease = locker_->Acquire(Exclusive("reused"));
+    ASSERT_OK(lease);
+    EXPECT_GT(lease->token, last);
+    last = lease->token;
+    ASSERT_OK(locker_->Release(*lease));
+  }
+  EXPECT_EQ(OpenDescriptorsOf(file), 1) << "one released descriptor is kept, none leaks";
+  // Through the reused descriptor the lock excludes another process, and its release frees it.
+  auto lease = locker_->Acquire(Exclusive("reused"));
+  ASSERT_OK(lease);
+  EXPECT_EQ(OpenDescriptorsOf(file), 1);
+  EXPECT_TRUE(HeldForAnotherProcess(url_, "reused"));
+  EXPECT_EQ(locker_->Acquire(Exclusive("reused")).status().code(), StatusCode::kLockHeld)
+      << "two acquisitions in one Locker never share a descriptor";
+  auto state = locker_->Describe("reused");
+  ASSERT_OK(state);
+  ASSERT_EQ(state->holders.size(), 1u) << "the records of released holders are dead";
+  EXPECT_EQ(state->holders[0].token, lease->token);
+  ASSERT_OK(locker_->Release(*lease));
+  EXPECT_FALSE(HeldForAnotherProcess(url_, "reused"));
+  state = locker_->Describe("reused");
+  ASSERT_OK(state);
+  EXPECT_TRUE(state->holders.empty());
+}
+
+TEST_P(FileBackendTest, ClosingOtherDescriptorsOfTheFileKeepsTheLock) {
+  // Classic POSIX locks would be dropped by any close of the file in this process; the locks
+  // used here belong to the holder's own open file description.
+  ASSERT_OK(locker_->Release(*locker_->Acquire(Exclusive("closing"))));  // one kept for reuse
+  auto lease = locker_->Acquire(Exclusive("closing"));
+  ASSERT_OK(lease);
+  const std::string file = dir_ + "/closing";
+  for (int i = 0; i < 3; ++i) {
+    const int fd = ::open(file.c_str(), O_RDWR | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ::close(fd);
+  }
+  ASSERT_OK(locker_->Describe("closing"));  // opens and closes a descriptor of its own
+  {
+    auto other = Reopen();
+    ASSERT_EQ(other->Acquire(Exclusive("closing")).status().code(), StatusCode::kLockHeld);
+    // Destroying a Locker closes its descriptors, idle ones included.
+    ASSERT_OK(other->Release(*other->Acquire(Exclusive("closing-too"))));
+  }
+  EXPECT_TRUE(HeldForAnotherProcess(url_, "closing"));
+  ASSERT_OK(locker_->Release(*lease));
+  EXPECT_FALSE(HeldForAnotherProcess(url_, "closing"));
+}
+
+TEST_P(FileBackendTest, AnUnlinkedLockFileIsNotReused) {
+  ASSERT_OK(locker_->Release(*locker_->Acquire(Exclusive("unlinked"))));
+  const std::string file = dir_ + "/unlinked";
+  ASSERT_EQ(::unlink(file.c_str()), 0);
+  // A kept descriptor of the unlinked file would lock a file nobody else can open.
+  auto lease = locker_->Acquire(Exclusive("unlinked"));
+  ASSERT_OK(lease);
+  EXPECT_TRUE(fs::exists(file));
+  EXPECT_TRUE(HeldForAnotherProcess(url_, "unlinked"));
+  ASSERT_OK(locker_->Release(*lease));
+}
+
+TEST_P(FileBackendTest, AForkedChildDoesNotReuseItsParentsDescriptors) {
+  // The child inherits the kept descriptor, hence the same open file description: were it
+  // reused on both sides, parent and child would hold the lock at once.
+  ASSERT_OK(locker_->Release(*locker_->Acquire(Exclusive("inherited"))));
+  int ready[2];
+  int done[2];
+  ASSERT_EQ(pipe(ready), 0);
+  ASSERT_EQ(pipe(done), 0);
+  const pid_t child = fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    close(ready[0]);
+    close(done[1]);
+    auto lease = locker_->Acquire(Exclusive("inherited"));
+    const char c = lease.ok() ? 'y' : 'n';
+    if (write(ready[1], &c, 1) != 1) _exit(2);
+    char d;
+    while (read(done[0], &d, 1) < 0) {
+    }
+    _exit(0);  // still holding: the kernel frees the lock with the process
+  }
+  close(ready[1]);
+  close(done[0]);
+  char c = 0;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  EXPECT_EQ(c, 'y') << "the child could not take the free lock";
+  auto lease = locker_->Acquire(Exclusive("inherited"));
+  EXPECT_EQ(lease.status().code(), StatusCode::kLockHeld)
+      << "parent and forked child both hold the lock";
+  close(done[1]);
+  waitpid(child, nullptr, 0);
+  close(ready[0]);
+  if (lease.ok()) ASSERT_OK(locker_->Release(*lease));
+  auto after = locker_->Acquire(Exclusive("inherited"));
+  ASSERT_OK(after);
+  ASSERT_OK(locker_->Release(*after));
+}
+
 INSTANTIATE_TEST_SUITE_P(Local, FileBackendTest, ::testing::Values("flock", "fcntl"),
                          [](const auto& p) { return p.param; });
 

@@ -158,9 +158,11 @@ TEST(PostgresqlFailoverTest, PromotedSynchronousStandbyTakesOverAndTokensKeepGro
   wait_thread.join();
   ASSERT_TRUE(woken->ok()) << woken->status().ToString();
   // The wake-up came from LISTEN/NOTIFY on the new primary, not only from the re-check a
-  // waiter makes while its listener is down: the listeners have subscribed there.
+  // waiter makes while its listener is down: the listeners have subscribed there (a listener's
+  // last statement is its LISTEN or a waiter registration, sql::kRegisterWaiter).
   const std::string listeners = standby->Psql(
-      "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%ordo_lock%'");
+      "SELECT count(*) FROM pg_stat_activity WHERE query ILIKE 'LISTEN%ordo_lock%'"
+      " OR query ILIKE '%pg_advisory_lock_shared%'");
   EXPECT_GE(std::stoi(listeners), 1) << "no listener re-subscribed on the new primary";
   EXPECT_LT(SteadyClock::now() - released_at, 5s);
   ASSERT_TRUE(waiter->Release(**woken).ok());

@@ -303,51 +303,226 @@ TEST(PostgresqlTest, DatabaseCrashGivesUnavailableThenTokensKeepGrowing) {
 // ---------------------------------------------------------------------------------------------
 // Waiters are woken by NOTIFY.
 
-class NotifyTest : public ::testing::TestWithParam<std::string> {};
+// Bounded poll (15 s) of what the database shows through `admin` until `done(tx)` is true.
+template <typename Fn>
+bool PollDb(pqxx::connection& admin, Fn&& done) {
+  for (auto until = SteadyClock::now() + 15s; SteadyClock::now() < until;) {
+    pqxx::nontransaction tx(admin);
+    if (done(tx)) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return false;
+}
+
+// The waiter key of `name` (statements.h: kWaitersClass, hashtext(name)) as pg_locks shows it.
+constexpr const char* kWaiterKey =
+    "l.locktype = 'advisory' AND l.classid::bigint = 1869767791"
+    " AND l.objid::bigint = (hashtext($2::text)::bigint & 4294967295) AND l.objsubid = 2";
+
+// Bounded wait until a session of application `app` holds the waiter key of `name` and, after
+// that, a session of the app ran a statement on ordo.holders and went idle (the try that
+// precedes the Wait).
+bool WaitUntilRegistered(pqxx::connection& admin, const std::string& app, const std::string& name) {
+  return PollDb(admin, [&](pqxx::nontransaction& tx) {
+    auto r = tx.exec_params(
+        std::string("SELECT (SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                    "        WHERE a.application_name = $1 AND l.granted AND ") +
+            kWaiterKey + "),"
+            " (SELECT count(*) FROM pg_stat_activity a WHERE a.application_name = $1"
+            "   AND a.state = 'idle' AND a.query LIKE '%ordo.holders%'"
+            "   AND a.state_change > (SELECT max(s.state_change) FROM pg_stat_activity s"
+            "     WHERE s.application_name = $1 AND s.query LIKE '%advisory_lock_shared%'))",
+        app, name);
+    return r[0][0].as<int>() > 0 && r[0][1].as<int>() > 0;
+  });
+}
+
+
+class NotifyTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  // A holder Locker with a 60 s lease on a fresh name, and a waiter Locker whose connections
+  // carry application_name app_. With that ttl and a 30 s wait no expiry is involved: a waiter
+  // that only re-checked on a timer would wait until the ttl.
+  void Hold(const std::string& tag) {
+    app_ = UniqueName("ordo-" + tag);
+    holder_ = MustOpen(pg_.Url(GetParam()));
+    waiter_ = MustOpen(pg_.UrlFor("ordo_test", "strategy=" + GetParam() +
+                                                   "&application_name=" + app_));
+    ASSERT_NE(holder_, nullptr);
+    ASSERT_NE(waiter_, nullptr);
+    name_ = UniqueName(tag);
+    auto held = holder_->Acquire(Exclusive(name_, 0ms, 60s));
+    ASSERT_TRUE(held.ok()) << held.status().ToString();
+    held_ = *held;
+  }
+
+  void StartWaiter() {
+    thread_ = std::thread([&] {
+      granted_ = waiter_->Acquire(Exclusive(name_, 30s));
+      granted_at_ = SteadyClock::now();
+    });
+  }
+
+  // Joins the waiter, which must have been granted within `bound` of `released_at`.
+  void ExpectWokenWithin(SteadyClock::time_point released_at, std::chrono::milliseconds bound,
+                         const std::string& why) {
+    thread_.join();
+    ASSERT_TRUE(granted_.ok()) << granted_.status().ToString();
+    EXPECT_LT(granted_at_ - released_at, bound) << why;
+    EXPECT_GT(granted_->token, held_.token);
+    ASSERT_TRUE(waiter_->Release(*granted_).ok());
+  }
+
+  void TearDown() override {
+    if (thread_.joinable()) thread_.join();
+  }
+
+  PgCluster& pg_ = SharedPgCluster();
+  std::string app_;
+  std::string name_;
+  std::unique_ptr<Locker> holder_;
+  std::unique_ptr<Locker> waiter_;
+  Lease held_;
+  std::thread thread_;
+  Result<Lease> granted_ = InternalError("not run");
+  SteadyClock::time_point granted_at_;
+};
 
 TEST_P(NotifyTest, WaiterIsGrantedPromptlyAfterReleaseFromAnotherLocker) {
+  Hold("notify");
+  StartWaiter();
+  // Wait (bounded) until the waiter is registered (listening, with its waiter key held) and
+  // has been refused after that: then it is asleep. From here on only a notification (or its
+  // 30 s deadline) can wake it; a notification that beats it to sleep is not lost (Listener's
+  // ticket protocol).
+  pqxx::connection admin(pg_.ConnInfo());
+  EXPECT_TRUE(WaitUntilRegistered(admin, app_, name_)) << "the waiter never started waiting";
+  const auto released_at = SteadyClock::now();
+  ASSERT_TRUE(holder_->Release(held_).ok());
+  ExpectWokenWithin(released_at, 1s, "the release's NOTIFY must wake the waiter");
+}
+
+// A release NOTIFYs only when a waiter or watcher is registered for the name.
+TEST_P(NotifyTest, ReleaseNotifiesOnlyWhenSomeoneWaitsOrWatches) {
   PgCluster& pg = SharedPgCluster();
-  const std::string app = UniqueName("ordo-waiter");
+  auto locker = MustOpen(pg.Url(GetParam()));
+  ASSERT_NE(locker, nullptr);
+  const std::string name = UniqueName("quiet");
+  pqxx::connection listening(pg.ConnInfo());
+  pqxx::connection other(pg.ConnInfo());
+  std::vector<std::string> got;
+  struct Receiver final : pqxx::notification_receiver {
+    Receiver(pqxx::connection& c, std::vector<std::string>& sink)
+        : pqxx::notification_receiver(c, "ordo_lock"), out(sink) {}
+    void operator()(const std::string& payload, int) override { out.push_back(payload); }
+    std::vector<std::string>& out;
+  } receiver(listening, got);
+  // Everything sent before `marker` has arrived once the marker has: notifications are
+  // delivered in commit order.
+  auto until_marker = [&](const std::string& marker) {
+    {
+      pqxx::nontransaction tx(other);
+      tx.exec_params("SELECT pg_notify('ordo_lock', $1::text)", marker);
+    }
+    const auto deadline = SteadyClock::now() + 10s;
+    while (std::find(got.begin(), got.end(), marker) == got.end() &&
+           SteadyClock::now() < deadline) {
+      listening.await_notification(1, 0);
+    }
+    std::vector<std::string> before(got.begin(), std::find(got.begin(), got.end(), marker));
+    got.clear();
+    return before;
+  };
+  auto lease = locker->Acquire(Exclusive(name));
+  ASSERT_TRUE(lease.ok()) << lease.status().ToString();
+  ASSERT_TRUE(locker->Release(*lease).ok());
+  EXPECT_TRUE(until_marker(name + "-marker-1").empty()) << "nobody waits: no NOTIFY";
+
+  // A watcher registers interest (asynchronously: wait until its key is held).
+  std::atomic<int> changes{0};
+  auto watch = locker->Watch(name, [&] { ++changes; });
+  ASSERT_NE(watch, nullptr);
+  pqxx::connection admin(pg.ConnInfo());
+  auto key_sessions = [&](pqxx::nontransaction& tx) {
+    return tx.exec_params(std::string("SELECT count(*) FROM pg_locks l WHERE l.granted AND "
+                                      "'' = $1::text AND ") + kWaiterKey,
+                          "", name)[0][0].as<int>();
+  };
+  const bool registered =
+      PollDb(admin, [&](pqxx::nontransaction& tx) { return key_sessions(tx) > 0; });
+  ASSERT_TRUE(registered) << "the watcher's registration never appeared";
+  lease = locker->Acquire(Exclusive(name));
+  ASSERT_TRUE(lease.ok());
+  ASSERT_TRUE(locker->Release(*lease).ok());
+  EXPECT_EQ(until_marker(name + "-marker-2"), std::vector<std::string>{name});
+  for (auto until = SteadyClock::now() + 10s; changes.load() == 0 && SteadyClock::now() < until;) {
+    std::this_thread::sleep_for(5ms);
+  }
+  EXPECT_GT(changes.load(), 0) << "the watcher was not called";
+
+  // Once the watcher is gone, its registration is dropped and releases are quiet again.
+  watch.reset();
+  const bool dropped =
+      PollDb(admin, [&](pqxx::nontransaction& tx) { return key_sessions(tx) == 0; });
+  ASSERT_TRUE(dropped);
+  lease = locker->Acquire(Exclusive(name));
+  ASSERT_TRUE(lease.ok());
+  ASSERT_TRUE(locker->Release(*lease).ok());
+  EXPECT_TRUE(until_marker(name + "-marker-3").empty());
+}
+
+// The race the registration protocol closes: a release whose "anyone waiting?" check ran before
+// a waiter registered must not leave that waiter asleep. Here the release is held open in the
+// middle (its waiter-key check done, nobody registered, not committed yet) while a waiter
+// arrives: its registration blocks until the release commits, and its next try, after the
+// registration, finds the lock free — well before its ttl or its deadline.
+TEST_P(NotifyTest, WaiterRegisteringDuringAQuietReleaseIsNotMissed) {
+  Hold("race");
+  // The release, by hand, in an open transaction: the waiter-key check first, as the release
+  // statements do (nobody waits yet: it wins, so this release would not NOTIFY).
+  pqxx::connection releasing(pg_.ConnInfo());
+  pqxx::work release(releasing);
+  ASSERT_TRUE(release.exec_params("SELECT pg_try_advisory_xact_lock(1869767791, hashtext($1))",
+                                  name_)[0][0].as<bool>());
+  StartWaiter();
+  // The waiter was refused and its registration now queues behind the open release.
+  pqxx::connection admin(pg_.ConnInfo());
+  EXPECT_TRUE(PollDb(admin, [&](pqxx::nontransaction& tx) {
+    return tx.exec_params("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1"
+                          " AND wait_event_type = 'Lock' AND query LIKE '%advisory_lock_shared%'",
+                          app_)[0][0].as<int>() > 0;
+  })) << "the waiter's registration did not wait for the open release";
+  release.exec_params("DELETE FROM ordo.holders WHERE name = $1 AND token = $2", name_,
+                      static_cast<std::int64_t>(held_.token));
+  release.exec_params("UPDATE ordo.locks SET version = version + 1 WHERE name = $1", name_);
+  const auto released_at = SteadyClock::now();
+  release.commit();
+  ExpectWokenWithin(released_at, 2s, "the waiter slept through the release");
+}
+
+// Many waiters arriving at random moments around releases (no coordination at all): each one
+// is granted long before the 60 s ttl of the lease it waited for.
+TEST_P(NotifyTest, WaitersArrivingAroundReleasesAreAllWoken) {
+  PgCluster& pg = SharedPgCluster();
   auto holder = MustOpen(pg.Url(GetParam()));
-  auto waiter = MustOpen(pg.UrlFor("ordo_test", "strategy=" + GetParam() +
-                                                    "&application_name=" + app));
+  auto waiter = MustOpen(pg.Url(GetParam()));
   ASSERT_NE(holder, nullptr);
   ASSERT_NE(waiter, nullptr);
-  const std::string name = UniqueName("notify");
-  // 60 s ttl and a 30 s wait: no expiry is involved, and a waiter that only re-checked on a
-  // timer would wait until the ttl.
-  auto held = holder->Acquire(Exclusive(name, 0ms, 60s));
-  ASSERT_TRUE(held.ok()) << held.status().ToString();
-
-  Result<Lease> granted = InternalError("not run");
-  SteadyClock::time_point granted_at;
-  std::thread t([&] {
-    granted = waiter->Acquire(Exclusive(name, 30s));
-    granted_at = SteadyClock::now();
-  });
-  // Wait (bounded) until the waiter is LISTENing and has been refused once: then it is asleep.
-  pqxx::connection admin(pg.ConnInfo());
-  bool waiting = false;
-  for (auto until = SteadyClock::now() + 15s; !waiting && SteadyClock::now() < until;) {
-    pqxx::nontransaction tx(admin);
-    auto r = tx.exec_params(
-        "SELECT count(*) FILTER (WHERE query LIKE 'LISTEN%'),"
-        "       count(*) FILTER (WHERE state = 'idle' AND query LIKE '%ordo.holders%')"
-        " FROM pg_stat_activity WHERE application_name = $1",
-        app);
-    waiting = r[0][0].as<int>() > 0 && r[0][1].as<int>() > 0;
-    if (!waiting) std::this_thread::sleep_for(20ms);
+  const std::string name = UniqueName("arrivals");
+  for (int i = 0; i < 20; ++i) {
+    auto held = holder->Acquire(Exclusive(name, 0ms, 60s));
+    ASSERT_TRUE(held.ok()) << held.status().ToString();
+    Result<Lease> granted = InternalError("not run");
+    std::thread t([&] { granted = waiter->Acquire(Exclusive(name, 20s, 60s)); });
+    // 0 to ~20 ms: the release lands before, during or after the waiter's registration.
+    std::this_thread::sleep_for(std::chrono::microseconds(1000 * (i % 7) * (i % 3)));
+    const auto released_at = SteadyClock::now();
+    ASSERT_TRUE(holder->Release(*held).ok());
+    t.join();
+    ASSERT_TRUE(granted.ok()) << "round " << i << ": " << granted.status().ToString();
+    EXPECT_LT(Since(released_at), 5s) << "round " << i << ": the waiter slept through it";
+    ASSERT_TRUE(waiter->Release(*granted).ok());
   }
-  // Refused once and listening: from here on only a notification (or its 30 s deadline) can
-  // wake it; a notification that beats it to sleep is not lost (Listener's ticket protocol).
-  ASSERT_TRUE(waiting) << "the waiter never started waiting";
-  const auto released_at = SteadyClock::now();
-  ASSERT_TRUE(holder->Release(*held).ok());
-  t.join();
-  ASSERT_TRUE(granted.ok()) << granted.status().ToString();
-  EXPECT_LT(granted_at - released_at, 1s) << "the release's NOTIFY must wake the waiter";
-  EXPECT_GT(granted->token, held->token);
-  ASSERT_TRUE(waiter->Release(*granted).ok());
 }
 
 INSTANTIATE_TEST_SUITE_P(Strategies, NotifyTest, ::testing::Values("cas", "version"),

@@ -41,14 +41,11 @@
 #include "ordo/engine.h"
 #include "ordo/status.h"
 #include "ordo_sqlite/sqlite.h"
+#include "statements.h"
 
 namespace ordo::sqlite {
 
-// SQLite's clock, in integer milliseconds since the Unix epoch. julianday('now') is kept by
-// SQLite as integer milliseconds and is the same for every use within one sqlite3_step(), so
-// one statement sees one instant; ROUND undoes the floating-point error of the conversion.
-// Every expiry decision compares against this expression, never against the client's clock.
-#define ORDO_SQLITE_NOW "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"
+// ORDO_SQLITE_NOW, SQLite's clock: see statements.h.
 
 // How long a statement waits for another connection's write lock before kUnavailable.
 inline constexpr std::chrono::milliseconds kBusyTimeout{5000};

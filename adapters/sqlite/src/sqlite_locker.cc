@@ -9,6 +9,7 @@
 #include "ordo/engine.h"
 #include "ordo/names.h"
 #include "sqlite_stores.h"
+#include "statements.h"
 
 namespace ordo::sqlite {
 namespace {
@@ -19,110 +20,6 @@ using std::chrono::milliseconds;
 // A version-strategy call that keeps losing its write-back gives up with kUnavailable. Every
 // conflict means another call changed the lock meanwhile, so this takes heavy contention.
 constexpr int kMaxConflicts = 100;
-
-// ---------------------------------------------------------------------------------------------
-// SQL of the cas strategy: each call is one BEGIN IMMEDIATE transaction (Database::Write), and
-// the decision is the conditional UPDATE kClaim, evaluated by SQLite under its write lock.
-
-// The lock's row is created by its first acquisition and never deleted, so last_token survives
-// every release, expiry and crash: tokens only grow.
-constexpr const char kEnsureLock[] =
-    "INSERT INTO locks (name, last_token) VALUES (?1, 0) ON CONFLICT (name) DO NOTHING";
-// A holder whose lease ended by SQLite's clock holds nothing; forgetting it keeps the table
-// small. (kClaim ignores expired rows anyway.)
-constexpr const char kPurgeExpired[] =
-    "DELETE FROM holders WHERE name = ?1 AND expires_at <= " ORDO_SQLITE_NOW;
-// The decision, ShedLock-style: issue the next token only if no live holder conflicts with
-// the requested mode ?2 (exclusive conflicts with every holder, shared with exclusive ones).
-// One row returned = acquired; none = held. Mutual exclusion holds because the check and the
-// bump are one statement under SQLite's write lock.
-constexpr const char kClaim[] =
-    "UPDATE locks SET last_token = last_token + 1 "
-    " WHERE name = ?1 "
-    "   AND NOT EXISTS (SELECT 1 FROM holders "
-    "                    WHERE name = ?1 AND expires_at > " ORDO_SQLITE_NOW
-    "                      AND (?2 = 'exclusive' OR mode = 'exclusive')) "
-    "RETURNING last_token";
-// The holder row carries the token just issued; it commits with the bump or not at all, so a
-// token is never issued without its holder nor reissued after a crash.
-constexpr const char kInsertHolder[] =
-    "INSERT INTO holders (name, token, owner, mode, expires_at, slot, lim) "
-    "VALUES (?1, ?2, ?3, ?4, " ORDO_SQLITE_NOW " + ?5, ?6, ?7) RETURNING expires_at";
-// The limit in force: that of any live holder (they all share it); no row when free.
-constexpr const char kLimitInForce[] =
-    "SELECT lim FROM holders WHERE name = ?1 AND expires_at > " ORDO_SQLITE_NOW " LIMIT 1";
-// A permit of a semaphore with limit ?2: issue the next token only while fewer than ?2 holders
-// remain. Rows are counted whether or not they expired since kPurgeExpired a moment ago in the
-// same transaction (conservative: never more than ?2 rows, so a free slot always exists).
-constexpr const char kClaimPermit[] =
-    "UPDATE locks SET last_token = last_token + 1 "
-    " WHERE name = ?1 AND (SELECT count(*) FROM holders WHERE name = ?1) < ?2 "
-    "RETURNING last_token";
-// The slots in use, for the lowest free one.
-constexpr const char kUsedSlots[] = "SELECT slot FROM holders WHERE name = ?1 ORDER BY slot";
-// Renew and release act only on a live holder (by SQLite's clock): an expired, released or
-// taken-over lease changes no row, which is kLeaseLost.
-constexpr const char kCasRenew[] =
-    "UPDATE holders SET expires_at = " ORDO_SQLITE_NOW " + ?3 "
-    " WHERE name = ?1 AND token = ?2 AND expires_at > " ORDO_SQLITE_NOW " "
-    "RETURNING owner, mode, expires_at, slot";
-constexpr const char kCasRelease[] =
-    "DELETE FROM holders WHERE name = ?1 AND token = ?2 AND expires_at > " ORDO_SQLITE_NOW;
-// Who holds the lock, for the kLockHeld message and the waiter's next wake-up.
-constexpr const char kLiveHolders[] =
-    "SELECT owner, token, mode, expires_at, " ORDO_SQLITE_NOW ", slot FROM holders "
-    " WHERE name = ?1 AND expires_at > " ORDO_SQLITE_NOW " ORDER BY token";
-
-// ---------------------------------------------------------------------------------------------
-// SQL of the version strategy: read in a read transaction, decide in the client, write back in
-// BEGIN IMMEDIATE only where what was read is unchanged. last_token is the lock's version
-// (every acquisition bumps it); a holder's expires_at is the holder's version (every renewal
-// changes it).
-
-// One instant of SQLite's clock and the lock's version (NULL: the lock was never acquired).
-constexpr const char kSnapshotLock[] =
-    "SELECT " ORDO_SQLITE_NOW ", (SELECT last_token FROM locks WHERE name = ?1)";
-constexpr const char kAllHolders[] =
-    "SELECT owner, token, mode, expires_at, slot, lim FROM holders WHERE name = ?1 ORDER BY token";
-// Write-back of an acquisition: the version must be the one read (no acquisition in between)…
-constexpr const char kCreateLock[] =
-    "INSERT INTO locks (name, last_token) VALUES (?1, 1) ON CONFLICT (name) DO NOTHING";
-constexpr const char kBumpIfVersion[] =
-    "UPDATE locks SET last_token = ?2 + 1 WHERE name = ?1 AND last_token = ?2";
-// …and each holder the client judged expired must still be exactly as read (a renewal in
-// between changes expires_at and turns this into a conflict).
-constexpr const char kDeleteIfUnchanged[] =
-    "DELETE FROM holders WHERE name = ?1 AND token = ?2 AND expires_at = ?3";
-constexpr const char kSnapshotHolder[] =
-    "SELECT " ORDO_SQLITE_NOW ", owner, mode, expires_at, slot FROM holders "
-    " WHERE name = ?1 AND token = ?2";
-// Renew/release write back only where the holder is as read (expires_at = ?3) and, since the
-// client's decision is already a few microseconds old, still live by SQLite's clock.
-constexpr const char kRenewIfUnchanged[] =
-    "UPDATE holders SET expires_at = " ORDO_SQLITE_NOW " + ?4 "
-    " WHERE name = ?1 AND token = ?2 AND expires_at = ?3 AND expires_at > " ORDO_SQLITE_NOW " "
-    "RETURNING expires_at";
-constexpr const char kReleaseIfUnchanged[] =
-    "DELETE FROM holders "
-    " WHERE name = ?1 AND token = ?2 AND expires_at = ?3 AND expires_at > " ORDO_SQLITE_NOW;
-
-// ---------------------------------------------------------------------------------------------
-// Reads shared by both strategies.
-
-constexpr const char kDescribe[] =
-    "SELECT l.last_token, h.owner, h.token, h.mode, h.expires_at, h.slot, h.lim "
-    "  FROM locks AS l LEFT JOIN holders AS h "
-    "    ON h.name = l.name AND h.expires_at > " ORDO_SQLITE_NOW
-    " WHERE l.name = ?1 ORDER BY h.token";
-// Names are ASCII below 0x7f, so [prefix, prefix || char(127)) is exactly the names starting
-// with the prefix, and the primary-key index serves the range and the order.
-constexpr const char kList[] =
-    "SELECT l.name, l.last_token, h.owner, h.token, h.mode, h.expires_at, h.slot, h.lim "
-    "  FROM (SELECT name, last_token FROM locks "
-    "         WHERE name >= ?1 AND name < (?1 || char(127)) ORDER BY name LIMIT ?2) AS l "
-    "  LEFT JOIN holders AS h ON h.name = l.name AND h.expires_at > " ORDO_SQLITE_NOW
-    " ORDER BY l.name, h.token";
-constexpr const char kPing[] = "SELECT COALESCE(MAX(version), 0) FROM schema_migrations";
 
 // ---------------------------------------------------------------------------------------------
 
@@ -202,7 +99,7 @@ Status RunStatement(Connection& conn, const char* sql, Bind&& bind) {
 // Inserts the holder row of a new acquisition with `token`; returns the lease.
 Result<Lease> InsertHolder(Connection& conn, const LockRequest& request, const std::string& owner,
                            std::uint64_t token, std::uint32_t slot) {
-  auto insert = conn.Prepare(kInsertHolder);
+  auto insert = conn.Prepare(statements::kInsertHolder);
   if (!insert.ok()) return insert.status();
   insert->BindText(1, request.name)
       .Bind(2, static_cast<std::int64_t>(token))
@@ -239,7 +136,7 @@ class LeaseStrategy {
 // kInvalidArgument when the live holders' limit is not the request's. REQUIRES: inside the
 // acquisition's write transaction (so the answer holds until it commits).
 Status CheckLimit(Connection& conn, const LockRequest& request) {
-  auto in_force = conn.Prepare(kLimitInForce);
+  auto in_force = conn.Prepare(statements::kLimitInForce);
   if (!in_force.ok()) return in_force.status();
   in_force->BindText(1, request.name);
   auto row = in_force->Step();
@@ -252,7 +149,7 @@ Status CheckLimit(Connection& conn, const LockRequest& request) {
 }
 
 Result<std::vector<std::uint32_t>> UsedSlots(Connection& conn, const std::string& name) {
-  auto used = conn.Prepare(kUsedSlots);
+  auto used = conn.Prepare(statements::kUsedSlots);
   if (!used.ok()) return used.status();
   used->BindText(1, name);
   std::vector<std::uint32_t> out;
@@ -272,12 +169,12 @@ class CasStrategy final : public LeaseStrategy {
   Result<Attempt> TryAcquire(const LockRequest& request, const std::string& owner) override {
     return db_->Write([&](Connection& conn) -> Result<Attempt> {
       const auto bind_name = [&](Statement& s) { s.BindText(1, request.name); };
-      ORDO_RETURN_IF_ERROR(RunStatement(conn, kEnsureLock, bind_name));
-      ORDO_RETURN_IF_ERROR(RunStatement(conn, kPurgeExpired, bind_name));
+      ORDO_RETURN_IF_ERROR(RunStatement(conn, statements::kEnsureLock, bind_name));
+      ORDO_RETURN_IF_ERROR(RunStatement(conn, statements::kPurgeExpired, bind_name));
       // A refusal returns an error, which rolls the transaction back: nothing changed.
       ORDO_RETURN_IF_ERROR(CheckLimit(conn, request));
       const bool permit = request.limit > 1;
-      auto claim = conn.Prepare(permit ? kClaimPermit : kClaim);
+      auto claim = conn.Prepare(permit ? statements::kClaimPermit : statements::kClaim);
       if (!claim.ok()) return claim.status();
       claim->BindText(1, request.name);
       if (permit) {
@@ -306,7 +203,7 @@ class CasStrategy final : public LeaseStrategy {
 
   Result<Lease> Renew(const Lease& lease, milliseconds ttl) override {
     return db_->Write([&](Connection& conn) -> Result<Lease> {
-      auto renew = conn.Prepare(kCasRenew);
+      auto renew = conn.Prepare(statements::kCasRenew);
       if (!renew.ok()) return renew.status();
       renew->BindText(1, lease.name)
           .Bind(2, static_cast<std::int64_t>(lease.token))
@@ -324,7 +221,7 @@ class CasStrategy final : public LeaseStrategy {
 
   Status Release(const Lease& lease) override {
     return db_->Write([&](Connection& conn) -> Status {
-      ORDO_RETURN_IF_ERROR(RunStatement(conn, kCasRelease, [&](Statement& s) {
+      ORDO_RETURN_IF_ERROR(RunStatement(conn, statements::kCasRelease, [&](Statement& s) {
         s.BindText(1, lease.name).Bind(2, static_cast<std::int64_t>(lease.token));
       }));
       return conn.changes() == 1 ? OkStatus() : LeaseLost(lease);
@@ -333,7 +230,7 @@ class CasStrategy final : public LeaseStrategy {
 
  private:
   static Result<Attempt> HeldBy(Connection& conn, const LockRequest& request) {
-    auto live = conn.Prepare(kLiveHolders);
+    auto live = conn.Prepare(statements::kLiveHolders);
     if (!live.ok()) return live.status();
     live->BindText(1, request.name);
     std::vector<HolderRow> conflicting;
@@ -383,18 +280,20 @@ class VersionStrategy final : public LeaseStrategy {
       const std::uint32_t slot = request.limit > 1 ? LowestFreeSlot(used) : 0;
       auto granted = db_->Write([&](Connection& conn) -> Result<Lease> {
         const std::optional<std::int64_t>& version = snapshot->version;
-        ORDO_RETURN_IF_ERROR(RunStatement(conn, version ? kBumpIfVersion : kCreateLock,
-                                          [&](Statement& s) {
-                                            s.BindText(1, request.name);
-                                            if (version) s.Bind(2, *version);
-                                          }));
+        ORDO_RETURN_IF_ERROR(
+            RunStatement(conn, version ? statements::kBumpIfVersion : statements::kCreateLock,
+                         [&](Statement& s) {
+                           s.BindText(1, request.name);
+                           if (version) s.Bind(2, *version);
+                         }));
         if (conn.changes() != 1) return Conflict();
         for (const auto& h : expired) {
-          ORDO_RETURN_IF_ERROR(RunStatement(conn, kDeleteIfUnchanged, [&](Statement& s) {
-            s.BindText(1, request.name)
-                .Bind(2, static_cast<std::int64_t>(h.token))
-                .Bind(3, h.expires_at);
-          }));
+          ORDO_RETURN_IF_ERROR(
+              RunStatement(conn, statements::kDeleteIfUnchanged, [&](Statement& s) {
+                s.BindText(1, request.name)
+                    .Bind(2, static_cast<std::int64_t>(h.token))
+                    .Bind(3, h.expires_at);
+              }));
           if (conn.changes() != 1) return Conflict();
         }
         return InsertHolder(conn, request, owner,
@@ -411,7 +310,7 @@ class VersionStrategy final : public LeaseStrategy {
       auto holder = ReadLiveHolder(lease);
       if (!holder.ok()) return holder.status();
       auto renewed = db_->Write([&](Connection& conn) -> Result<Lease> {
-        auto renew = conn.Prepare(kRenewIfUnchanged);
+        auto renew = conn.Prepare(statements::kRenewIfUnchanged);
         if (!renew.ok()) return renew.status();
         renew->BindText(1, lease.name)
             .Bind(2, static_cast<std::int64_t>(lease.token))
@@ -435,7 +334,7 @@ class VersionStrategy final : public LeaseStrategy {
       auto holder = ReadLiveHolder(lease);
       if (!holder.ok()) return holder.status();
       Status released = db_->Write([&](Connection& conn) -> Status {
-        ORDO_RETURN_IF_ERROR(RunStatement(conn, kReleaseIfUnchanged, [&](Statement& s) {
+        ORDO_RETURN_IF_ERROR(RunStatement(conn, statements::kReleaseIfUnchanged, [&](Statement& s) {
           s.BindText(1, lease.name)
               .Bind(2, static_cast<std::int64_t>(lease.token))
               .Bind(3, holder->expires_at);
@@ -456,14 +355,14 @@ class VersionStrategy final : public LeaseStrategy {
 
   static Result<LockSnapshot> ReadLock(Connection& conn, const std::string& name) {
     LockSnapshot out;
-    auto lock = conn.Prepare(kSnapshotLock);
+    auto lock = conn.Prepare(statements::kSnapshotLock);
     if (!lock.ok()) return lock.status();
     lock->BindText(1, name);
     auto row = lock->Step();
     if (!row.ok()) return row.status();
     out.now = lock->Int(0);
     if (!lock->IsNull(1)) out.version = lock->Int(1);
-    auto holders = conn.Prepare(kAllHolders);
+    auto holders = conn.Prepare(statements::kAllHolders);
     if (!holders.ok()) return holders.status();
     holders->BindText(1, name);
     while (true) {
@@ -481,7 +380,7 @@ class VersionStrategy final : public LeaseStrategy {
   // The lease's holder row if it is live by SQLite's clock; kLeaseLost otherwise.
   Result<HolderRow> ReadLiveHolder(const Lease& lease) {
     return db_->Read([&](Connection& conn) -> Result<HolderRow> {
-      auto read = conn.Prepare(kSnapshotHolder);
+      auto read = conn.Prepare(statements::kSnapshotHolder);
       if (!read.ok()) return read.status();
       read->BindText(1, lease.name).Bind(2, static_cast<std::int64_t>(lease.token));
       auto row = read->Step();
@@ -519,7 +418,7 @@ class SqliteLocker final : public EngineLocker {
 
   Result<std::vector<LockState>> List(std::string_view prefix, std::size_t limit) override {
     return db_->Read([&](Connection& conn) -> Result<std::vector<LockState>> {
-      auto list = conn.Prepare(kList);
+      auto list = conn.Prepare(statements::kList);
       if (!list.ok()) return list.status();
       list->BindText(1, prefix).Bind(
           2, static_cast<std::int64_t>(std::min<std::size_t>(limit, kMaxToken)));
@@ -542,7 +441,8 @@ class SqliteLocker final : public EngineLocker {
   }
 
   Status Ping() override {
-    return db_->Read([&](Connection& conn) -> Status { return conn.QueryInt(kPing).status(); });
+    return db_->Read(
+        [&](Connection& conn) -> Status { return conn.QueryInt(statements::kPing).status(); });
   }
 
   LockerTraits traits() const override {
@@ -573,7 +473,7 @@ class SqliteLocker final : public EngineLocker {
 
   Result<LockState> DoDescribe(std::string_view name) override {
     return db_->Read([&](Connection& conn) -> Result<LockState> {
-      auto describe = conn.Prepare(kDescribe);
+      auto describe = conn.Prepare(statements::kDescribe);
       if (!describe.ok()) return describe.status();
       describe->BindText(1, name);
       LockState state{std::string(name), {}, 0};

@@ -3,85 +3,16 @@
 #include <limits>
 
 #include "ordo/names.h"
+#include "statements.h"
 
 namespace ordo::sqlite {
 namespace {
-
-// A fenced write, in ONE statement. The fence only rises: the row is written only when the
-// token is at least the key's fence (fenced.fence <= excluded.fence; an equal token is the same
-// holder writing again). In strict mode (?4 is the lock name; NULL otherwise) the SELECT yields
-// no row unless the token is a live holder of that lock by SQLite's clock, so the check and the
-// write are one atomic step. No row returned = refused, nothing written.
-constexpr const char kFencedWrite[] =
-    "INSERT INTO fenced (key, fence, value, has_value, version) "
-    "SELECT ?1, ?2, ?3, 1, 1 "
-    " WHERE ?4 IS NULL "
-    "    OR EXISTS (SELECT 1 FROM holders "
-    "                WHERE name = ?4 AND token = ?2 AND expires_at > " ORDO_SQLITE_NOW ") "
-    "ON CONFLICT (key) DO UPDATE "
-    "   SET fence = excluded.fence, value = excluded.value, has_value = 1, "
-    "       version = fenced.version + 1 "
-    " WHERE fenced.fence <= excluded.fence "
-    "RETURNING fence, version";
-
-// A fenced read registers its token exactly like a write, value untouched. For a missing key it
-// creates a value-less row (has_value = 0) so the raised fence is kept.
-constexpr const char kFencedRegister[] =
-    "INSERT INTO fenced (key, fence, value, has_value, version) "
-    "SELECT ?1, ?2, X'', 0, 0 "
-    " WHERE ?3 IS NULL "
-    "    OR EXISTS (SELECT 1 FROM holders "
-    "                WHERE name = ?3 AND token = ?2 AND expires_at > " ORDO_SQLITE_NOW ") "
-    "ON CONFLICT (key) DO UPDATE SET fence = excluded.fence "
-    " WHERE fenced.fence <= excluded.fence "
-    "RETURNING fence, value, has_value, version";
-
-constexpr const char kFencedGet[] =
-    "SELECT fence, value, has_value, version FROM fenced WHERE key = ?1";
-constexpr const char kFenceOf[] = "SELECT fence FROM fenced WHERE key = ?1";
-
-// Creation: inserts only if absent (expected version 0).
-constexpr const char kObjectCreate[] =
-    "INSERT INTO objects (key, value, version) VALUES (?1, ?2, 1) "
-    "ON CONFLICT (key) DO NOTHING RETURNING version";
-// CAS: writes only if the version is still the one the caller read; of N concurrent callers
-// from one version, the first to get SQLite's write lock changes the row and every later one
-// finds the version moved (exactly one winner).
-constexpr const char kObjectSwap[] =
-    "UPDATE objects SET value = ?2, version = version + 1 WHERE key = ?1 AND version = ?3 "
-    "RETURNING version";
-// Fenced CAS, in ONE statement each: ?1 key, ?2 value, ?3 expected version, ?4 token, ?5 lock
-// name (NULL = not strict). The row changes only if the token is not below the object's fence
-// (which rises to it), the token is a live holder in strict mode, and the version matches; a
-// create (expected version 0) inserts only if absent. No row returned = refused, nothing
-// written; FencedCasRefusal then says why, token first.
-constexpr const char kObjectFencedCreate[] =
-    "INSERT INTO objects (key, value, version, fence) "
-    "SELECT ?1, ?2, 1, ?4 "
-    " WHERE ?3 = 0 AND (?5 IS NULL "
-    "    OR EXISTS (SELECT 1 FROM holders "
-    "                WHERE name = ?5 AND token = ?4 AND expires_at > " ORDO_SQLITE_NOW ")) "
-    "ON CONFLICT (key) DO NOTHING RETURNING version";
-constexpr const char kObjectFencedSwap[] =
-    "UPDATE objects SET value = ?2, version = version + 1, fence = MAX(fence, ?4) "
-    " WHERE key = ?1 AND version = ?3 AND fence <= ?4 "
-    "   AND (?5 IS NULL "
-    "        OR EXISTS (SELECT 1 FROM holders "
-    "                    WHERE name = ?5 AND token = ?4 AND expires_at > " ORDO_SQLITE_NOW ")) "
-    "RETURNING version";
-constexpr const char kObjectFenceAndVersion[] =
-    "SELECT fence, version FROM objects WHERE key = ?1";
-constexpr const char kLiveHolder[] =
-    "SELECT 1 FROM holders WHERE name = ?1 AND token = ?2 AND expires_at > " ORDO_SQLITE_NOW;
-
-constexpr const char kObjectGet[] = "SELECT value, version FROM objects WHERE key = ?1";
-constexpr const char kObjectVersion[] = "SELECT version FROM objects WHERE key = ?1";
 
 // Why a fenced write or read of `token` was refused, with current() = the key's fence. Runs in
 // the refused call's transaction, so it sees what the refusing statement saw.
 Status Refusal(Connection& conn, std::string_view key, std::uint64_t token,
                std::string_view lock_name) {
-  auto fence_of = conn.QueryInt(kFenceOf, key, /*absent=*/0);
+  auto fence_of = conn.QueryInt(statements::kFenceOf, key, /*absent=*/0);
   if (!fence_of.ok()) return fence_of.status();
   const auto fence = static_cast<std::uint64_t>(*fence_of);
   if (token < fence) {
@@ -116,7 +47,7 @@ Result<FencedWrite> SqliteFencedStore::Write(std::string_view key, std::string_v
                                              std::uint64_t token, std::string_view lock_name) {
   ORDO_RETURN_IF_ERROR(ValidateFencedArgs(key, token, lock_name, /*token_required=*/true));
   return db_->Write([&](Connection& conn) -> Result<FencedWrite> {
-    auto write = conn.Prepare(kFencedWrite);
+    auto write = conn.Prepare(statements::kFencedWrite);
     if (!write.ok()) return write.status();
     write->BindText(1, key).Bind(2, static_cast<std::int64_t>(token)).BindBlob(3, data);
     if (!lock_name.empty()) write->BindText(4, lock_name);
@@ -134,7 +65,7 @@ Result<FencedValue> SqliteFencedStore::Read(std::string_view key, std::uint64_t 
                                             std::string_view lock_name) {
   ORDO_RETURN_IF_ERROR(ValidateFencedArgs(key, token, lock_name, /*token_required=*/false));
   auto run = [&](Connection& conn) -> Result<FencedRow> {
-    auto stmt = conn.Prepare(token == 0 ? kFencedGet : kFencedRegister);
+    auto stmt = conn.Prepare(token == 0 ? statements::kFencedGet : statements::kFencedRegister);
     if (!stmt.ok()) return stmt.status();
     stmt->BindText(1, key);
     if (token != 0) {
@@ -162,7 +93,7 @@ Result<FencedValue> SqliteFencedStore::Read(std::string_view key, std::uint64_t 
 Result<Versioned> SqliteVersionedStore::Get(std::string_view key) {
   ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
   return db_->Read([&](Connection& conn) -> Result<Versioned> {
-    auto get = conn.Prepare(kObjectGet);
+    auto get = conn.Prepare(statements::kObjectGet);
     if (!get.ok()) return get.status();
     get->BindText(1, key);
     auto row = get->Step();
@@ -179,7 +110,8 @@ Result<std::uint64_t> SqliteVersionedStore::CompareAndSwap(std::string_view key,
                                                            std::string_view lock_name) {
   ORDO_RETURN_IF_ERROR(ValidateCasArgs(key, expected_version, true, token, lock_name));
   return db_->Write([&](Connection& conn) -> Result<std::uint64_t> {
-    auto cas = conn.Prepare(expected_version == 0 ? kObjectFencedCreate : kObjectFencedSwap);
+    auto cas = conn.Prepare(expected_version == 0 ? statements::kObjectFencedCreate
+                                                  : statements::kObjectFencedSwap);
     if (!cas.ok()) return cas.status();
     cas->BindText(1, key).BindBlob(2, value).Bind(3, static_cast<std::int64_t>(expected_version))
         .Bind(4, static_cast<std::int64_t>(token));
@@ -192,7 +124,7 @@ Result<std::uint64_t> SqliteVersionedStore::CompareAndSwap(std::string_view key,
       return version;
     }
     // Refused: say why, in this transaction (it sees what the refusing statement saw).
-    auto read = conn.Prepare(kObjectFenceAndVersion);
+    auto read = conn.Prepare(statements::kObjectFenceAndVersion);
     if (!read.ok()) return read.status();
     read->BindText(1, key);
     auto found = read->Step();
@@ -202,7 +134,7 @@ Result<std::uint64_t> SqliteVersionedStore::CompareAndSwap(std::string_view key,
     if (*found) ORDO_RETURN_IF_ERROR(read->Run());
     if (token < fence) return StaleObjectToken(key, token, fence);
     if (!lock_name.empty()) {
-      auto live = conn.Prepare(kLiveHolder);
+      auto live = conn.Prepare(statements::kLiveHolder);
       if (!live.ok()) return live.status();
       live->BindText(1, lock_name).Bind(2, static_cast<std::int64_t>(token));
       auto is_live = live->Step();
@@ -224,7 +156,8 @@ Result<std::uint64_t> SqliteVersionedStore::CompareAndSwap(std::string_view key,
                                                            std::string_view value) {
   ORDO_RETURN_IF_ERROR(ValidateCasArgs(key, expected_version, false, 0, {}));
   return db_->Write([&](Connection& conn) -> Result<std::uint64_t> {
-    auto cas = conn.Prepare(expected_version == 0 ? kObjectCreate : kObjectSwap);
+    auto cas =
+        conn.Prepare(expected_version == 0 ? statements::kObjectCreate : statements::kObjectSwap);
     if (!cas.ok()) return cas.status();
     cas->BindText(1, key).BindBlob(2, value);
     if (expected_version != 0) cas->Bind(3, static_cast<std::int64_t>(expected_version));
@@ -236,7 +169,7 @@ Result<std::uint64_t> SqliteVersionedStore::CompareAndSwap(std::string_view key,
       return version;
     }
     // Lost: report the version the object has now (0 when absent), read in this transaction.
-    auto current = conn.QueryInt(kObjectVersion, key, /*absent=*/0);
+    auto current = conn.QueryInt(statements::kObjectVersion, key, /*absent=*/0);
     if (!current.ok()) return current.status();
     const auto now = static_cast<std::uint64_t>(*current);
     return ObjectVersionMismatch(key, now, expected_version);

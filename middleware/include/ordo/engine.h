@@ -182,7 +182,8 @@ class EngineLocker : public Locker {
   EngineLocker() = default;
 
   // One try for a valid request with its owner chosen. A backend with no Wakeups (WaitFor
-  // returns nullptr) may block here until `deadline` in its own queue.
+  // returns nullptr) may block here until `deadline` in its own queue. For a try-once request
+  // (wait 0) `deadline` is a time already past (the clock's epoch), not the current time.
   virtual Result<Attempt> TryAcquire(const LockRequest& request, const std::string& owner,
                                      std::chrono::steady_clock::time_point deadline) = 0;
   // REQUIRES (checked by the engine): valid name and ttl, 0 < token <= kMaxToken.
