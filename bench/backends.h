@@ -94,6 +94,9 @@ Sample RunPgbenchIn(const std::string& conninfo, const std::string& script, int 
                     int secs, long transactions, std::string* printed);
 // ordo_fence in the user's own PostgreSQL transaction vs the same transaction (rows_fence.cc).
 void RunFenceRows(const Config& cfg, Table& table);
+// Two `ordo serve` replicas vs one on postgresql:// cas, and the failover window over a
+// primary crash and a synchronous standby's promotion (rows_replicas.cc).
+void RunReplicaRows(const Config& cfg, Table& table);
 
 // `ordo serve --backend URL` on a free loopback port (stderr to a log file), or an error.
 class OrdoServe {
