@@ -11,6 +11,10 @@
 #include "bench.h"
 #include "procs.h"
 
+namespace ordo {
+class Locker;
+}  // namespace ordo
+
 namespace ordo::bench {
 
 enum class Scenario {
@@ -61,6 +65,11 @@ void RunBackend(const Config& cfg, BackendBench& backend, Table& table);
 // ordo's side of a scenario on any URL.
 Sample MeasureOrdo(const Config& cfg, const std::string& url, Scenario scenario, int clients,
                    std::chrono::microseconds block_delay);
+
+// Uncontended acquire+release pairs, client c on lockers[c], each client its own name (the
+// kPair scenario on lockers the caller opened, e.g. spread over several servers).
+Sample MeasurePairs(const Config& cfg, std::vector<std::unique_ptr<Locker>>& lockers,
+                    const std::string& tag);
 
 bool SchemeRegistered(const std::string& scheme);
 

@@ -53,28 +53,12 @@ bool ReplicaRowsAvailable(const Config& cfg, Row* row) {
 Sample SpreadPairs(const Config& cfg, const std::vector<std::string>& urls, int clients,
                    const std::string& tag) {
   std::vector<std::unique_ptr<Locker>> lockers;
-  std::vector<std::string> names;
   for (int c = 0; c < clients; ++c) {
     auto locker = Open(urls[static_cast<std::size_t>(c) % urls.size()]);
     if (!locker.ok()) return Sample::Error("Open: " + locker.status().message());
     lockers.push_back(std::move(*locker));
-    names.push_back(BenchName(tag + "-" + std::to_string(c)));
   }
-  return RunClosedLoop(cfg, clients, [&](int c, std::string* error) {
-    Locker& locker = *lockers[static_cast<std::size_t>(c)];
-    auto lease = locker.Acquire(
-        {.name = names[static_cast<std::size_t>(c)], .ttl = milliseconds(30'000)});
-    if (!lease.ok()) {
-      *error = "acquire: " + lease.status().message();
-      return false;
-    }
-    const Status released = locker.Release(*lease);
-    if (!released.ok()) {
-      *error = "release: " + released.message();
-      return false;
-    }
-    return true;
-  });
+  return MeasurePairs(cfg, lockers, tag);
 }
 
 Row TwoReplicasRow(const Config& cfg) {
