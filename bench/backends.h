@@ -11,6 +11,10 @@
 #include "bench.h"
 #include "procs.h"
 
+namespace ordo {
+class Locker;
+}  // namespace ordo
+
 namespace ordo::bench {
 
 enum class Scenario {
@@ -62,6 +66,11 @@ void RunBackend(const Config& cfg, BackendBench& backend, Table& table);
 Sample MeasureOrdo(const Config& cfg, const std::string& url, Scenario scenario, int clients,
                    std::chrono::microseconds block_delay);
 
+// Uncontended acquire+release pairs, client c on lockers[c], each client its own name (the
+// kPair scenario on lockers the caller opened, e.g. spread over several servers).
+Sample MeasurePairs(const Config& cfg, std::vector<std::unique_ptr<Locker>>& lockers,
+                    const std::string& tag);
+
 bool SchemeRegistered(const std::string& scheme);
 
 // The backends of each area (each defined in its rows_*.cc).
@@ -94,6 +103,9 @@ Sample RunPgbenchIn(const std::string& conninfo, const std::string& script, int 
                     int secs, long transactions, std::string* printed);
 // ordo_fence in the user's own PostgreSQL transaction vs the same transaction (rows_fence.cc).
 void RunFenceRows(const Config& cfg, Table& table);
+// Two `ordo serve` replicas vs one on postgresql:// cas, and the failover window over a
+// primary crash and a synchronous standby's promotion (rows_replicas.cc).
+void RunReplicaRows(const Config& cfg, Table& table);
 
 // `ordo serve --backend URL` on a free loopback port (stderr to a log file), or an error.
 class OrdoServe {

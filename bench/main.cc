@@ -116,6 +116,7 @@ int Main(int argc, char** argv) {
   if (Wanted(cfg, "semaphore")) RunSemaphoreRows(cfg, table);
   if (Wanted(cfg, "semaphore")) RunSemaphoreDbRows(cfg, table);
   if (Wanted(cfg, "election")) RunElectionRows(cfg, table);
+  RunReplicaRows(cfg, table);  // checks --only against each of its labels
 
   const char* mode = cfg.smoke ? "--smoke" : cfg.quick ? "--quick" : "full";
   char header[256];

@@ -181,6 +181,11 @@ Sample MeasureOrdo(const Config& cfg, const std::string& url, Scenario scenario,
   return Sample::Error("unknown scenario");
 }
 
+Sample MeasurePairs(const Config& cfg, std::vector<std::unique_ptr<Locker>>& lockers,
+                    const std::string& tag) {
+  return Pairs(cfg, lockers, tag, /*contended=*/false);
+}
+
 std::string BackendBench::NotAvailable(const Config&) const {
   return SchemeRegistered(scheme()) ? "" : "n/a (backend not built)";
 }
