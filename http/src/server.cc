@@ -2,8 +2,9 @@
 // and Boost.Asio.
 //
 // Threads. I/O threads (one per core, --threads) run the event loop: accept, read, parse,
-// admit, write — never a backend call. Backend calls, which block, run on a fixed worker pool
-// sized for the backend (--workers). A waiting acquire is parked as data (parking.h) and costs
+// admit, write — never a backend call that may block. Backend calls, which block, run on a
+// fixed worker pool sized for the backend (--workers); on inproc:, whose calls never block,
+// the request-reply routes run on the I/O thread (ServerState::backend_inline). A waiting acquire is parked as data (parking.h) and costs
 // neither. Connections are bounded by --max-connections; past it a connection is answered 503
 // and closed at once, never left unanswered.
 //
@@ -216,6 +217,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServeOptions& options,
   impl->pool = std::make_unique<asio::thread_pool>(impl->workers);
   asio::thread_pool* pool = impl->pool.get();
   state.run_on_worker = [pool](std::function<void()> fn) { asio::post(*pool, std::move(fn)); };
+  state.backend_inline = state.backend_scheme == "inproc";
   state.io = &impl->io;
   state.elections = std::make_shared<ElectionWaits>();
   state.parking = std::make_unique<Parking>(*state.locker, impl->io, state.run_on_worker,
