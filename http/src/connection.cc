@@ -194,8 +194,10 @@ void Connection::Send(Response res, bool close, std::function<void()> undelivere
     res.content_length(length);
   }
   state_.metrics.Request(res.result_int());
-  spdlog::debug("{} {} -> {}", parser_ ? std::string(parser_->get().method_string()) : "-",
-                parser_ ? std::string(parser_->get().target()) : "-", res.result_int());
+  if (spdlog::should_log(spdlog::level::debug)) {  // the strings only when they are logged
+    spdlog::debug("{} {} -> {}", parser_ ? std::string(parser_->get().method_string()) : "-",
+                  parser_ ? std::string(parser_->get().target()) : "-", res.result_int());
+  }
   response_ = std::move(res);
   writing_ = true;
   stream_.expires_after(state_.options.io_timeout);
