@@ -151,6 +151,21 @@ bool HttpConnection::RoundTrip(std::string_view method, std::string_view target,
   return WriteAll(out_, write_deadline, error) && ReadReply(read_deadline, reply, error);
 }
 
+bool HttpConnection::AwaitAfter(int err, short events, SteadyClock::time_point deadline,
+                                const char* failed, const char* timed_out, std::string* error) {
+  if (err == EINTR) return true;
+  if (err != EAGAIN && err != EWOULDBLOCK) {
+    *error = std::string(failed) + ": " + Errno(err);
+    return false;
+  }
+  const int ready = Wait(fd_, events, deadline);
+  if (ready <= 0) {
+    *error = ready == 0 ? std::string(timed_out) : std::string(failed) + ": " + Errno(errno);
+    return false;
+  }
+  return true;
+}
+
 bool HttpConnection::WriteAll(std::string_view data, SteadyClock::time_point deadline,
                               std::string* error) {
   while (!data.empty()) {
@@ -159,14 +174,7 @@ bool HttpConnection::WriteAll(std::string_view data, SteadyClock::time_point dea
       data.remove_prefix(static_cast<std::size_t>(n));
       continue;
     }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      *error = "write failed: " + Errno(errno);
-      return false;
-    }
-    const int ready = Wait(fd_, POLLOUT, deadline);
-    if (ready <= 0) {
-      *error = ready == 0 ? "write timed out" : "write failed: " + Errno(errno);
+    if (!AwaitAfter(errno, POLLOUT, deadline, "write failed", "write timed out", error)) {
       return false;
     }
   }
@@ -187,14 +195,8 @@ bool HttpConnection::ReadMore(SteadyClock::time_point deadline, bool* eof, std::
       *error = "the server closed the connection";
       return false;
     }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) {
-      *error = "read failed: " + Errno(errno);
-      return false;
-    }
-    const int ready = Wait(fd_, POLLIN, deadline);
-    if (ready <= 0) {
-      *error = ready == 0 ? "timed out waiting for the reply" : "read failed: " + Errno(errno);
+    if (!AwaitAfter(errno, POLLIN, deadline, "read failed", "timed out waiting for the reply",
+                    error)) {
       return false;
     }
   }

@@ -60,6 +60,10 @@ class HttpConnection {
 
  private:
   HttpConnection(int fd, std::string host_header) : fd_(fd), host_header_(std::move(host_header)) {}
+  // After a send or recv failed with `err`: true to try again (EINTR, or the socket became
+  // ready for `events` by `deadline`); false with *error ("<failed>: why", or `timed_out`).
+  bool AwaitAfter(int err, short events, SteadyClock::time_point deadline, const char* failed,
+                  const char* timed_out, std::string* error);
   bool WriteAll(std::string_view data, SteadyClock::time_point deadline, std::string* error);
   // Reads more bytes into in_; false (with *error) on error, EOF (*eof) or deadline.
   bool ReadMore(SteadyClock::time_point deadline, bool* eof, std::string* error);
