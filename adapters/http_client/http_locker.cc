@@ -54,13 +54,13 @@ constexpr std::size_t kMaxListLimit = 1000;  // the server's cap on one list
 using http_client::HttpConnection;
 using Reply = http_client::HttpReply;
 
-// Percent-encodes everything but unreserved characters (for query values).
-std::string QueryEncode(std::string_view s) {
+// Appends `s` percent-encoded: everything but unreserved characters, and ':' where
+// `keep_colon` (in a path segment, where it may stand as it is).
+void AppendEncoded(std::string& out, std::string_view s, bool keep_colon) {
   static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
   for (unsigned char c : s) {
     if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '.' || c == '_' || c == '~') {
+        c == '.' || c == '_' || c == '~' || (keep_colon && c == ':')) {
       out.push_back(static_cast<char>(c));
     } else {
       out += '%';
@@ -68,24 +68,18 @@ std::string QueryEncode(std::string_view s) {
       out += kHex[c & 15];
     }
   }
+}
+
+// A query value.
+std::string QueryEncode(std::string_view s) {
+  std::string out;
+  AppendEncoded(out, s, false);
   return out;
 }
 
-// Percent-encodes what may not stand in a request target as it is (names are already
-// restricted to A-Z a-z 0-9 . _ : -; this keeps a bad one from breaking the request line).
-void AppendTarget(std::string& out, std::string_view s) {
-  static const char kHex[] = "0123456789ABCDEF";
-  for (unsigned char c : s) {
-    if (c <= 0x20 || c >= 0x7f || std::string_view("\"#<>\\^`{|}+'").find(static_cast<char>(c)) !=
-                                      std::string_view::npos) {
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 15];
-    } else {
-      out.push_back(static_cast<char>(c));
-    }
-  }
-}
+// A name or key as a path segment (valid names need no escape; an invalid one reaches the
+// server whole, to be refused with its reason, instead of breaking the request line).
+void AppendTarget(std::string& out, std::string_view s) { AppendEncoded(out, s, true); }
 
 // Appends `s` as a JSON string literal.
 void AppendJsonString(std::string& out, std::string_view s) {
@@ -106,7 +100,8 @@ void AppendJsonString(std::string& out, std::string_view s) {
   out += '"';
 }
 
-void AppendUint(std::string& out, std::uint64_t v) {
+template <typename Int>
+void AppendInt(std::string& out, Int v) {
   char digits[24];
   const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, v);
   out.append(digits, end);
@@ -159,16 +154,16 @@ class HttpLocker final : public EngineLocker, public FencedStore, public Version
           std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now()), milliseconds(0));
       const milliseconds wait = std::min(remaining, max_wait_);
       std::string body = "{\"ttl_ms\":";
-      AppendUint(body, static_cast<std::uint64_t>(request.ttl.count()));
+      AppendInt(body, request.ttl.count());
       body += ",\"wait_ms\":";
-      AppendUint(body, static_cast<std::uint64_t>(wait.count()));
+      AppendInt(body, wait.count());
       body += ",\"mode\":\"";
       body += LockModeName(request.mode);
       body += "\",\"owner\":";
       AppendJsonString(body, owner);
       if (request.limit > 1) {  // a plain lock's body is unchanged
         body += ",\"limit\":";
-        AppendUint(body, request.limit);
+        AppendInt(body, request.limit);
       }
       body += '}';
       auto reply = Call("POST", LockPath(request.name, "/acquire"), {}, body, wait);
@@ -207,9 +202,9 @@ class HttpLocker final : public EngineLocker, public FencedStore, public Version
 
   Result<Lease> DoRenew(const Lease& lease, milliseconds ttl) override {
     std::string body = "{\"token\":";
-    AppendUint(body, lease.token);
+    AppendInt(body, lease.token);
     body += ",\"ttl_ms\":";
-    AppendUint(body, static_cast<std::uint64_t>(ttl.count()));
+    AppendInt(body, ttl.count());
     body += '}';
     auto reply = Call("POST", LockPath(lease.name, "/renew"), {}, body, {});
     if (!reply.ok()) return reply.status();
@@ -219,7 +214,7 @@ class HttpLocker final : public EngineLocker, public FencedStore, public Version
 
   Status DoRelease(const Lease& lease) override {
     std::string body = "{\"token\":";
-    AppendUint(body, lease.token);
+    AppendInt(body, lease.token);
     body += '}';
     auto reply = Call("POST", LockPath(lease.name, "/release"), {}, body, {});
     if (!reply.ok()) return reply.status();
