@@ -58,6 +58,8 @@ TEST_F(HttpApiTest, AcquireRenewReleaseLifecycle) {
   auto released = Post("/v1/locks/" + name + "/release", {{"token", token}});
   ASSERT_TRUE(released);
   EXPECT_EQ(released->status, 200) << released->body;
+  // Written by hand on the server: the same bytes the JSON library would write.
+  EXPECT_EQ(released->body, json({{"name", name}, {"token", token}, {"released", true}}).dump());
   ExpectError(Post("/v1/locks/" + name + "/release", {{"token", token}}), 410, "lease_lost");
   ExpectError(Post("/v1/locks/" + name + "/renew", {{"token", token}}), 410, "lease_lost");
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "http_test_util.h"
+#include "ordo_wire/wire.h"
 #include "test_support.h"
 
 namespace ordo::testing {
@@ -274,6 +275,36 @@ TEST(HttpClientTest, ErrorsKeepTheirDetails) {
   EXPECT_EQ((*locker)->fenced().Write(key, "v", std::uint64_t{1} << 60).status().code(),
             StatusCode::kInvalidArgument)
       << "tokens from 2^53 up cannot travel as JSON numbers";
+}
+
+// The server writes a lease reply by hand (wire::LeaseJsonText); it must be the JSON library's
+// dump of the same lease, byte for byte, whatever the name, owner, mode and times.
+TEST(HttpClientTest, HandWrittenLeaseJsonIsTheLibrarysDump) {
+  using std::chrono::system_clock;
+  const std::vector<system_clock::time_point> times = {
+      system_clock::time_point{},                                          // 1970
+      system_clock::time_point{std::chrono::milliseconds(1764547200123)},  // 2025-12-01
+      system_clock::time_point{std::chrono::milliseconds(-1)},             // before 1970
+      system_clock::time_point{std::chrono::milliseconds(253402300799999)},  // 9999-12-31
+      system_clock::now()};
+  const std::vector<std::string> owners = {"", "job-1", "quote\" back\\slash {\"k\":1}",
+                                           "host-a:8080", "\u00fcn\u00efcode", "tab\there"};
+  for (const auto& t : times) {
+    for (const auto& owner : owners) {
+      for (LockMode mode : {LockMode::kExclusive, LockMode::kShared}) {
+        Lease lease;
+        lease.name = "a.b_c:d-1";
+        lease.owner = owner;
+        lease.token = (std::uint64_t{1} << 53) - 1;
+        lease.mode = mode;
+        lease.expires_at = t;
+        lease.ttl = 30000ms;
+        lease.slot = 3;
+        EXPECT_EQ(http::wire::LeaseJsonText(lease), http::wire::LeaseToJson(lease).dump())
+            << "owner '" << owner << "'";
+      }
+    }
+  }
 }
 
 TEST(HttpClientTest, BadUrlsAreInvalid) {
