@@ -285,8 +285,12 @@ TEST(HttpClientTest, HandWrittenLeaseJsonIsTheLibrarysDump) {
       system_clock::time_point{},                                          // 1970
       system_clock::time_point{std::chrono::milliseconds(1764547200123)},  // 2025-12-01
       system_clock::time_point{std::chrono::milliseconds(-1)},             // before 1970
-      system_clock::time_point{std::chrono::milliseconds(253402300799999)},  // 9999-12-31
+      system_clock::time_point{std::chrono::milliseconds(7258118399999)},  // 2199-12-31
       system_clock::now()};
+  EXPECT_EQ(http::wire::FormatTime(times[0]), "1970-01-01T00:00:00.000Z");
+  EXPECT_EQ(http::wire::FormatTime(times[1]), "2025-12-01T00:00:00.123Z");
+  EXPECT_EQ(http::wire::FormatTime(times[2]), "1969-12-31T23:59:59.999Z");
+  EXPECT_EQ(http::wire::FormatTime(times[3]), "2199-12-31T23:59:59.999Z");
   const std::vector<std::string> owners = {"", "job-1", "quote\" back\\slash {\"k\":1}",
                                            "host-a:8080", "\u00fcn\u00efcode", "tab\there"};
   for (const auto& t : times) {
