@@ -18,6 +18,7 @@
 
 #include "ordo/ordo.h"
 #include "sqlite_db.h"  // white-box: GroupCommit's counters, Database::Write
+#include "status_matchers.h"
 #include "test_support.h"
 
 namespace ordo::testing {
@@ -25,18 +26,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
-
-const Status& StatusOf(const Status& s) { return s; }
-template <typename T>
-const Status& StatusOf(const Result<T>& r) {
-  return r.status();
-}
-MATCHER(IsOk, "is OK") {
-  *result_listener << StatusOf(arg).ToString();
-  return StatusOf(arg).ok();
-}
-#define ASSERT_OK(expr) ASSERT_THAT((expr), IsOk())
-#define EXPECT_OK(expr) EXPECT_THAT((expr), IsOk())
 
 const std::string kHelper = ORDO_SQLITE_HELPER;
 
@@ -72,7 +61,8 @@ class GroupCommitTest : public ::testing::Test {
 
   // Another process takes SQLite's write lock and keeps it until killed.
   std::unique_ptr<Child> HoldWriteLock() {
-    auto holder = std::make_unique<Child>(std::vector<std::string>{kHelper, "pause-in-transaction", path_});
+    auto holder =
+        std::make_unique<Child>(std::vector<std::string>{kHelper, "pause-in-transaction", path_});
     EXPECT_EQ(holder->ReadLine(), "paused");
     return holder;
   }
@@ -101,7 +91,8 @@ TEST_F(GroupCommitTest, ConcurrentAcquiresOnDistinctNamesShareCommits) {
   std::vector<std::thread> threads;
   // First one acquisition each, all queued behind the held write lock: one group of 16.
   for (int i = 0; i < kThreads; ++i) {
-    threads.emplace_back([&, i] { got[i].push_back(locker_->Acquire(Exclusive("gc-" + std::to_string(i)))); });
+    threads.emplace_back(
+        [&, i] { got[i].push_back(locker_->Acquire(Exclusive("gc-" + std::to_string(i)))); });
   }
   AwaitQueued(kThreads);
   holder->Kill(SIGKILL);
@@ -133,8 +124,9 @@ TEST_F(GroupCommitTest, ConcurrentAcquiresOnDistinctNamesShareCommits) {
     }
     ASSERT_EQ(got[i].size(), kRounds + 1u);
     // Durable as returned: the file says what the last lease said.
-    EXPECT_EQ(RawInt(path_, "SELECT last_token FROM locks WHERE name = 'gc-" + std::to_string(i) + "'"),
-              static_cast<std::int64_t>(previous));
+    EXPECT_EQ(
+        RawInt(path_, "SELECT last_token FROM locks WHERE name = 'gc-" + std::to_string(i) + "'"),
+        static_cast<std::int64_t>(previous));
   }
   const std::uint64_t calls = after.calls - before.calls;
   EXPECT_EQ(calls, kThreads * (2u * kRounds + 1u)) << "every acquire and release is one call";
@@ -146,8 +138,8 @@ TEST_F(GroupCommitTest, AFailingCallInAGroupRollsBackOnlyItsOwnChanges) {
     return conn.Exec("CREATE TABLE t (k INTEGER PRIMARY KEY)", "create t");
   }));
   constexpr int kThreads = 8;
-  constexpr int kRefused = 3;    // inserts its row, then refuses: an error of ordo's own
-  constexpr int kConflict = 5;   // inserts its row, then a duplicate key: an error of SQLite's
+  constexpr int kRefused = 3;   // inserts its row, then refuses: an error of ordo's own
+  constexpr int kConflict = 5;  // inserts its row, then a duplicate key: an error of SQLite's
   const auto before = db_->group_stats();
   auto holder = HoldWriteLock();
   std::vector<Status> status(kThreads);
@@ -199,7 +191,8 @@ TEST_F(GroupCommitTest, AFailedTransactionIsEveryMembersErrorAndNoLeaseIsReturne
   std::vector<std::thread> threads;
   const auto started = std::chrono::steady_clock::now();
   for (int i = 0; i < kThreads; ++i) {
-    threads.emplace_back([&, i] { got[i] = locker_->Acquire(Exclusive("gf-" + std::to_string(i))); });
+    threads.emplace_back(
+        [&, i] { got[i] = locker_->Acquire(Exclusive("gf-" + std::to_string(i))); });
   }
   AwaitQueued(kThreads);
   for (auto& t : threads) t.join();
