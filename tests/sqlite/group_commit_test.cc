@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <map>
@@ -178,7 +179,69 @@ TEST_F(GroupCommitTest, AFailingCallInAGroupRollsBackOnlyItsOwnChanges) {
       << "a failed call's own insert must have been rolled back";
 }
 
-TEST_F(GroupCommitTest, AFailedTransactionIsEveryMembersErrorAndNoLeaseIsReturned) {
+// Makes every write of this process to a regular file past `limit` bytes fail with EFBIG (a real
+// "file too large" from the kernel, as a full disk would fail a write), until destroyed.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t limit) {
+    old_handler_ = signal(SIGXFSZ, SIG_IGN);  // EFBIG instead of being killed
+    EXPECT_EQ(getrlimit(RLIMIT_FSIZE, &old_), 0);
+    rlimit lowered = old_;
+    lowered.rlim_cur = limit;
+    EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &lowered), 0);
+  }
+  ~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &old_);
+    signal(SIGXFSZ, old_handler_);
+  }
+
+ private:
+  rlimit old_{};
+  sighandler_t old_handler_;
+};
+
+TEST_F(GroupCommitTest, ACommitThatCannotWriteIsEveryMembersErrorAndNothingIsKept) {
+  ASSERT_OK(db_->Write([](sqlite::Connection& conn) {
+    return conn.Exec("CREATE TABLE blobs (k INTEGER PRIMARY KEY, v BLOB)", "create blobs");
+  }));
+  constexpr int kThreads = 8;
+  const auto before = db_->group_stats();
+  auto holder = HoldWriteLock();
+  std::vector<Status> status(kThreads, Status(StatusCode::kInternal, "not run"));
+  std::vector<std::thread> threads;
+  // 8 × 32 KB: the group's pages stay in the page cache until COMMIT writes them to the WAL.
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      status[i] = db_->Write([i](sqlite::Connection& conn) {
+        return conn.Exec("INSERT INTO blobs VALUES (" + std::to_string(i) + ", randomblob(32768))",
+                         "insert a blob");
+      });
+    });
+  }
+  AwaitQueued(kThreads);
+  {
+    FileSizeLimit limit(64 * 1024);  // the WAL cannot take the group's 256 KB
+    holder->Kill(SIGKILL);
+    holder->Wait();
+    for (auto& t : threads) t.join();
+  }
+  for (int i = 0; i < kThreads; ++i) {
+    EXPECT_EQ(status[i].code(), StatusCode::kUnavailable) << i << ": " << status[i].ToString();
+    EXPECT_THAT(status[i].message(), HasSubstr("commit")) << i;
+  }
+  EXPECT_EQ(db_->group_stats().commits, before.commits);
+  EXPECT_EQ(RawInt(path_, "SELECT count(*) FROM blobs"), 0)
+      << "a member of a failed commit was kept";
+  // The file is intact and takes writes again once they fit.
+  ASSERT_OK(db_->Write([](sqlite::Connection& conn) {
+    return conn.Exec("INSERT INTO blobs VALUES (100, x'00')", "insert after");
+  }));
+  EXPECT_EQ(RawInt(path_, "SELECT count(*) FROM blobs"), 1);
+  auto lease = locker_->Acquire(Exclusive("after-commit-failure"));
+  EXPECT_OK(lease);
+}
+
+TEST_F(GroupCommitTest, ABeginThatTimesOutIsEveryQueuedCallsErrorAndNoLeaseIsReturned) {
   constexpr int kThreads = 8;
   auto first = locker_->Acquire(Exclusive("gf-0"));
   ASSERT_OK(first);
