@@ -443,6 +443,9 @@ std::size_t GroupCommit::Commit(Database& db) {
   };
   std::vector<bool> excluded;  // members whose failure ended the whole transaction
   while (true) {
+    if (!excluded.empty() && std::find(excluded.begin(), excluded.end(), false) == excluded.end()) {
+      return group.size();  // every member failed on its own: nothing left to run
+    }
     Status begin = conn.Exec("BEGIN IMMEDIATE", "begin a transaction");
     if (!begin.ok()) {
       if (may_retry(begin)) {

@@ -149,8 +149,8 @@ class Database;
 //   - a failed BEGIN or COMMIT is the error of every member of the group, and none of them
 //     sees a success: a result is handed out only after the COMMIT that made it durable has
 //     returned (tokens are durable before a lease is returned);
-//   - a lone call pays two uncontended mutex round trips and no savepoint: it runs in the
-//     caller's thread as before, with no hand-off to another thread;
+//   - a lone call pays four uncontended locks of the queue's mutex and no savepoint: it runs
+//     in the caller's thread as before, with no hand-off to another thread;
 //   - a member runs on the committer's thread and connection, so its function must use only
 //     the Connection it is given (every Database::Write body does).
 // Busy. The committer retries a BEGIN or COMMIT that SQLite refused with SQLITE_BUSY without
