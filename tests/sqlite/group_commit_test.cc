@@ -5,6 +5,9 @@
 // To make a group form for certain, a second process holds SQLite's write lock (the helper's
 // pause-in-transaction) while this process's threads queue up behind the first one's BEGIN
 // IMMEDIATE; killing the helper lets that BEGIN through, and the whole queue commits at once.
+// Write failures are real ones: RLIMIT_FSIZE makes the kernel refuse (EFBIG) the WAL writes of a
+// COMMIT, or of a call whose pages overflow the page cache, which rolls back the whole
+// transaction (the group runs again without that call).
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -239,6 +242,45 @@ TEST_F(GroupCommitTest, ACommitThatCannotWriteIsEveryMembersErrorAndNothingIsKep
   EXPECT_EQ(RawInt(path_, "SELECT count(*) FROM blobs"), 1);
   auto lease = locker_->Acquire(Exclusive("after-commit-failure"));
   EXPECT_OK(lease);
+}
+
+TEST_F(GroupCommitTest, AMemberWhoseWriteFailsMidTransactionDoesNotTakeTheOthersWithIt) {
+  ASSERT_OK(db_->Write([](sqlite::Connection& conn) {
+    return conn.Exec("CREATE TABLE blobs (k INTEGER PRIMARY KEY, v BLOB)", "create blobs");
+  }));
+  constexpr int kThreads = 8;
+  constexpr int kHuge = 3;  // 8 MB: more than the page cache, so SQLite writes it out mid-call
+  const auto before = db_->group_stats();
+  auto holder = HoldWriteLock();
+  std::vector<Status> status(kThreads, Status(StatusCode::kInternal, "not run"));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kThreads; ++i) {
+    threads.emplace_back([&, i] {
+      status[i] = db_->Write([i](sqlite::Connection& conn) {
+        const int bytes = i == kHuge ? 8 << 20 : 100;
+        return conn.Exec("INSERT INTO blobs VALUES (" + std::to_string(i) + ", randomblob(" +
+                             std::to_string(bytes) + "))",
+                         "insert a blob");
+      });
+    });
+  }
+  AwaitQueued(kThreads);
+  {
+    FileSizeLimit limit(4 << 20);  // room for the small rows, not for the huge one
+    holder->Kill(SIGKILL);
+    holder->Wait();
+    for (auto& t : threads) t.join();
+  }
+  for (int i = 0; i < kThreads; ++i) {
+    if (i == kHuge) {
+      EXPECT_EQ(status[i].code(), StatusCode::kUnavailable) << status[i].ToString();
+    } else {
+      EXPECT_OK(status[i]) << i;
+    }
+  }
+  EXPECT_EQ(db_->group_stats().commits, before.commits + 1);
+  EXPECT_EQ(RawInt(path_, "SELECT count(*) FROM blobs"), kThreads - 1);
+  EXPECT_EQ(RawInt(path_, "SELECT count(*) FROM blobs WHERE k = 3"), 0);
 }
 
 TEST_F(GroupCommitTest, ABeginThatTimesOutIsEveryQueuedCallsErrorAndNoLeaseIsReturned) {

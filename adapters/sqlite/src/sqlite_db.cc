@@ -2,8 +2,8 @@
 
 #include <sys/stat.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <map>
 #include <random>
@@ -429,9 +429,13 @@ std::size_t GroupCommit::Commit(Database& db) {
     const std::size_t n = std::min(queue_.size(), kMaxGroup);
     group.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
   };
+  std::vector<bool> excluded;  // members whose failure ended the whole transaction
+  // The group's error, for every member but those that already have their own (excluded).
   const auto fail = [&](const Status& s) {
     form();
-    for (Member* m : group) m->outcome = Outcome{s, false};
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      if (i >= excluded.size() || !excluded[i]) group[i]->outcome = Outcome{s, false};
+    }
     return group.size();
   };
   auto borrowed = db.Borrow();
@@ -441,7 +445,6 @@ std::size_t GroupCommit::Commit(Database& db) {
   const auto may_retry = [&](const Status& s) {
     return Database::Busy(s, conn) && std::chrono::steady_clock::now() < deadline;
   };
-  std::vector<bool> excluded;  // members whose failure ended the whole transaction
   while (true) {
     if (!excluded.empty() && std::find(excluded.begin(), excluded.end(), false) == excluded.end()) {
       return group.size();  // every member failed on its own: nothing left to run
