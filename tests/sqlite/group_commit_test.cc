@@ -16,6 +16,7 @@
 
 #include <chrono>
 #include <map>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -51,6 +52,27 @@ std::int64_t RawInt(const std::string& path, const std::string& sql) {
   return out;
 }
 
+// Makes every write of this process to a regular file past `limit` bytes fail with EFBIG (a real
+// "file too large" from the kernel, as a full disk would fail a write), until destroyed.
+class FileSizeLimit {
+ public:
+  explicit FileSizeLimit(rlim_t limit) {
+    old_handler_ = signal(SIGXFSZ, SIG_IGN);  // EFBIG instead of being killed
+    EXPECT_EQ(getrlimit(RLIMIT_FSIZE, &old_), 0);
+    rlimit lowered = old_;
+    lowered.rlim_cur = limit;
+    EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &lowered), 0);
+  }
+  ~FileSizeLimit() {
+    setrlimit(RLIMIT_FSIZE, &old_);
+    signal(SIGXFSZ, old_handler_);
+  }
+
+ private:
+  rlimit old_{};
+  sighandler_t old_handler_;
+};
+
 class GroupCommitTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -78,6 +100,33 @@ class GroupCommitTest : public ::testing::Test {
       std::this_thread::sleep_for(1ms);
     }
     ASSERT_EQ(db_->group_stats().queued, n) << "the calls did not queue up";
+  }
+
+  // Runs body(i, conn) as n concurrent Database::Write calls queued behind another process's
+  // write lock, so that they commit as one group once it is gone; with `limit`, under a
+  // FileSizeLimit. Returns each call's status.
+  template <typename Body>
+  std::vector<Status> WriteAsOneGroup(int n, Body body, rlim_t limit = RLIM_INFINITY) {
+    auto holder = HoldWriteLock();
+    std::vector<Status> status(n, Status(StatusCode::kInternal, "not run"));
+    std::vector<std::thread> threads;
+    for (int i = 0; i < n; ++i) {
+      threads.emplace_back([&, i] {
+        status[i] =
+            db_->Write([&, i](sqlite::Connection& conn) -> Status { return body(i, conn); });
+      });
+    }
+    AwaitQueued(n);
+    std::optional<FileSizeLimit> lowered;
+    if (limit != RLIM_INFINITY) lowered.emplace(limit);
+    holder->Kill(SIGKILL);
+    holder->Wait();
+    for (auto& t : threads) t.join();
+    return status;
+  }
+
+  void CreateTable(const std::string& sql) {
+    ASSERT_OK(db_->Write([&](sqlite::Connection& conn) { return conn.Exec(sql, "create"); }));
   }
 
   TempDir dir_;
@@ -138,31 +187,18 @@ TEST_F(GroupCommitTest, ConcurrentAcquiresOnDistinctNamesShareCommits) {
 }
 
 TEST_F(GroupCommitTest, AFailingCallInAGroupRollsBackOnlyItsOwnChanges) {
-  ASSERT_OK(db_->Write([](sqlite::Connection& conn) {
-    return conn.Exec("CREATE TABLE t (k INTEGER PRIMARY KEY)", "create t");
-  }));
+  CreateTable("CREATE TABLE t (k INTEGER PRIMARY KEY)");
   constexpr int kThreads = 8;
   constexpr int kRefused = 3;   // inserts its row, then refuses: an error of ordo's own
   constexpr int kConflict = 5;  // inserts its row, then a duplicate key: an error of SQLite's
   const auto before = db_->group_stats();
-  auto holder = HoldWriteLock();
-  std::vector<Status> status(kThreads);
-  std::vector<std::thread> threads;
-  for (int i = 0; i < kThreads; ++i) {
-    threads.emplace_back([&, i] {
-      status[i] = db_->Write([i](sqlite::Connection& conn) -> Status {
-        const std::string insert = "INSERT INTO t (k) VALUES (" + std::to_string(i) + ")";
-        ORDO_RETURN_IF_ERROR(conn.Exec(insert, "insert"));
-        if (i == kRefused) return InvalidArgumentError("refused on purpose");
-        if (i == kConflict) return conn.Exec(insert, "insert again");
-        return OkStatus();
-      });
-    });
-  }
-  AwaitQueued(kThreads);
-  holder->Kill(SIGKILL);
-  holder->Wait();
-  for (auto& t : threads) t.join();
+  const auto status = WriteAsOneGroup(kThreads, [](int i, sqlite::Connection& conn) -> Status {
+    const std::string insert = "INSERT INTO t (k) VALUES (" + std::to_string(i) + ")";
+    ORDO_RETURN_IF_ERROR(conn.Exec(insert, "insert"));
+    if (i == kRefused) return InvalidArgumentError("refused on purpose");
+    if (i == kConflict) return conn.Exec(insert, "insert again");
+    return OkStatus();
+  });
   for (int i = 0; i < kThreads; ++i) {
     if (i == kRefused) {
       EXPECT_EQ(status[i].code(), StatusCode::kInvalidArgument) << status[i].ToString();
@@ -182,52 +218,19 @@ TEST_F(GroupCommitTest, AFailingCallInAGroupRollsBackOnlyItsOwnChanges) {
       << "a failed call's own insert must have been rolled back";
 }
 
-// Makes every write of this process to a regular file past `limit` bytes fail with EFBIG (a real
-// "file too large" from the kernel, as a full disk would fail a write), until destroyed.
-class FileSizeLimit {
- public:
-  explicit FileSizeLimit(rlim_t limit) {
-    old_handler_ = signal(SIGXFSZ, SIG_IGN);  // EFBIG instead of being killed
-    EXPECT_EQ(getrlimit(RLIMIT_FSIZE, &old_), 0);
-    rlimit lowered = old_;
-    lowered.rlim_cur = limit;
-    EXPECT_EQ(setrlimit(RLIMIT_FSIZE, &lowered), 0);
-  }
-  ~FileSizeLimit() {
-    setrlimit(RLIMIT_FSIZE, &old_);
-    signal(SIGXFSZ, old_handler_);
-  }
-
- private:
-  rlimit old_{};
-  sighandler_t old_handler_;
-};
-
 TEST_F(GroupCommitTest, ACommitThatCannotWriteIsEveryMembersErrorAndNothingIsKept) {
-  ASSERT_OK(db_->Write([](sqlite::Connection& conn) {
-    return conn.Exec("CREATE TABLE blobs (k INTEGER PRIMARY KEY, v BLOB)", "create blobs");
-  }));
+  CreateTable("CREATE TABLE blobs (k INTEGER PRIMARY KEY, v BLOB)");
   constexpr int kThreads = 8;
   const auto before = db_->group_stats();
-  auto holder = HoldWriteLock();
-  std::vector<Status> status(kThreads, Status(StatusCode::kInternal, "not run"));
-  std::vector<std::thread> threads;
-  // 8 × 32 KB: the group's pages stay in the page cache until COMMIT writes them to the WAL.
-  for (int i = 0; i < kThreads; ++i) {
-    threads.emplace_back([&, i] {
-      status[i] = db_->Write([i](sqlite::Connection& conn) {
+  // 8 × 32 KB: the group's pages stay in the page cache until COMMIT writes them to the WAL,
+  // which cannot grow to take them.
+  const auto status = WriteAsOneGroup(
+      kThreads,
+      [](int i, sqlite::Connection& conn) {
         return conn.Exec("INSERT INTO blobs VALUES (" + std::to_string(i) + ", randomblob(32768))",
                          "insert a blob");
-      });
-    });
-  }
-  AwaitQueued(kThreads);
-  {
-    FileSizeLimit limit(64 * 1024);  // the WAL cannot take the group's 256 KB
-    holder->Kill(SIGKILL);
-    holder->Wait();
-    for (auto& t : threads) t.join();
-  }
+      },
+      64 * 1024);
   for (int i = 0; i < kThreads; ++i) {
     EXPECT_EQ(status[i].code(), StatusCode::kUnavailable) << i << ": " << status[i].ToString();
     EXPECT_THAT(status[i].message(), HasSubstr("commit")) << i;
@@ -245,32 +248,19 @@ TEST_F(GroupCommitTest, ACommitThatCannotWriteIsEveryMembersErrorAndNothingIsKep
 }
 
 TEST_F(GroupCommitTest, AMemberWhoseWriteFailsMidTransactionDoesNotTakeTheOthersWithIt) {
-  ASSERT_OK(db_->Write([](sqlite::Connection& conn) {
-    return conn.Exec("CREATE TABLE blobs (k INTEGER PRIMARY KEY, v BLOB)", "create blobs");
-  }));
+  CreateTable("CREATE TABLE blobs (k INTEGER PRIMARY KEY, v BLOB)");
   constexpr int kThreads = 8;
   constexpr int kHuge = 3;  // 8 MB: more than the page cache, so SQLite writes it out mid-call
   const auto before = db_->group_stats();
-  auto holder = HoldWriteLock();
-  std::vector<Status> status(kThreads, Status(StatusCode::kInternal, "not run"));
-  std::vector<std::thread> threads;
-  for (int i = 0; i < kThreads; ++i) {
-    threads.emplace_back([&, i] {
-      status[i] = db_->Write([i](sqlite::Connection& conn) {
+  const auto status = WriteAsOneGroup(
+      kThreads,
+      [](int i, sqlite::Connection& conn) {
         const int bytes = i == kHuge ? 8 << 20 : 100;
         return conn.Exec("INSERT INTO blobs VALUES (" + std::to_string(i) + ", randomblob(" +
                              std::to_string(bytes) + "))",
                          "insert a blob");
-      });
-    });
-  }
-  AwaitQueued(kThreads);
-  {
-    FileSizeLimit limit(4 << 20);  // room for the small rows, not for the huge one
-    holder->Kill(SIGKILL);
-    holder->Wait();
-    for (auto& t : threads) t.join();
-  }
+      },
+      4 << 20);  // room for the small rows, not for the huge one
   for (int i = 0; i < kThreads; ++i) {
     if (i == kHuge) {
       EXPECT_EQ(status[i].code(), StatusCode::kUnavailable) << status[i].ToString();
