@@ -420,7 +420,10 @@ Status RunSimple(Connection& conn, const char* sql) {
 
 std::size_t GroupCommit::Commit(Database& db) {
   std::lock_guard<std::mutex> writer(writer_);
-  std::vector<Member*> group;
+  std::vector<Member*>& group = group_;
+  std::vector<bool>& excluded = excluded_;
+  group.clear();
+  excluded.clear();
   // The members: the front of the queue (self first), read after BEGIN IMMEDIATE so that the
   // calls queued while it waited for the write lock join.
   const auto form = [&] {
@@ -429,7 +432,6 @@ std::size_t GroupCommit::Commit(Database& db) {
     const std::size_t n = std::min(queue_.size(), kMaxGroup);
     group.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
   };
-  std::vector<bool> excluded;  // members whose failure ended the whole transaction
   // The group's error, for every member but those that already have their own (excluded).
   const auto fail = [&](const Status& s) {
     form();

@@ -209,6 +209,9 @@ class GroupCommit {
   std::deque<Member*> queue_;  // guarded by mu_; the front is the committer
   Stats stats_;                // guarded by mu_ (all but `queued`)
   std::mutex writer_;
+  // The committer's scratch, kept between groups so that a lone call allocates nothing here.
+  std::vector<Member*> group_;  // guarded by writer_
+  std::vector<bool> excluded_;  // guarded by writer_: members whose failure ended the transaction
 };
 
 // What every Connection of one database file shares inside this process. Lockers that open
