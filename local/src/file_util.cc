@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
+#include <cstring>
 #include <system_error>
 #include <thread>
 
@@ -188,12 +190,20 @@ Status WriteVAt(int fd, iovec* parts, int count, off_t offset, const What& what)
 }
 
 void EncodeU64(std::uint64_t value, unsigned char* out) {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<unsigned char>(value >> (8 * i));
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(out, &value, sizeof(value));  // one store, where the loop below is eight
+  } else {
+    for (int i = 0; i < 8; ++i) out[i] = static_cast<unsigned char>(value >> (8 * i));
+  }
 }
 
 std::uint64_t DecodeU64(const unsigned char* in) {
   std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | in[i];
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(&v, in, sizeof(v));
+  } else {
+    for (int i = 7; i >= 0; --i) v = (v << 8) | in[i];
+  }
   return v;
 }
 
