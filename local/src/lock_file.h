@@ -15,10 +15,10 @@
 //                                                          (limit > 1), so a plain acquisition
 //                                                          tells in one F_OFD_GETLK that none is
 //                                                          live
-//   [8, 4097)        (zeros up to 4096)                    write-locked (fcntl://) or [4096,
-//                                                          4097) only (flock://) for as long as
-//                                                          it holds by a holder admitted the
-//                                                          fast way (below)
+//   [8, 4097)        zeros, then slot 0's first byte       write-locked, while it holds, by a
+//                                                          holder admitted the fast way (below):
+//                                                          all of it under fcntl://, [4096,
+//                                                          4097) only under flock://
 //   [4096 + 512*i,   holder record i (see lock_file.cc)    on its first byte: held by the
 //    +512)                                                 holder's own descriptor for as long as
 //                                                          the holder lives
