@@ -565,6 +565,7 @@ TEST_P(FileBackendTest, ProcessesInterleavingOnOneNameExcludeAndTokensGrow) {
                    -1, 0);
   ASSERT_NE(mem, MAP_FAILED);
   auto* shared = new (mem) Shared{};
+  shared->last_child.store(-1);
   constexpr int kChildren = 3;
   constexpr int kRounds = 150;
   std::vector<pid_t> children;
@@ -605,6 +606,12 @@ TEST_P(FileBackendTest, ProcessesInterleavingOnOneNameExcludeAndTokensGrow) {
         }
         shared->inside.fetch_sub(1);
         if (!(*locker)->Release(*lease).ok()) shared->failures.fetch_add(1);
+        // Give another child the lock before taking it again (for 2 ms at most): without this
+        // one child may win every round and nothing interleaves.
+        const auto turn_by = std::chrono::steady_clock::now() + 2ms;
+        while (shared->last_child.load() == c && std::chrono::steady_clock::now() < turn_by) {
+          std::this_thread::yield();
+        }
       }
       _exit(0);
     }
