@@ -6,7 +6,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cstring>
 #include <limits>
 
@@ -35,9 +34,9 @@ What About(std::string_view verb, std::string_view name) {
   return What(verb, " of lock file '", name, "'");
 }
 
-// Encodes `r` into the slot-sized `buf` and returns its length, the whole slot: a reader skips a
-// slot that the file does not hold whole (the last one, in a file that ends early).
-std::size_t Encode(const HolderRecord& r, unsigned char* buf) {
+// Encodes `r` into a whole slot, all of which is written: a reader skips a slot that the file
+// does not hold whole (the last one, in a file that ends early).
+void Encode(const HolderRecord& r, unsigned char (&buf)[kSlotSize]) {
   std::memset(buf, 0, kSlotSize);
   std::memcpy(buf, kMagic, sizeof(kMagic));
   EncodeU64(r.token, buf + 8);
@@ -51,7 +50,6 @@ std::size_t Encode(const HolderRecord& r, unsigned char* buf) {
   buf[32] = static_cast<unsigned char>(n & 0xff);
   buf[33] = static_cast<unsigned char>(n >> 8);
   std::memcpy(buf + kOwnerOffset, r.owner.data(), n);
-  return kSlotSize;
 }
 
 bool Decode(const unsigned char* p, HolderRecord* r) {
@@ -67,18 +65,6 @@ bool Decode(const unsigned char* p, HolderRecord* r) {
   r->owner.assign(reinterpret_cast<const char*>(p + kOwnerOffset), n);
   return r->token != 0;
 }
-
-}  // namespace
-
-Result<std::uint64_t> ReadCounter(int fd, std::string_view name) {
-  unsigned char buf[8] = {};
-  std::size_t got = 0;
-  ORDO_RETURN_IF_ERROR(ReadAt(fd, buf, sizeof(buf), kGuardStart, &got, About("read", name)));
-  // A file shorter than the counter was created by an acquisition that never issued a token.
-  return got == sizeof(buf) ? DecodeU64(buf) : 0;
-}
-
-namespace {
 
 // The token after the counter's value. REQUIRES: the guard held exclusively.
 Result<std::uint64_t> NextToken(int fd, std::string_view name) {
@@ -99,6 +85,14 @@ Status SyncIf(bool durable, int fd, std::string_view name) {
 }
 
 }  // namespace
+
+Result<std::uint64_t> ReadCounter(int fd, std::string_view name) {
+  unsigned char buf[8] = {};
+  std::size_t got = 0;
+  ORDO_RETURN_IF_ERROR(ReadAt(fd, buf, sizeof(buf), kGuardStart, &got, About("read", name)));
+  // A file shorter than the counter was created by an acquisition that never issued a token.
+  return got == sizeof(buf) ? DecodeU64(buf) : 0;
+}
 
 Result<std::uint64_t> IssueToken(int fd, std::string_view name, bool durable) {
   auto token = NextToken(fd, name);
@@ -122,12 +116,13 @@ Result<std::uint64_t> IssueTokenToSlotZero(int fd, std::string_view name, bool d
   EncodeU64(*token, counter);
   static const unsigned char kZeros[kSlotBase - kGuardLength] = {};
   unsigned char slot[kSlotSize];
+  Encode(*record, slot);
   // The kernel copies a write page by page, in order, and a fatal signal can stop it only
   // between pages: the 8 counter bytes land whole, and before the record (as with IssueToken's
   // own write, then WriteSlot's). Every 0 written over [8, 4096) was 0 already.
   iovec parts[3] = {{counter, sizeof(counter)},
                     {const_cast<unsigned char*>(kZeros), sizeof(kZeros)},
-                    {slot, Encode(*record, slot)}};
+                    {slot, sizeof(slot)}};
   ORDO_RETURN_IF_ERROR(WriteVAt(fd, parts, 3, kGuardStart, About("write", name)));
   ORDO_RETURN_IF_ERROR(SyncIf(durable, fd, name));
   return token;
@@ -151,8 +146,8 @@ Result<std::uint32_t> ClaimSlot(int fd, std::string_view name, const HolderRecor
 
 Status WriteSlot(int fd, std::string_view name, std::uint32_t slot, const HolderRecord& record) {
   unsigned char buf[kSlotSize];
-  const std::size_t length = Encode(record, buf);
-  return WriteAt(fd, buf, length, SlotOffset(slot), About("write a holder record", name));
+  Encode(record, buf);
+  return WriteAt(fd, buf, sizeof(buf), SlotOffset(slot), About("write a holder record", name));
 }
 
 Result<std::vector<HolderRecord>> LiveHolders(int fd, std::string_view name) {
