@@ -81,6 +81,8 @@ class PgCluster {
   int port() const { return port_; }
   const std::string& password() const { return password_; }
   const std::string& dir() const { return dir_; }
+  // The server binaries' directory (initdb, pg_ctl, psql, …).
+  const std::string& bin_dir() const { return bin_dir_; }
 
  private:
   struct StandbyTag {};
