@@ -57,9 +57,10 @@ struct Replica {
 Replica StartReplica(const std::string& backend) {
   Replica r;
   r.port = FreeLoopbackPort();
-  r.process = std::make_unique<Child>(std::vector<std::string>{
-      ORDO_BINARY, "serve", "--backend", backend, "--listen",
-      "127.0.0.1:" + std::to_string(r.port)});
+  r.process = std::make_unique<Child>(
+      std::vector<std::string>{ORDO_BINARY, "serve", "--backend", backend, "--listen",
+                               "127.0.0.1:" + std::to_string(r.port)},
+      /*kill_with_parent=*/true);
   return r;
 }
 

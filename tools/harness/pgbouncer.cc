@@ -32,18 +32,22 @@ PgBouncer::PgBouncer(PgCluster& pg, const std::string& pool_mode)
   if (geteuid() == 0) argv.insert(argv.end(), {"-u", "postgres"});
   argv.push_back(base_ + ".ini");
   child_ = std::make_unique<Child>(argv);
+  watchdog_.Start("kill -9 " + std::to_string(child_->pid()) + " 2>/dev/null");
   if (!WaitForPort(port_, std::chrono::seconds(20))) {
     throw std::runtime_error("pgbouncer did not start listening on port " +
                              std::to_string(port_));
   }
 }
 
-PgBouncer::~PgBouncer() = default;
+PgBouncer::~PgBouncer() {
+  watchdog_.Finish();  // kills pgbouncer while its pid is still ours (not yet reaped)
+  child_.reset();      // reaps it
+}
 
 void PgBouncer::WriteConfig(const PgCluster& pg) {
   std::ofstream ini(base_ + ".ini", std::ios::trunc);
   // server_login_retry: after a failed connect (a primary that just died) PgBouncer waits this
-  // long before it tries the host again, 15 s by default; a failover should cost less.
+  // long before it tries again (even a host a RELOAD just named), 15 s by default.
   ini << "[databases]\n"
       << "ordo_test = host=127.0.0.1 port=" << pg.port() << " dbname=ordo_test\n"
       << "[pgbouncer]\n"
@@ -57,7 +61,7 @@ void PgBouncer::WriteConfig(const PgCluster& pg) {
       << "max_client_conn = 200\n"
       << "default_pool_size = 40\n"
       << "query_wait_timeout = 15\n"
-      << "server_login_retry = 1\n"
+      << "server_login_retry = 0.2\n"
       << "logfile =\n"
       << "pidfile =\n";
 }

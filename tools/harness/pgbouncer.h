@@ -10,6 +10,7 @@
 //   primary.StopImmediate(); standby->Promote();
 //   bouncer.Retarget(*standby);   // rewrites [databases] and RELOADs on the admin console
 //
+// A watchdog (subprocess.h) kills pgbouncer if this process dies without running destructors.
 // When run as root it runs pgbouncer as the `postgres` user (pgbouncer refuses root), with its
 // configuration in the cluster's directory, which that user can read. A missing binary or a
 // pgbouncer that does not listen within 20 s throws std::runtime_error.
@@ -22,9 +23,10 @@
 #include <memory>
 #include <string>
 
+#include "subprocess.h"
+
 namespace ordo::testing {
 
-class Child;
 class PgCluster;
 
 class PgBouncer {
@@ -56,6 +58,9 @@ class PgBouncer {
   std::string password_;
   int port_ = 0;
   std::unique_ptr<Child> child_;
+  // Kills child_ when this process dies (pgbouncer drops the PR_SET_PDEATHSIG a child could
+  // have when it changes to the postgres user).
+  Watchdog watchdog_;
 };
 
 }  // namespace ordo::testing
