@@ -732,34 +732,19 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
     const std::string object = ObjectKey(key);
     const std::string fence_key = prefix_ + "objfence/" + std::string(key);
     for (int attempt = 0; attempt < kMaxTxnAttempts; ++attempt) {
-      std::vector<json> reads = {OpRange(object), OpRange(fence_key)};
-      if (!lock_name.empty()) {
-        const std::string dir = LockDir(lock_name);
-        reads.push_back(OpRange(dir, PrefixEnd(dir), true));
-      }
-      auto snapshot = Post("/v3/kv/txn", {{"success", reads}}, true);
-      if (!snapshot.ok()) return snapshot.status();
-      auto ranges = TxnRanges(*snapshot);
-      if (ranges.size() != reads.size()) {
-        return InternalError("malformed etcd reply: " + snapshot->dump());
-      }
-      const std::uint64_t current = ranges[0].empty() ? 0 : ranges[0][0].version;
+      auto ranges = Snapshot({OpRange(object), OpRange(fence_key)}, lock_name);
+      if (!ranges.ok()) return ranges.status();
+      const std::uint64_t current = (*ranges)[0].empty() ? 0 : (*ranges)[0][0].version;
       const std::uint64_t fence =
-          ranges[1].empty() ? 0 : std::strtoull(ranges[1][0].value.c_str(), nullptr, 10);
-      const std::uint64_t fence_mod = ranges[1].empty() ? 0 : ranges[1][0].mod_revision;
+          (*ranges)[1].empty() ? 0 : std::strtoull((*ranges)[1][0].value.c_str(), nullptr, 10);
+      const std::uint64_t fence_mod = (*ranges)[1].empty() ? 0 : (*ranges)[1][0].mod_revision;
       // The token first, then the version (store.h).
       if (token < fence) return StaleObjectToken(key, token, fence);
       std::string holder_key;
       if (!lock_name.empty()) {
-        for (const Kv& kv : HoldersOf(ranges[2])) {
-          if (kv.create_revision == token) holder_key = kv.key;
-        }
-        if (holder_key.empty()) {
-          return StaleTokenError("token " + std::to_string(token) +
-                                     " is not a live holder of lock '" + std::string(lock_name) +
-                                     "'",
-                                 fence);
-        }
+        auto holder = HolderWithToken(ranges->back(), token, lock_name, fence);
+        if (!holder.ok()) return holder.status();
+        holder_key = std::move(*holder);
       }
       if (current != expected_version) {
         return ObjectVersionMismatch(key, current, expected_version);
@@ -1167,17 +1152,10 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
   Result<FenceSeen> ReadFence(std::string_view key, std::uint64_t token,
                               std::string_view lock_name) {
     const std::string base = prefix_ + "fence/" + std::string(key) + "/";
-    std::vector<json> ops = {OpRange(base, PrefixEnd(base))};
-    if (!lock_name.empty()) {
-      const std::string dir = LockDir(lock_name);
-      ops.push_back(OpRange(dir, PrefixEnd(dir), true));
-    }
-    auto reply = Post("/v3/kv/txn", {{"success", ops}}, true);
-    if (!reply.ok()) return reply.status();
-    auto ranges = TxnRanges(*reply);
-    if (ranges.size() != ops.size()) return InternalError("malformed etcd reply: " + reply->dump());
+    auto ranges = Snapshot({OpRange(base, PrefixEnd(base))}, lock_name);
+    if (!ranges.ok()) return ranges.status();
     FenceSeen seen;
-    for (Kv& kv : ranges[0]) {
+    for (Kv& kv : (*ranges)[0]) {
       if (kv.key == FenceKey(key)) {
         seen.fence = std::strtoull(kv.value.c_str(), nullptr, 10);
         seen.fence_mod = kv.mod_revision;
@@ -1194,17 +1172,41 @@ class EtcdLocker final : public Locker, public FencedStore, public VersionedStor
                              seen.fence);
     }
     if (!lock_name.empty()) {
-      for (const Kv& kv : HoldersOf(ranges[1])) {
-        if (kv.create_revision == token) seen.holder_key = kv.key;
-      }
-      if (seen.holder_key.empty()) {
-        return StaleTokenError("token " + std::to_string(token) +
-                                   " is not a live holder of lock '" + std::string(lock_name) +
-                                   "'",
-                               std::max(seen.fence, token));
-      }
+      auto holder = HolderWithToken(ranges->back(), token, lock_name, std::max(seen.fence, token));
+      if (!holder.ok()) return holder.status();
+      seen.holder_key = std::move(*holder);
     }
     return seen;
+  }
+
+  // One read-only snapshot of `reads` and, for a strict (lock-checked) call, the lock's holder
+  // directory as the last range: what the fenced calls decide from, and later compare against.
+  Result<std::vector<std::vector<Kv>>> Snapshot(std::vector<json> reads,
+                                                std::string_view lock_name) {
+    if (!lock_name.empty()) {
+      const std::string dir = LockDir(lock_name);
+      reads.push_back(OpRange(dir, PrefixEnd(dir), true));
+    }
+    auto reply = Post("/v3/kv/txn", {{"success", reads}}, true);
+    if (!reply.ok()) return reply.status();
+    auto ranges = TxnRanges(*reply);
+    if (ranges.size() != reads.size()) {
+      return InternalError("malformed etcd reply: " + reply->dump());
+    }
+    return ranges;
+  }
+
+  // The holder key of `lock_name` whose create revision is `token`, from a snapshot's holder
+  // directory; a token that holds nothing is stale (`fence` is the fence the error reports).
+  static Result<std::string> HolderWithToken(const std::vector<Kv>& holder_dir,
+                                             std::uint64_t token, std::string_view lock_name,
+                                             std::uint64_t fence) {
+    for (const Kv& kv : HoldersOf(holder_dir)) {
+      if (kv.create_revision == token) return kv.key;
+    }
+    return StaleTokenError("token " + std::to_string(token) + " is not a live holder of lock '" +
+                               std::string(lock_name) + "'",
+                           fence);
   }
 
   // What a fenced transaction compares: the fence is still the one read and, strict, the

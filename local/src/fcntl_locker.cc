@@ -36,7 +36,7 @@ int OfdLockByte(int fd, LockMode mode, bool block) {
 }
 
 // No unlock of its own: the whole-file OFD unlock every release makes covers the lock byte.
-constexpr MainLock kFcntl{"fcntl", &OfdLockByte, nullptr};
+constexpr MainLock kFcntl{"fcntl", &OfdLockByte, nullptr, /*in_fast_range=*/true};
 
 Result<std::unique_ptr<Locker>> OpenFcntl(const BackendUrl& url) {
   return OpenFileLocker(url, kFcntl);

@@ -193,18 +193,27 @@ class FileLocker final : public EngineLocker {
     auto opened = ReuseOrOpen(name);
     if (!opened.ok()) return opened.status();
     UniqueFd fd = std::move(*opened);
-    auto got = LockBefore([&](bool block) { return main_.lock(fd.get(), request.mode, block); },
-                          deadline, What("lock '", path_, "/", name, "'"));
-    if (!got.ok()) return got.status();
-    if (!*got) {
-      free_fds_.Put(name, std::move(fd));  // it holds no lock
-      Attempt refused;
-      refused.holders = Holders(name);
-      return refused;
+    // An exclusive holder first tries the fast admission (FastAdmit), which under fcntl:// takes
+    // the lock itself in the same call; when that is refused it waits for the lock as usual
+    // and tries the fast admission once more before the long way (Register).
+    const bool exclusive = request.mode == LockMode::kExclusive;
+    bool fast = exclusive && main_.in_fast_range && LockFastRange(fd.get());
+    if (!fast) {
+      auto got = LockBefore([&](bool block) { return main_.lock(fd.get(), request.mode, block); },
+                            deadline, What("lock '", path_, "/", name, "'"));
+      if (!got.ok()) return got.status();
+      if (!*got) {
+        free_fds_.Put(name, std::move(fd));  // it holds no lock
+        Attempt refused;
+        refused.holders = Holders(name);
+        return refused;
+      }
+      fast = exclusive && LockFastRange(fd.get());
     }
 
     auto held = NewHeld(request, owner);
-    auto admitted = Register(fd.get(), name, held.get(), nullptr);
+    auto admitted = fast ? FastAdmit(fd.get(), name, held.get())
+                         : Register(fd.get(), name, held.get(), nullptr);
     if (!admitted.ok()) {
       DropLocks(main_, fd.get());
       return admitted.status();
@@ -387,6 +396,25 @@ class FileLocker final : public EngineLocker {
     Result<bool> out = Admit(fd, name, held, full);
     OfdLock(fd, F_UNLCK, kGuardStart, kGuardLength, false);
     return out;
+  }
+
+  // The fast admission range (lock_file.h) locked at once, or not at all (some byte of it busy:
+  // a reader or writer of the guard, a live permit, a holder in slot 0).
+  static bool LockFastRange(int fd) {
+    return OfdLock(fd, F_WRLCK, kGuardStart, kFastRangeLength, /*block=*/false) == 0;
+  }
+
+  // Admits a plain exclusive holder whose descriptor holds the lock itself and the fast
+  // admission range: that range says what Admit would learn (no permit is live, and no other
+  // plain holder can be, the lock being exclusive) and has claimed slot 0, so what is left is
+  // the token and the record, in one write. Then the guard is unlocked, and under flock:// the
+  // unused bytes with it (fcntl:// keeps kLockByte, the lock itself).
+  Result<bool> FastAdmit(int fd, const std::string& name, Held* held) {
+    auto token = IssueTokenToSlotZero(fd, name, durable_, &held->record);
+    if (!token.ok()) return token.status();
+    held->slot = 0;
+    OfdLock(fd, F_UNLCK, kGuardStart, main_.in_fast_range ? kGuardLength : kSlotBase, false);
+    return true;
   }
 
   // Register's body. REQUIRES: the guard held exclusively through `fd`.

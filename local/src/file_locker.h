@@ -26,6 +26,9 @@ struct MainLock {
   // still shares it does not keep the lock after Release); nullptr when the whole-file OFD
   // unlock that follows it at every release covers the lock already (fcntl://).
   void (*unlock)(int fd);
+  // Whether an exclusive lock itself is the OFD write lock on kLockByte (fcntl://), which lies
+  // inside the fast admission range (lock_file.h), so that one call takes both.
+  bool in_fast_range;
 };
 
 // Opens "<scheme>:///dir[?durable=0|1]". Errors: kInvalidArgument (host given, relative path,

@@ -7,7 +7,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
+#include <cstring>
 #include <system_error>
 #include <thread>
 
@@ -163,13 +165,45 @@ Status WriteAt(int fd, const void* buf, std::size_t len, off_t offset, const Wha
   return OkStatus();
 }
 
+Status WriteVAt(int fd, iovec* parts, int count, off_t offset, const What& what) {
+  while (count > 0) {
+    const ssize_t n = ::pwritev(fd, parts, count, offset);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      return FromErrno(err, what.str());
+    }
+    if (n == 0) return FromErrno(EIO, what.str());  // never for a regular file; do not spin
+    offset += n;
+    auto left = static_cast<std::size_t>(n);
+    while (count > 0 && left >= parts->iov_len) {
+      left -= parts->iov_len;
+      ++parts;
+      --count;
+    }
+    if (count > 0) {
+      parts->iov_base = static_cast<unsigned char*>(parts->iov_base) + left;
+      parts->iov_len -= left;
+    }
+  }
+  return OkStatus();
+}
+
 void EncodeU64(std::uint64_t value, unsigned char* out) {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<unsigned char>(value >> (8 * i));
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(out, &value, sizeof(value));  // one store, where the loop below is eight
+  } else {
+    for (int i = 0; i < 8; ++i) out[i] = static_cast<unsigned char>(value >> (8 * i));
+  }
 }
 
 std::uint64_t DecodeU64(const unsigned char* in) {
   std::uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | in[i];
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(&v, in, sizeof(v));
+  } else {
+    for (int i = 7; i >= 0; --i) v = (v << 8) | in[i];
+  }
   return v;
 }
 

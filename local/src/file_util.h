@@ -9,6 +9,7 @@
 #define ORDO_LOCAL_FILE_UTIL_H_
 
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include <array>
 #include <chrono>
@@ -101,6 +102,9 @@ int OpenAt(int dirfd, std::string_view name, int flags);
 Status ReadAt(int fd, void* buf, std::size_t len, off_t offset, std::size_t* got,
               const What& what);
 Status WriteAt(int fd, const void* buf, std::size_t len, off_t offset, const What& what);
+// pwritev until done: the `count` pieces of `parts` written back to back from `offset`. Adjusts
+// `parts` as it goes.
+Status WriteVAt(int fd, iovec* parts, int count, off_t offset, const What& what);
 
 void EncodeU64(std::uint64_t value, unsigned char* out);  // little-endian
 std::uint64_t DecodeU64(const unsigned char* in);

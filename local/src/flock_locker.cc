@@ -23,7 +23,7 @@ int FlockLock(int fd, LockMode mode, bool block) {
 
 void FlockUnlock(int fd) { ::flock(fd, LOCK_UN); }
 
-constexpr MainLock kFlock{"flock", &FlockLock, &FlockUnlock};
+constexpr MainLock kFlock{"flock", &FlockLock, &FlockUnlock, /*in_fast_range=*/false};
 
 Result<std::unique_ptr<Locker>> OpenFlock(const BackendUrl& url) {
   return OpenFileLocker(url, kFlock);

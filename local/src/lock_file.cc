@@ -2,10 +2,10 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <array>
 #include <cstring>
 #include <limits>
 
@@ -34,21 +34,22 @@ What About(std::string_view verb, std::string_view name) {
   return What(verb, " of lock file '", name, "'");
 }
 
-std::array<unsigned char, kSlotSize> Encode(const HolderRecord& r) {
-  std::array<unsigned char, kSlotSize> buf{};
-  std::memcpy(buf.data(), kMagic, sizeof(kMagic));
-  EncodeU64(r.token, buf.data() + 8);
+// Encodes `r` into a whole slot, all of which is written: a reader skips a slot that the file
+// does not hold whole (the last one, in a file that ends early).
+void Encode(const HolderRecord& r, unsigned char (&buf)[kSlotSize]) {
+  std::memset(buf, 0, kSlotSize);
+  std::memcpy(buf, kMagic, sizeof(kMagic));
+  EncodeU64(r.token, buf + 8);
   buf[16] = r.mode == LockMode::kShared ? 1 : 0;
   for (int i = 0; i < 4; ++i) buf[20 + i] = static_cast<unsigned char>(r.limit >> (8 * i));
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                       r.expires_at.time_since_epoch())
                       .count();
-  EncodeU64(static_cast<std::uint64_t>(ms), buf.data() + 24);
+  EncodeU64(static_cast<std::uint64_t>(ms), buf + 24);
   const std::size_t n = std::min(r.owner.size(), kMaxOwnerLength);
   buf[32] = static_cast<unsigned char>(n & 0xff);
   buf[33] = static_cast<unsigned char>(n >> 8);
-  std::memcpy(buf.data() + kOwnerOffset, r.owner.data(), n);
-  return buf;
+  std::memcpy(buf + kOwnerOffset, r.owner.data(), n);
 }
 
 bool Decode(const unsigned char* p, HolderRecord* r) {
@@ -65,6 +66,24 @@ bool Decode(const unsigned char* p, HolderRecord* r) {
   return r->token != 0;
 }
 
+// The token after the counter's value. REQUIRES: the guard held exclusively.
+Result<std::uint64_t> NextToken(int fd, std::string_view name) {
+  auto last = ReadCounter(fd, name);
+  if (!last.ok()) return last.status();
+  if (*last == std::numeric_limits<std::uint64_t>::max()) {
+    return InternalError("the token counter of lock '" + std::string(name) + "' is exhausted");
+  }
+  return *last + 1;
+}
+
+Status SyncIf(bool durable, int fd, std::string_view name) {
+  if (durable && ::fdatasync(fd) != 0) {
+    const int err = errno;
+    return FromErrno(err, About("fdatasync", name).str());
+  }
+  return OkStatus();
+}
+
 }  // namespace
 
 Result<std::uint64_t> ReadCounter(int fd, std::string_view name) {
@@ -76,22 +95,36 @@ Result<std::uint64_t> ReadCounter(int fd, std::string_view name) {
 }
 
 Result<std::uint64_t> IssueToken(int fd, std::string_view name, bool durable) {
-  auto last = ReadCounter(fd, name);
-  if (!last.ok()) return last.status();
-  if (*last == std::numeric_limits<std::uint64_t>::max()) {
-    return InternalError("the token counter of lock '" + std::string(name) + "' is exhausted");
-  }
-  const std::uint64_t token = *last + 1;
+  auto token = NextToken(fd, name);
+  if (!token.ok()) return token;
   unsigned char buf[8];
-  EncodeU64(token, buf);
+  EncodeU64(*token, buf);
   // One 8-byte pwrite lands in the page cache whole or not at all, so a holder killed here
   // leaves the old or the new counter, never a torn one; the token is written before any lease
   // carries it, so a crash can burn a token but never reissue one.
   ORDO_RETURN_IF_ERROR(WriteAt(fd, buf, sizeof(buf), kGuardStart, About("write", name)));
-  if (durable && ::fdatasync(fd) != 0) {
-    const int err = errno;
-    return FromErrno(err, About("fdatasync", name).str());
-  }
+  ORDO_RETURN_IF_ERROR(SyncIf(durable, fd, name));
+  return token;
+}
+
+Result<std::uint64_t> IssueTokenToSlotZero(int fd, std::string_view name, bool durable,
+                                           HolderRecord* record) {
+  auto token = NextToken(fd, name);
+  if (!token.ok()) return token;
+  record->token = *token;
+  unsigned char counter[8];
+  EncodeU64(*token, counter);
+  static const unsigned char kZeros[kSlotBase - kGuardLength] = {};
+  unsigned char slot[kSlotSize];
+  Encode(*record, slot);
+  // The kernel copies a write page by page, in order, and a fatal signal can stop it only
+  // between pages: the 8 counter bytes land whole, and before the record (as with IssueToken's
+  // own write, then WriteSlot's). Every 0 written over [8, 4096) was 0 already.
+  iovec parts[3] = {{counter, sizeof(counter)},
+                    {const_cast<unsigned char*>(kZeros), sizeof(kZeros)},
+                    {slot, sizeof(slot)}};
+  ORDO_RETURN_IF_ERROR(WriteVAt(fd, parts, 3, kGuardStart, About("write", name)));
+  ORDO_RETURN_IF_ERROR(SyncIf(durable, fd, name));
   return token;
 }
 
@@ -112,8 +145,9 @@ Result<std::uint32_t> ClaimSlot(int fd, std::string_view name, const HolderRecor
 }
 
 Status WriteSlot(int fd, std::string_view name, std::uint32_t slot, const HolderRecord& record) {
-  const auto buf = Encode(record);
-  return WriteAt(fd, buf.data(), buf.size(), SlotOffset(slot), About("write a holder record", name));
+  unsigned char buf[kSlotSize];
+  Encode(record, buf);
+  return WriteAt(fd, buf, sizeof(buf), SlotOffset(slot), About("write a holder record", name));
 }
 
 Result<std::vector<HolderRecord>> LiveHolders(int fd, std::string_view name) {

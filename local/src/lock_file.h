@@ -15,6 +15,10 @@
 //                                                          (limit > 1), so a plain acquisition
 //                                                          tells in one F_OFD_GETLK that none is
 //                                                          live
+//   [8, 4097)        zeros, then slot 0's first byte       write-locked, while it holds, by a
+//                                                          holder admitted the fast way (below):
+//                                                          all of it under fcntl://, [4096,
+//                                                          4097) only under flock://
 //   [4096 + 512*i,   holder record i (see lock_file.cc)    on its first byte: held by the
 //    +512)                                                 holder's own descriptor for as long as
 //                                                          the holder lives
@@ -28,6 +32,15 @@
 // flock:// takes the lock itself with flock(2) on the whole file; flock(2) and OFD record locks
 // do not interact on Linux local file systems, so the guard and record locks work the same way
 // under both backends.
+//
+// The fast admission of a plain exclusive holder: one OFD write lock on [0, kFastRangeLength)
+// takes the guard, proves that no permit is live (the permits byte) and no holder uses slot 0,
+// and claims slot 0 — and, under fcntl://, takes the lock itself (kLockByte) too. If it is
+// refused (any of those bytes busy) the holder is admitted the long way (Register in
+// file_locker.cc). The holder then writes the counter and its record in one write
+// (IssueTokenToSlotZero) and unlocks only the guard: the rest of the range stays locked by the
+// holder until it releases. Nothing but those three locks is ever taken in [10, 4096), and no
+// one probes those bytes, so holding them changes nothing for anyone else.
 //
 // Liveness: a holder record counts only while its first byte is locked. That lock belongs to
 // the holder's descriptor, so the kernel drops it when the holder releases, closes, or dies —
@@ -58,6 +71,7 @@ inline constexpr off_t kLockByte = 8;
 inline constexpr off_t kPermitsByte = 9;
 inline constexpr off_t kSlotBase = 4096;
 inline constexpr off_t kSlotSize = 512;
+inline constexpr off_t kFastRangeLength = kSlotBase + 1;
 
 struct HolderRecord {
   std::uint64_t token = 0;
@@ -77,6 +91,14 @@ Result<std::uint64_t> ReadCounter(int fd, std::string_view name);
 // Bumps the counter and returns the new token; with `durable` the file data is on disk before
 // this returns. REQUIRES: the guard held exclusively, through `fd`.
 Result<std::uint64_t> IssueToken(int fd, std::string_view name, bool durable);
+
+// IssueToken followed by writing `record` (its token set to the new one) to slot 0, in one
+// write that covers the counter, the unused bytes up to the first slot (zeros, which they always
+// are) and the record. The counter is the first byte written, so a holder killed in the middle
+// has burned a token, never reissued one. REQUIRES: the guard held exclusively and slot 0's
+// liveness byte locked, both through `fd`.
+Result<std::uint64_t> IssueTokenToSlotZero(int fd, std::string_view name, bool durable,
+                                           HolderRecord* record);
 
 // Finds the lowest slot no live holder uses, locks its liveness byte through `fd` (for as long as `fd`
 // stays open) and writes `record` there. REQUIRES: the guard held exclusively, through `fd`.

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -13,6 +14,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -540,6 +542,130 @@ TEST_P(FileBackendTest, AForkedChildDoesNotReuseItsParentsDescriptors) {
   if (lease.ok()) ASSERT_OK(locker_->Release(*lease));
   auto after = locker_->Acquire(Exclusive("inherited"));
   ASSERT_OK(after);
+  ASSERT_OK(locker_->Release(*after));
+}
+
+// The fast admission of an exclusive holder (lock_file.h): one lock call that takes the guard,
+// proves no permit is live and claims slot 0, then one write for the token and the record.
+
+TEST_P(FileBackendTest, ProcessesInterleavingOnOneNameExcludeAndTokensGrow) {
+  // Shared with the children: who is inside, the last token seen, and what went wrong.
+  struct Shared {
+    std::atomic<int> inside;
+    std::atomic<std::uint64_t> last;
+    std::atomic<int> overlaps;
+    std::atomic<int> backwards;
+    std::atomic<int> unseen;
+    std::atomic<int> failures;
+    std::atomic<int> ready;
+    std::atomic<int> last_child;
+    std::atomic<int> handovers;  // acquisitions by another child than the previous one
+  };
+  void* mem = mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                   -1, 0);
+  ASSERT_NE(mem, MAP_FAILED);
+  auto* shared = new (mem) Shared{};
+  shared->last_child.store(-1);
+  constexpr int kChildren = 3;
+  constexpr int kRounds = 150;
+  std::vector<pid_t> children;
+  for (int c = 0; c < kChildren; ++c) {
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      // Each child reuses its descriptor round after round; the last one takes the lock
+      // shared every third round, which admits it the long way and publishes in slot 0.
+      auto locker = Open(url_);
+      if (!locker.ok()) _exit(2);
+      shared->ready.fetch_add(1);
+      const auto start_by = std::chrono::steady_clock::now() + 10s;
+      while (shared->ready.load() < kChildren && std::chrono::steady_clock::now() < start_by) {
+        std::this_thread::yield();
+      }
+      for (int i = 0; i < kRounds; ++i) {
+        LockRequest request = Exclusive("interleaved", 10s);
+        if (c == kChildren - 1 && i % 3 == 0) request.mode = LockMode::kShared;
+        auto lease = (*locker)->Acquire(request);
+        if (!lease.ok()) {
+          shared->failures.fetch_add(1);
+          continue;
+        }
+        if (shared->inside.fetch_add(1) != 0) shared->overlaps.fetch_add(1);
+        if (lease->token <= shared->last.load()) shared->backwards.fetch_add(1);
+        shared->last.store(lease->token);
+        if (shared->last_child.exchange(c) != c) shared->handovers.fetch_add(1);
+        std::this_thread::yield();  // let the others queue up on the lock
+        if (i % 10 == 0) {
+          // Another Locker is another open file description, like another process.
+          auto other = Open(url_);
+          auto state = other.ok() ? (*other)->Describe("interleaved") : Result<LockState>(other.status());
+          if (!state.ok() || state->holders.size() != 1 ||
+              state->holders[0].token != lease->token || state->last_token != lease->token) {
+            shared->unseen.fetch_add(1);
+          }
+        }
+        shared->inside.fetch_sub(1);
+        if (!(*locker)->Release(*lease).ok()) shared->failures.fetch_add(1);
+        // Give another child the lock before taking it again (for 2 ms at most): without this
+        // one child may win every round and nothing interleaves.
+        const auto turn_by = std::chrono::steady_clock::now() + 2ms;
+        while (shared->last_child.load() == c && std::chrono::steady_clock::now() < turn_by) {
+          std::this_thread::yield();
+        }
+      }
+      _exit(0);
+    }
+    children.push_back(child);
+  }
+  for (pid_t child : children) {
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  EXPECT_EQ(shared->failures.load(), 0);
+  EXPECT_GE(shared->handovers.load(), 10) << "the children hardly interleaved: nothing was tested";
+  EXPECT_EQ(shared->overlaps.load(), 0) << "two processes held the lock at once";
+  EXPECT_EQ(shared->backwards.load(), 0) << "a token did not grow across processes";
+  EXPECT_EQ(shared->unseen.load(), 0) << "a holder's record or token was not what it was issued";
+  auto state = locker_->Describe("interleaved");
+  ASSERT_OK(state);
+  EXPECT_EQ(state->last_token, std::uint64_t{kChildren * kRounds}) << "one token per acquisition";
+  EXPECT_TRUE(state->holders.empty());
+  munmap(mem, sizeof(Shared));
+}
+
+TEST_P(FileBackendTest, AFastExclusiveHolderIsSeenByPermitsAndPermitsKeepItOut) {
+  LockRequest permit = Exclusive("mixed");
+  permit.limit = 2;
+  ASSERT_OK(locker_->Release(*locker_->Acquire(Exclusive("mixed"))));  // a descriptor to reuse
+  auto lease = locker_->Acquire(Exclusive("mixed"));
+  ASSERT_OK(lease);
+  auto other = Reopen();
+  auto refused = other->Acquire(permit);
+  EXPECT_EQ(refused.status().code(), StatusCode::kInvalidArgument) << refused.status().ToString();
+  EXPECT_EQ(other->Acquire(Exclusive("mixed")).status().code(), StatusCode::kLockHeld);
+  LockRequest shared = Exclusive("mixed");
+  shared.mode = LockMode::kShared;
+  EXPECT_EQ(other->Acquire(shared).status().code(), StatusCode::kLockHeld);
+  auto state = other->Describe("mixed");
+  ASSERT_OK(state);
+  ASSERT_EQ(state->holders.size(), 1u);
+  EXPECT_EQ(state->holders[0].token, lease->token);
+  EXPECT_EQ(state->last_token, lease->token);
+  ASSERT_OK(locker_->Release(*lease));
+
+  // A live permit must keep an exclusive holder out, the reused descriptor's fast try included.
+  auto held = other->Acquire(permit);
+  ASSERT_OK(held);
+  auto plain = locker_->Acquire(Exclusive("mixed"));
+  EXPECT_EQ(plain.status().code(), StatusCode::kInvalidArgument) << plain.status().ToString();
+  state = other->Describe("mixed");
+  ASSERT_OK(state);
+  EXPECT_EQ(state->last_token, held->token) << "a refused holder issued no token";
+  ASSERT_OK(other->Release(*held));
+  auto after = locker_->Acquire(Exclusive("mixed"));
+  ASSERT_OK(after);
+  EXPECT_GT(after->token, held->token);
   ASSERT_OK(locker_->Release(*after));
 }
 

@@ -8,10 +8,17 @@
 //                               waits to be killed — a writer dying mid-transaction
 //   hammer URL NAME             acquire (ttl 300 ms), print "token T", fenced write under it,
 //                               release; forever
+//   group URL N                 N threads, each on its own name PREFIX-i ("group-i"): acquire
+//                               (ttl 60 s), print "token group-i T" once the lease is returned,
+//                               release; forever (concurrent writers share commits: group commit)
 #include <sqlite3.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+#include <vector>
 #include <iostream>
 #include <string>
 
@@ -80,6 +87,31 @@ int Hammer(const std::string& url, const std::string& name) {
   }
 }
 
+int Group(const std::string& url, int threads) {
+  auto locker = ordo::Open(url);
+  if (!locker.ok()) return Fail(locker.status().ToString());
+  std::mutex out;  // one line at a time on stdout
+  std::vector<std::thread> workers;
+  for (int i = 0; i < threads; ++i) {
+    workers.emplace_back([&, name = "group-" + std::to_string(i)] {
+      while (true) {
+        auto lease = (*locker)->Acquire({.name = name, .ttl = 60s});
+        {
+          std::lock_guard<std::mutex> lock(out);
+          if (!lease.ok()) {
+            Fail(lease.status().ToString());
+            std::_Exit(3);
+          }
+          std::cout << "token " << name << " " << lease->token << std::endl;
+        }
+        (*locker)->Release(*lease).IgnoreError();
+      }
+    });
+  }
+  for (auto& w : workers) w.join();  // never: the test kills this process
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -87,7 +119,8 @@ int main(int argc, char** argv) {
   if (mode == "migrate" && argc == 3) return Migrate(argv[2]);
   if (mode == "pause-in-transaction" && argc == 3) return PauseInTransaction(argv[2]);
   if (mode == "hammer" && argc == 4) return Hammer(argv[2], argv[3]);
+  if (mode == "group" && argc == 4) return Group(argv[2], std::stoi(argv[3]));
   std::fprintf(stderr, "usage: ordo-sqlite-helper migrate URL | pause-in-transaction PATH | "
-                       "hammer URL NAME\n");
+                       "hammer URL NAME | group URL N\n");
   return 2;
 }

@@ -16,6 +16,7 @@
 #include "ordo/ordo.h"
 #include "ordo_sqlite/sqlite.h"
 #include "sqlite_db.h"  // white-box: the pragmas of a pooled connection
+#include "status_matchers.h"
 #include "test_support.h"
 
 namespace ordo::testing {
@@ -24,18 +25,6 @@ namespace {
 using namespace std::chrono_literals;
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
-
-// ASSERT_THAT(call(), IsOk()) prints the status when it is not OK.
-const Status& StatusOf(const Status& s) { return s; }
-template <typename T>
-const Status& StatusOf(const Result<T>& r) {
-  return r.status();
-}
-MATCHER(IsOk, "is OK") {
-  *result_listener << StatusOf(arg).ToString();
-  return StatusOf(arg).ok();
-}
-#define ASSERT_OK(expr) ASSERT_THAT((expr), IsOk())
 
 const std::string kHelper = ORDO_SQLITE_HELPER;
 const std::string kWorker = ORDO_TEST_WORKER;

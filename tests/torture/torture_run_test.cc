@@ -102,6 +102,11 @@ INSTANTIATE_TEST_SUITE_P(
         // promoted: tokens keep growing and no update is lost; the control must lose some.
         RunCase{"http_replicas_standby", "http://?replicas=2&standby=1",
                 {"strict", "control-unfenced-reads"}, true},
+        // The same through one PgBouncer in session pooling, re-pointed at the promoted
+        // standby; its control leaves writes unfenced (the other control, above, reads).
+        RunCase{"http_replicas_standby_pgbouncer",
+                "http://?replicas=2&standby=1&pgbouncer=session",
+                {"strict", "control-unfenced-writes"}, true},
         // The counter in a separate database standing for the user's own, guarded by
         // ordo_fence (`ordo fence`); the control runs the same transaction without it.
         RunCase{"user_table", "postgresql://?strategy=cas", {"user-table", "control-user-table"},

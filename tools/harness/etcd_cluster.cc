@@ -69,7 +69,13 @@ EtcdCluster::EtcdCluster(int members) : owner_pid_(getpid()) {
     throw std::runtime_error(std::string("mkdtemp for etcd: ") + std::strerror(errno));
   }
   dir_ = tmpl;
-  StartWatchdog();
+  try {
+    watchdog_.Start("for f in " + ShellQuote(dir_) +
+                    "/*.pid; do [ -f \"$f\" ] && kill -9 \"$(cat \"$f\")\" 2>/dev/null; done; "
+                    "rm -rf " + ShellQuote(dir_));
+  } catch (const std::runtime_error& e) {
+    Fail(e.what());
+  }
   members_.resize(members);
   for (int i = 0; i < members; ++i) {
     members_[i].name = "m" + std::to_string(i);
@@ -88,30 +94,7 @@ EtcdCluster::~EtcdCluster() {
   for (int i = 0; i < members(); ++i) {
     if (members_[i].pid > 0) Kill(i, SIGKILL);
   }
-  if (watchdog_fd_ >= 0) {
-    close(watchdog_fd_);  // the watchdog sees EOF and removes dir_
-    int status = 0;
-    while (waitpid(watchdog_pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-  }
-}
-
-void EtcdCluster::StartWatchdog() {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) Fail("pipe2 for the watchdog");
-  const std::string script = "cat >/dev/null; for f in " + ShellQuote(dir_) +
-                             "/*.pid; do [ -f \"$f\" ] && kill -9 \"$(cat \"$f\")\" "
-                             "2>/dev/null; done; rm -rf " + ShellQuote(dir_);
-  // setsid: a Ctrl-C or a kill of the test's process group must not kill the cleanup.
-  const int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-  const pid_t pid = ::ordo::testing::Spawn(
-      {"/bin/sh", "-c", script},
-      {.stdin_fd = fds[0], .stdout_fd = devnull, .stderr_fd = devnull, .new_session = true});
-  if (devnull >= 0) close(devnull);
-  if (pid < 0) Fail("fork for the watchdog");
-  close(fds[0]);
-  watchdog_pid_ = pid;
-  watchdog_fd_ = fds[1];
+  watchdog_.Finish();  // removes dir_
 }
 
 void EtcdCluster::Spawn(int i) {

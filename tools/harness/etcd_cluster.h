@@ -33,6 +33,8 @@
 #include <string_view>
 #include <vector>
 
+#include "subprocess.h"
+
 namespace ordo::testing {
 
 class EtcdCluster {
@@ -82,7 +84,6 @@ class EtcdCluster {
 
   void Spawn(int i);
   void WaitAnswers(int i, int timeout_ms);
-  void StartWatchdog();
   [[noreturn]] void Fail(const std::string& what) const;
 
   std::string dir_;
@@ -90,8 +91,8 @@ class EtcdCluster {
   std::string initial_cluster_;
   std::vector<Member> members_;
   pid_t owner_pid_ = 0;
-  pid_t watchdog_pid_ = -1;
-  int watchdog_fd_ = -1;
+  // Kills whatever the pid files name and removes dir_ when this process dies.
+  ::ordo::testing::Watchdog watchdog_;
 };
 
 // The process-wide single member, started on first use and stopped at exit.

@@ -99,7 +99,13 @@ void PgCluster::Prepare() {
   if (as_postgres_ && chown(dir_.c_str(), uid_, gid_) != 0) {
     Fail(std::string("chown to postgres: ") + std::strerror(errno));
   }
-  StartWatchdog();
+  const std::string run_as = as_postgres_ ? "runuser -u postgres -- " : "";
+  try {
+    watchdog_.Start(run_as + ShellQuote(bin_dir_ + "/pg_ctl") + " -D " + ShellQuote(data_dir_) +
+                    " stop -m immediate -w >/dev/null 2>&1; rm -rf " + ShellQuote(dir_));
+  } catch (const std::runtime_error& e) {
+    Fail(e.what());
+  }
 }
 
 PgCluster::PgCluster() : owner_pid_(getpid()) {
@@ -135,34 +141,12 @@ PgCluster::PgCluster() : owner_pid_(getpid()) {
 PgCluster::~PgCluster() {
   if (getpid() != owner_pid_) return;  // a forked child: the cluster is its parent's
   if (running_) StopFast();
-  if (watchdog_fd_ >= 0) {
-    close(watchdog_fd_);  // the watchdog sees EOF, stops whatever is left and removes dir_
-    int status = 0;
-    while (waitpid(watchdog_pid_, &status, 0) < 0 && errno == EINTR) {
-    }
+  if (watchdog_.started()) {
+    watchdog_.Finish();  // stops whatever is left and removes dir_
   } else if (!dir_.empty()) {
     std::error_code ec;
     fs::remove_all(dir_, ec);
   }
-}
-
-void PgCluster::StartWatchdog() {
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) != 0) Fail("pipe2 for the watchdog");
-  const std::string run_as = as_postgres_ ? "runuser -u postgres -- " : "";
-  const std::string script =
-      "cat >/dev/null; " + run_as + ShellQuote(bin_dir_ + "/pg_ctl") + " -D " +
-      ShellQuote(data_dir_) + " stop -m immediate -w >/dev/null 2>&1; rm -rf " + ShellQuote(dir_);
-  // setsid: a Ctrl-C or a kill of the test's process group must not kill the cleanup.
-  const int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
-  const pid_t pid = Spawn({"/bin/sh", "-c", script},
-                          {.stdin_fd = fds[0], .stdout_fd = devnull, .stderr_fd = devnull,
-                           .new_session = true});
-  if (devnull >= 0) close(devnull);
-  if (pid < 0) Fail("fork for the watchdog");
-  close(fds[0]);
-  watchdog_pid_ = pid;
-  watchdog_fd_ = fds[1];
 }
 
 int PgCluster::RunPg(const std::vector<std::string>& argv, std::string* output) {

@@ -38,6 +38,8 @@
 #include <string_view>
 #include <vector>
 
+#include "subprocess.h"
+
 namespace ordo::testing {
 
 class PgCluster {
@@ -81,6 +83,8 @@ class PgCluster {
   int port() const { return port_; }
   const std::string& password() const { return password_; }
   const std::string& dir() const { return dir_; }
+  // The server binaries' directory (initdb, pg_ctl, psql, …).
+  const std::string& bin_dir() const { return bin_dir_; }
 
  private:
   struct StandbyTag {};
@@ -92,7 +96,6 @@ class PgCluster {
   // Runs a PostgreSQL binary (as `postgres` when root); returns its exit status and appends its
   // output to the command log. Throws if it cannot be started.
   int RunPg(const std::vector<std::string>& argv, std::string* output = nullptr);
-  void StartWatchdog();
   void StopFast();
   [[noreturn]] void Fail(const std::string& what);
 
@@ -106,8 +109,8 @@ class PgCluster {
   uid_t uid_ = 0;
   gid_t gid_ = 0;
   pid_t owner_pid_ = 0;
-  pid_t watchdog_pid_ = -1;
-  int watchdog_fd_ = -1;
+  // Stops the server and removes dir_ when this process dies (or at destruction).
+  Watchdog watchdog_;
 };
 
 // The process-wide cluster, started on first use and stopped at exit. Throws as PgCluster().

@@ -157,7 +157,7 @@ std::optional<std::string> ReceiveWithFd(int socket, int* fd) {
   return std::string(buf, static_cast<std::size_t>(n));
 }
 
-Child::Child(const std::vector<std::string>& argv) {
+Child::Child(const std::vector<std::string>& argv, bool kill_with_parent) {
   int out[2];
   int in[2];
   if (pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
@@ -166,7 +166,8 @@ Child::Child(const std::vector<std::string>& argv) {
     close(out[1]);
     throw std::runtime_error("pipe2 failed");
   }
-  pid_ = Spawn(argv, {.stdin_fd = in[0], .stdout_fd = out[1]});
+  pid_ = Spawn(argv,
+               {.stdin_fd = in[0], .stdout_fd = out[1], .kill_with_parent = kill_with_parent});
   close(out[1]);
   close(in[0]);
   out_fd_ = out[0];
@@ -230,6 +231,38 @@ int Child::Wait() {
   const int status = WaitForExit(pid_);
   reaped_ = true;
   return status;
+}
+
+Watchdog::~Watchdog() { Finish(); }
+
+void Watchdog::Start(const std::string& script) {
+  if (fd_ >= 0) throw std::runtime_error("watchdog started twice");
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) != 0) {
+    throw std::runtime_error(std::string("pipe2 for a watchdog: ") + std::strerror(errno));
+  }
+  const int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+  const pid_t pid = Spawn({"/bin/sh", "-c", "cat >/dev/null; " + script},
+                          {.stdin_fd = fds[0], .stdout_fd = devnull, .stderr_fd = devnull,
+                           .new_session = true});
+  const int saved = errno;
+  if (devnull >= 0) close(devnull);
+  close(fds[0]);
+  if (pid < 0) {
+    close(fds[1]);
+    throw std::runtime_error(std::string("fork for a watchdog: ") + std::strerror(saved));
+  }
+  owner_pid_ = getpid();
+  pid_ = pid;
+  fd_ = fds[1];
+}
+
+void Watchdog::Finish() {
+  if (fd_ < 0 || getpid() != owner_pid_) return;
+  close(fd_);  // EOF: the script runs now
+  fd_ = -1;
+  WaitForExit(pid_);
+  pid_ = -1;
 }
 
 int FreeLoopbackPort() {

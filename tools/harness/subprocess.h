@@ -11,8 +11,8 @@
 // child while the child cannot yet have been reaped, and passes it over a SOCK_SEQPACKET socket.
 // pidfd_send_signal on a reaped process fails with ESRCH instead of hitting a stranger.
 //
-// Thread safety: the free functions may be called from any thread. A Child is used by one
-// thread at a time.
+// Thread safety: the free functions may be called from any thread. A Child and a Watchdog are
+// each used by one thread at a time.
 #ifndef ORDO_TOOLS_HARNESS_SUBPROCESS_H_
 #define ORDO_TOOLS_HARNESS_SUBPROCESS_H_
 
@@ -75,10 +75,12 @@ bool SendWithFd(int socket, const std::string& text, int fd_to_pass);
 std::optional<std::string> ReceiveWithFd(int socket, int* fd);
 
 // A child process started with Spawn, its stdout readable line by line and its stdin
-// writable. The destructor kills (SIGKILL) and reaps it if it still runs.
+// writable. The destructor kills (SIGKILL) and reaps it if it still runs; with
+// `kill_with_parent` it also gets SIGKILL when the thread that started it dies (a test that
+// crashes or times out leaves no server behind).
 class Child {
  public:
-  explicit Child(const std::vector<std::string>& argv);
+  explicit Child(const std::vector<std::string>& argv, bool kill_with_parent = false);
   ~Child();
   Child(const Child&) = delete;
   Child& operator=(const Child&) = delete;
@@ -101,6 +103,37 @@ class Child {
   std::string buffer_;
   bool eof_ = false;
   bool reaped_ = false;
+};
+
+// Cleanup that happens even when this process dies without running destructors (a crash,
+// SIGKILL, a test timeout): a shell in a session of its own (setsid, so that a Ctrl-C or a kill
+// of the test's process group does not reach it) reads a pipe whose write end only this
+// process holds (close-on-exec), and runs `script` at EOF — when Finish() closes the pipe, or
+// when the kernel does because this process died. The throwaway clusters own one each, to stop
+// their servers and remove their directories.
+//
+// A forked child that never calls exec inherits the pipe but is not the owner: its Finish()
+// and destructor leave the watchdog alone (the parent's EOF then waits for the child's exit too).
+class Watchdog {
+ public:
+  Watchdog() = default;
+  // Finish().
+  ~Watchdog();
+  Watchdog(const Watchdog&) = delete;
+  Watchdog& operator=(const Watchdog&) = delete;
+
+  // Starts the shell that will run `script` (/bin/sh -c). Throws std::runtime_error when it
+  // cannot; at most once.
+  void Start(const std::string& script);
+  // Closes the pipe and waits until the script has run. Does nothing when not started, when
+  // already finished, or in a process other than the one that started it.
+  void Finish();
+  bool started() const { return fd_ >= 0; }
+
+ private:
+  pid_t owner_pid_ = 0;
+  pid_t pid_ = -1;
+  int fd_ = -1;
 };
 
 // A TCP port on 127.0.0.1 that was free a moment ago. Throws std::runtime_error when none is.

@@ -92,8 +92,8 @@ int main(int argc, char** argv) {
   bool no_nemesis = false;
   app.add_option("--backend", run.backends,
                  "flock://, fcntl://, sqlite://[?strategy=], postgresql://[?strategy=], "
-                 "http://[?replicas=N&standby=1] (shorthands: the run creates its own "
-                 "directory, database, servers, standby), "
+                 "http://[?replicas=N&standby=1[&pgbouncer=session]] (shorthands: the run "
+                 "creates its own directory, database, servers, standby, PgBouncer), "
                  "or a full URL; repeat or separate with ',' for several")
       ->delimiter(',');
   app.add_option("--mode", modes,

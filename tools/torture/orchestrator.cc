@@ -25,6 +25,7 @@
 #include "history.h"
 #include "ordo/ordo.h"
 #include "pg_cluster.h"
+#include "pgbouncer.h"
 #include "subprocess.h"
 #include "torture.h"
 
@@ -192,7 +193,7 @@ class Orchestrator {
   }
 
   bool PrepareDatabase(const std::string& scheme);
-  bool PrepareReplicated(int replicas);
+  bool PrepareReplicated(int replicas, const std::string& pgbouncer);
   bool StartServers(int replicas);
 
   bool Fail(const std::string& why) {
@@ -340,6 +341,8 @@ class Orchestrator {
     WaitUntil([] { return false; }, milliseconds(down_ms));
     try {
       standby_->Promote();
+      // PgBouncer does not follow a failover: re-point it, as failover tooling would.
+      if (bouncer_ != nullptr) bouncer_->Retarget(*standby_);
     } catch (const std::exception& e) {
       std::fprintf(stderr, "ordo-torture: promotion failed: %s\n", e.what());
       ok = false;
@@ -606,6 +609,8 @@ class Orchestrator {
   // fails over).
   std::unique_ptr<Cluster> primary_;
   std::unique_ptr<Cluster> standby_;
+  // '&pgbouncer=session': the replicas reach the primary through it (destroyed first).
+  std::unique_ptr<ordo::testing::PgBouncer> bouncer_;
   bool failed_over_ = false;
 };
 
@@ -615,6 +620,7 @@ bool Orchestrator::PrepareDatabase(const std::string& scheme) {
   auto shorthand = ParseBackendUrl(backend_);
   const std::string replicas_text = shorthand.ok() ? shorthand->QueryOr("replicas", "1") : "1";
   const bool with_standby = shorthand.ok() && shorthand->QueryOr("standby", "0") == "1";
+  const std::string pgbouncer = shorthand.ok() ? shorthand->QueryOr("pgbouncer", "") : "";
   int replicas = 0;
   const auto [end, ec] = std::from_chars(replicas_text.data(),
                                          replicas_text.data() + replicas_text.size(), replicas);
@@ -625,7 +631,14 @@ bool Orchestrator::PrepareDatabase(const std::string& scheme) {
   if (scheme != "http" && (replicas != 1 || with_standby)) {
     return Fail("replicas= and standby= are for the http:// shorthand: " + backend_);
   }
-  if (with_standby) return PrepareReplicated(replicas);
+  if (!pgbouncer.empty() && pgbouncer != "session") {
+    return Fail("pgbouncer=" + pgbouncer + " in " + backend_ +
+                ": only pgbouncer=session (LISTEN and for-update need session pooling)");
+  }
+  if (!pgbouncer.empty() && !with_standby) {
+    return Fail("pgbouncer=session in " + backend_ + " needs standby=1");
+  }
+  if (with_standby) return PrepareReplicated(replicas, pgbouncer);
   if (shared_.pg == nullptr) {
     try {
       shared_.pg = std::make_unique<ordo::testing::PgCluster>();
@@ -662,15 +675,25 @@ bool Orchestrator::PrepareDatabase(const std::string& scheme) {
   return StartServers(replicas);
 }
 
-bool Orchestrator::PrepareReplicated(int replicas) {
+bool Orchestrator::PrepareReplicated(int replicas, const std::string& pgbouncer) {
   try {
     primary_ = std::make_unique<Cluster>();
     standby_ = Cluster::StandbyOf(*primary_, "ordo_torture_standby");
     primary_->MakeSynchronous("ordo_torture_standby");
+    if (!pgbouncer.empty()) {
+      bouncer_ = std::make_unique<ordo::testing::PgBouncer>(*primary_, pgbouncer);
+    }
   } catch (const std::exception& e) {
     return Fail(std::string("cannot start PostgreSQL with a standby: ") + e.what());
   }
   nemesis_args_ = {"--restart-db", "--database-first"};
+  if (bouncer_ != nullptr) {
+    // One PgBouncer in session pooling in front of the primary, re-pointed at the standby when
+    // it is promoted.
+    direct_url_ = bouncer_->Url(*primary_, "strategy=" + o_.server_strategy +
+                                               "&connect_timeout=2&statement_timeout=5s");
+    return StartServers(replicas);
+  }
   // libpq's multi-host form: whichever host accepts writes. connect_timeout bounds a dead host's
   // connect, statement_timeout a call stuck on a primary that went away.
   direct_url_ = "postgresql://ordo:" + primary_->password() + "@127.0.0.1:" +

@@ -12,7 +12,9 @@
 //   - for postgresql:// and http:// runs, a throwaway PostgreSQL cluster and `ordo serve`;
 //     'http://?replicas=N&standby=1' runs N `ordo serve` replicas over a primary with a
 //     synchronous streaming standby (multi-host URL), workers spread over the replicas, and the
-//     first database fault is a primary crash followed by the standby's promotion.
+//     first database fault is a primary crash followed by the standby's promotion;
+//     '&pgbouncer=session' puts one PgBouncer in session pooling between the replicas and the
+//     primary, re-pointed at the standby when it is promoted.
 // When the time is up it stops everything, reads the final counter, and hands the merged
 // history to the checker (checker.h), which prints one report line.
 //

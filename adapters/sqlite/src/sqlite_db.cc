@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <map>
@@ -325,7 +326,7 @@ Result<std::shared_ptr<Database>> Database::Open(const std::string& path,
   MigrationReport& out = report != nullptr ? *report : local;
   out.path = path;
   {
-    std::lock_guard<std::mutex> writer(db->shared_->writer);
+    std::lock_guard<std::mutex> writer(db->shared_->group.writer());
     ORDO_RETURN_IF_ERROR(ApplyMigrations(**conn, out));
   }
   if (!out.applied.empty()) {
@@ -366,6 +367,158 @@ void Database::Return(std::unique_ptr<Connection> conn) {
   }
   std::lock_guard<std::mutex> lock(pool_mu_);
   if (idle_.size() < kMaxIdleConnections) idle_.push_back(std::move(conn));
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct GroupCommit::Member {
+  explicit Member(Body b) : body(b) {}
+  const Body body;
+  std::condition_variable cv;  // signalled (under mu_) when done or at the front
+  Outcome outcome;             // written by the committer before `done`
+  bool done = false;           // guarded by mu_
+};
+
+GroupCommit::Outcome GroupCommit::Run(Database& db, Body body) {
+  Member self(body);
+  std::unique_lock<std::mutex> lock(mu_);
+  queue_.push_back(&self);
+  while (!self.done && queue_.front() != &self) self.cv.wait(lock);
+  if (self.done) return std::move(self.outcome);
+  lock.unlock();
+  const std::size_t members = Commit(db);
+  lock.lock();
+  for (std::size_t i = 0; i < members; ++i) {
+    Member* m = queue_.front();
+    queue_.pop_front();
+    if (m != &self) {
+      m->done = true;
+      m->cv.notify_one();  // under mu_: m cannot return (and destroy cv) before we unlock
+    }
+  }
+  if (!queue_.empty()) queue_.front()->cv.notify_one();  // the next committer
+  return std::move(self.outcome);
+}
+
+GroupCommit::Stats GroupCommit::stats() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stats out = stats_;
+  out.queued = queue_.size();
+  return out;
+}
+
+namespace {
+
+// A cached statement without parameters or rows (SAVEPOINT and friends, run once per member).
+Status RunSimple(Connection& conn, const char* sql) {
+  auto stmt = conn.Prepare(sql);
+  if (!stmt.ok()) return stmt.status();
+  return stmt->Run();
+}
+
+}  // namespace
+
+std::size_t GroupCommit::Commit(Database& db) {
+  std::lock_guard<std::mutex> writer(writer_);
+  std::vector<Member*>& group = group_;
+  std::vector<bool>& excluded = excluded_;
+  group.clear();
+  excluded.clear();
+  // The members: the front of the queue (self first), read after BEGIN IMMEDIATE so that the
+  // calls queued while it waited for the write lock join.
+  const auto form = [&] {
+    if (!group.empty()) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    const std::size_t n = std::min(queue_.size(), kMaxGroup);
+    group.assign(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
+  };
+  // The group's error, for every member but those that already have their own (excluded).
+  const auto fail = [&](const Status& s) {
+    form();
+    for (std::size_t i = 0; i < group.size(); ++i) {
+      if (i >= excluded.size() || !excluded[i]) group[i]->outcome = Outcome{s, false};
+    }
+    return group.size();
+  };
+  auto borrowed = db.Borrow();
+  if (!borrowed.ok()) return fail(borrowed.status());
+  Connection& conn = **borrowed;
+  const auto deadline = std::chrono::steady_clock::now() + kBusyTimeout;
+  const auto may_retry = [&](const Status& s) {
+    return Database::Busy(s, conn) && std::chrono::steady_clock::now() < deadline;
+  };
+  while (true) {
+    if (!excluded.empty() && std::find(excluded.begin(), excluded.end(), false) == excluded.end()) {
+      return group.size();  // every member failed on its own: nothing left to run
+    }
+    Status begin = conn.Exec("BEGIN IMMEDIATE", "begin a transaction");
+    if (!begin.ok()) {
+      if (may_retry(begin)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
+      }
+      return fail(begin);
+    }
+    form();
+    excluded.resize(group.size(), false);
+    const bool alone = group.size() == 1;  // no savepoint: a failure rolls everything back
+    std::size_t succeeded = 0;
+    bool restart = false;
+    for (std::size_t i = 0; i < group.size() && !restart; ++i) {
+      if (excluded[i]) continue;
+      Member& m = *group[i];
+      if (!alone) {
+        Status savepoint = RunSimple(conn, "SAVEPOINT ordo_call");
+        if (!savepoint.ok()) {
+          conn.Exec("ROLLBACK", "roll back").IgnoreError();
+          return fail(savepoint);
+        }
+      }
+      const Status status = m.body.run(m.body.fn, conn);
+      m.outcome = Outcome{OkStatus(), !status.ok() && Database::Busy(status, conn)};
+      if (status.ok()) {
+        ++succeeded;
+        if (alone) continue;
+        Status release = RunSimple(conn, "RELEASE ordo_call");
+        if (!release.ok()) {
+          conn.Exec("ROLLBACK", "roll back").IgnoreError();
+          return fail(release);
+        }
+        continue;
+      }
+      if (!conn.in_transaction()) {
+        // SQLite rolled the whole transaction back (an I/O error, disk full, …): the members
+        // before this one lost their work too. Run them again without it.
+        excluded[i] = true;
+        restart = true;
+        break;
+      }
+      if (alone) continue;
+      Status undo = RunSimple(conn, "ROLLBACK TO ordo_call");
+      if (undo.ok()) undo = RunSimple(conn, "RELEASE ordo_call");
+      if (!undo.ok()) {
+        conn.Exec("ROLLBACK", "roll back").IgnoreError();
+        return fail(undo);
+      }
+    }
+    if (restart) continue;
+    if (succeeded == 0) {  // nothing to make durable (every member refused or failed)
+      conn.Exec("ROLLBACK", "roll back").IgnoreError();
+      return group.size();
+    }
+    Status commit = conn.Exec("COMMIT", "commit");
+    if (commit.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++stats_.commits;
+      stats_.calls += group.size();
+      stats_.largest = std::max(stats_.largest, group.size());
+      return group.size();
+    }
+    const bool retry = may_retry(commit);
+    conn.Exec("ROLLBACK", "roll back").IgnoreError();
+    if (!retry) return fail(commit);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 std::chrono::system_clock::time_point FromEpochMs(std::int64_t ms) {

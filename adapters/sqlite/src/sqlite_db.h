@@ -9,9 +9,10 @@
 //   - a busy timeout (kBusyTimeout) bounds how long BEGIN IMMEDIATE waits for another
 //     process's write lock; past it the call fails with kUnavailable. It is busy_timeout's
 //     contract with a finer-polling handler (BusyWait in sqlite_db.cc: why);
-//   - inside one process, writers on the same file first queue on a mutex (FileShared::writer),
-//     so threads hand the write lock to each other at once instead of sleeping in SQLite's busy
-//     handler;
+//   - inside one process, writers on the same file share transactions (group commit, below):
+//     they queue in FileShared::group, and the front of the queue runs its own call and the
+//     queued ones in one BEGIN IMMEDIATE … COMMIT, so they pay one fsync instead of one each
+//     and never sleep in SQLite's busy handler waiting for each other;
 //   - synchronous=FULL: a commit is fsync'ed before it returns, so a token handed out is never
 //     handed out again, even after a power loss (with NORMAL, WAL mode may lose the last commits
 //     on power loss, and the next acquisition would reissue their tokens);
@@ -28,8 +29,10 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <string>
 #include <string_view>
@@ -132,11 +135,90 @@ class Connection {
   std::unordered_map<const char*, sqlite3_stmt*> cache_;
 };
 
+class Database;
+
+// Group commit of the write calls of one process on one database file, in the style of
+// LevelDB's write path (DBImpl::Write and BuildBatchGroup).
+//
+// A write call (Database::Write) enqueues itself and waits until it is done or at the front of
+// the queue. The front becomes the committer: it borrows a connection, takes SQLite's write lock
+// (BEGIN IMMEDIATE; calls queued meanwhile join), and runs its own call and those queued behind
+// it, up to kMaxGroup, each inside its own SAVEPOINT, then COMMITs once (one fsync). So:
+//   - a call that fails (a refusal, a lost lease, an error) rolls back only its own changes to
+//     its savepoint and gets its own result; the others still commit;
+//   - a failed BEGIN or COMMIT is the error of every member of the group, and none of them
+//     sees a success: a result is handed out only after the COMMIT that made it durable has
+//     returned (tokens are durable before a lease is returned);
+//   - a lone call pays four uncontended locks of the queue's mutex and no savepoint: it runs
+//     in the caller's thread as before, with no hand-off to another thread;
+//   - a member runs on the committer's thread and connection, so its function must use only
+//     the Connection it is given (every Database::Write body does).
+// Busy. The committer retries a BEGIN or COMMIT that SQLite refused with SQLITE_BUSY without
+// waiting (see Database::InTransaction) until kBusyTimeout; past it, or when the busy handler
+// gave up (another process held the write lock for kBusyTimeout), every call queued at that
+// moment fails with kUnavailable: they were all waiting for the same lock. A member whose own
+// statements hit SQLITE_BUSY is rolled back to its savepoint and retried by its caller.
+// Other processes on the file still serialise through SQLite's own locking: the group is
+// within one process (one FileShared per file, shared by every Database on it).
+//
+// Thread safety: safe for concurrent use; Run blocks until the call's group has committed or
+// failed. Nothing here starts a thread.
+class GroupCommit {
+ public:
+  // Calls committed together at most: bounds the transaction (and the time its first member
+  // waits for the last one's statements).
+  static constexpr std::size_t kMaxGroup = 64;
+
+  // One call's body, type-erased: runs the caller's function on `conn` and returns its status
+  // (a failure means: roll this call back to its savepoint).
+  struct Body {
+    Status (*run)(void* fn, Connection& conn);
+    void* fn;
+  };
+
+  // What Run returns: `status` is the group's error (the connection, BEGIN or COMMIT failed) or
+  // OK when the body ran and its own outcome stands; `retry` asks the caller to run the call
+  // again (its statements met SQLITE_BUSY and were rolled back).
+  struct Outcome {
+    Status status;
+    bool retry = false;
+  };
+
+  // For tests and the bench: what the queue has done so far, and how many wait now.
+  struct Stats {
+    std::uint64_t commits = 0;  // COMMITs that succeeded
+    std::uint64_t calls = 0;    // calls that were members of those commits
+    std::size_t largest = 0;    // the largest group committed
+    std::size_t queued = 0;     // calls in the queue now (the committer's group included)
+  };
+
+  // Runs `body` in a group transaction; `db` lends the committer its connection.
+  Outcome Run(Database& db, Body body);
+  Stats stats() const;
+
+  // Held by the committer around its transaction, and by Database::Open around migrations.
+  std::mutex& writer() { return writer_; }
+
+ private:
+  struct Member;
+  // The committer's part: BEGIN, the members, COMMIT, with the busy retries described above.
+  // Runs without mu_ held; reads the queue under it to form the group.
+  std::size_t Commit(Database& db);
+
+  mutable std::mutex mu_;
+  std::deque<Member*> queue_;  // guarded by mu_; the front is the committer
+  Stats stats_;                // guarded by mu_ (all but `queued`)
+  std::mutex writer_;
+  // The committer's scratch, kept between groups so that a lone call allocates nothing here.
+  std::vector<Member*> group_;  // guarded by writer_
+  std::vector<bool> excluded_;  // guarded by writer_: members whose failure ended the transaction
+};
+
 // What every Connection of one database file shares inside this process. Lockers that open
 // the same file (by device and inode) share one FileShared.
 struct FileShared {
-  // Held around every write transaction of this process on the file (see the top comment).
-  std::mutex writer;
+  // The write calls of this process on the file (see the top comment).
+  GroupCommit group;
   // Notified by every release in this process (any Locker on the file); its waiters and
   // watchers re-check the lock table on it.
   ChangeBoard board;
@@ -171,15 +253,40 @@ class Database {
 
   // Runs fn(Connection&) -> Status or Result<T> inside BEGIN IMMEDIATE … COMMIT. Commits when
   // fn succeeds, rolls back when it fails (so a refused request changes nothing).
+  // The transaction is shared with other threads' concurrent Write calls on the same file
+  // (GroupCommit): fn runs inside its own SAVEPOINT, perhaps on another thread, and must use
+  // only the Connection it is given. The result is returned after the COMMIT.
   template <typename Fn>
   auto Write(Fn&& fn) -> std::invoke_result_t<Fn, Connection&> {
-    return InTransaction(/*write=*/true, std::forward<Fn>(fn));
+    using Out = std::invoke_result_t<Fn, Connection&>;
+    const auto deadline = std::chrono::steady_clock::now() + kBusyTimeout;
+    while (true) {
+      std::optional<Out> out;
+      auto run = [&](Connection& conn) -> Status {
+        out.emplace(fn(conn));
+        return StatusOf(*out);
+      };
+      GroupCommit::Body body{[](void* f, Connection& conn) -> Status {
+                               return (*static_cast<decltype(run)*>(f))(conn);
+                             },
+                             &run};
+      GroupCommit::Outcome outcome = shared_->group.Run(*this, body);
+      if (outcome.retry && std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        continue;
+      }
+      if (!outcome.status.ok() || !out.has_value()) return outcome.status;
+      return std::move(*out);
+    }
   }
-  // The same in a deferred (read) transaction: one consistent snapshot, no write lock.
+  // The same in a deferred (read) transaction: one consistent snapshot, no write lock, no group.
   template <typename Fn>
   auto Read(Fn&& fn) -> std::invoke_result_t<Fn, Connection&> {
-    return InTransaction(/*write=*/false, std::forward<Fn>(fn));
+    return InTransaction(std::forward<Fn>(fn));
   }
+
+  // The group commit counters of the file in this process (every Database on it).
+  GroupCommit::Stats group_stats() const { return shared_->group.stats(); }
 
   // The in-process release signal of the file, shared by every Locker on it.
   ChangeBoard& board() { return shared_->board; }
@@ -200,28 +307,29 @@ class Database {
   // by another process, the switch of a new file to WAL mode. The transaction was rolled back,
   // so it is simply run again, until the same kBusyTimeout the busy handler honours.
   template <typename Fn>
-  auto InTransaction(bool write, Fn&& fn) -> std::invoke_result_t<Fn, Connection&> {
+  auto InTransaction(Fn&& fn) -> std::invoke_result_t<Fn, Connection&> {
     const auto deadline = std::chrono::steady_clock::now() + kBusyTimeout;
     while (true) {
       bool busy = false;
-      auto out = TryTransaction(write, fn, busy);
+      auto out = TryRead(fn, busy);
       if (StatusOf(out).ok() || !busy || std::chrono::steady_clock::now() >= deadline) return out;
       std::this_thread::sleep_for(std::chrono::milliseconds(1));
     }
   }
 
+ public:
+  // True when `s` came from SQLITE_BUSY or SQLITE_LOCKED on `conn`.
   static bool Busy(const Status& s, Connection& conn) {
     const int code = sqlite3_extended_errcode(conn.handle()) & 0xff;
     return s.code() == StatusCode::kUnavailable && (code == SQLITE_BUSY || code == SQLITE_LOCKED);
   }
 
+ private:
   template <typename Fn>
-  auto TryTransaction(bool write, Fn& fn, bool& busy) -> std::invoke_result_t<Fn, Connection&> {
+  auto TryRead(Fn& fn, bool& busy) -> std::invoke_result_t<Fn, Connection&> {
     auto conn = Borrow();
     if (!conn.ok()) return conn.status();
-    std::unique_lock<std::mutex> writer(shared_->writer, std::defer_lock);
-    if (write) writer.lock();
-    Status begin = (*conn)->Exec(write ? "BEGIN IMMEDIATE" : "BEGIN", "begin a transaction");
+    Status begin = (*conn)->Exec("BEGIN", "begin a transaction");
     if (!begin.ok()) {
       busy = Busy(begin, **conn);
       return begin;

@@ -1,9 +1,11 @@
 // The sqlite:// Locker: lease rows in the tables `locks` and `holders` of one database file.
 //
 // Two strategies decide an acquisition (the URL's ?strategy=):
-//   cas      (default) each call is one short BEGIN IMMEDIATE transaction whose decision is one
-//            conditional UPDATE evaluated by SQLite (ShedLock-style: "bump the token where no
-//            live holder conflicts"; one changed row = acquired);
+//   cas      (default) each call is one short BEGIN IMMEDIATE transaction (or one savepoint of
+//            a transaction shared with this process's concurrent writers: GroupCommit in
+//            sqlite_db.h) whose decision is one conditional UPDATE evaluated by SQLite
+//            (ShedLock-style: "bump the token where no live holder conflicts"; one changed
+//            row = acquired);
 //   version  optimistic: read the lock's row and holders in a read transaction, decide in the
 //            client, then write back in BEGIN IMMEDIATE only `WHERE last_token = <read>` (and
 //            each expired holder it replaces only `WHERE expires_at = <read>`); a conflict means

@@ -139,18 +139,18 @@ class HeldTable {
     held_.emplace(std::make_pair(std::move(name), token), std::move(value));
   }
   // Removes and returns the entry; empty when there is none.
-  std::optional<T> Take(const std::string& name, std::uint64_t token) {
+  std::optional<T> Take(std::string_view name, std::uint64_t token) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = held_.find(std::make_pair(name, token));
+    auto it = held_.find(Key{name, token});
     if (it == held_.end()) return std::nullopt;
     std::optional<T> out(std::move(it->second));
     held_.erase(it);
     return out;
   }
   // A copy of the entry (T is a handle such as shared_ptr); empty when there is none.
-  std::optional<T> Find(const std::string& name, std::uint64_t token) {
+  std::optional<T> Find(std::string_view name, std::uint64_t token) {
     std::lock_guard<std::mutex> lock(mu_);
-    auto it = held_.find(std::make_pair(name, token));
+    auto it = held_.find(Key{name, token});
     if (it == held_.end()) return std::nullopt;
     return it->second;
   }
@@ -163,8 +163,18 @@ class HeldTable {
   }
 
  private:
+  // Looked up without copying the name (a copy is an allocation per Release and Renew).
+  using Key = std::pair<std::string_view, std::uint64_t>;
+  struct Less {
+    using is_transparent = void;
+    template <typename A, typename B>
+    bool operator()(const A& a, const B& b) const {
+      return Key(a.first, a.second) < Key(b.first, b.second);
+    }
+  };
+
   std::mutex mu_;
-  std::map<std::pair<std::string, std::uint64_t>, T> held_;  // guarded by mu_
+  std::map<std::pair<std::string, std::uint64_t>, T, Less> held_;  // guarded by mu_
 };
 
 // A Locker made of a backend's try-once primitive and wake-up source (see the top comment).
