@@ -6,11 +6,13 @@
 //
 // The Locker, its FencedStore and its VersionedStore are one object that turns each call into
 // one request (an acquire whose wait exceeds the server's --max-wait becomes several). Requests
-// go over keep-alive connections from a small pool: httplib::Client is not safe for concurrent
-// requests, so each call borrows a client for its duration and returns it afterwards. A
-// connection that failed, or sat idle longer than half the server's keep-alive time (after
-// which the server may close it), is dropped rather than reused, so that a request is never
-// sent on a connection the server already closed — acquires are not safe to resend.
+// go over keep-alive connections (http_connection.h) from a small pool: each call borrows a
+// connection for its duration and returns it afterwards. A connection that failed, was closed
+// by the server, or sat idle longer than half the server's keep-alive time (after which the
+// server may close it), is dropped rather than reused, so that a request is never sent on a
+// connection the server already closed — acquires are not safe to resend.
+//
+// The fixed small request bodies are written directly rather than through a JSON library.
 //
 // Errors: the server's {"error","message"} bodies map back to the same Status codes (the wire
 // format is ordo_wire/wire.h); a refused or broken connection is kUnavailable.
@@ -22,9 +24,11 @@
 #include <string>
 #include <vector>
 
-#include <httplib.h>
+#include <charconv>
+
 #include <nlohmann/json.hpp>
-#include "sigpipe_guard.h"
+
+#include "http_connection.h"
 
 #include "ordo/engine.h"
 #include "ordo/lock.h"
@@ -47,15 +51,16 @@ constexpr auto kReplyTimeout = std::chrono::seconds(30);
 constexpr std::size_t kMaxIdleConnections = 8;
 constexpr std::size_t kMaxListLimit = 1000;  // the server's cap on one list
 
-using adapters::SigpipeGuard;
+using http_client::HttpConnection;
+using Reply = http_client::HttpReply;
 
-// Percent-encodes everything but unreserved characters (for query values).
-std::string QueryEncode(std::string_view s) {
+// Appends `s` percent-encoded: everything but unreserved characters, and ':' where
+// `keep_colon` (in a path segment, where it may stand as it is).
+void AppendEncoded(std::string& out, std::string_view s, bool keep_colon) {
   static const char kHex[] = "0123456789ABCDEF";
-  std::string out;
   for (unsigned char c : s) {
     if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '.' || c == '_' || c == '~') {
+        c == '.' || c == '_' || c == '~' || (keep_colon && c == ':')) {
       out.push_back(static_cast<char>(c));
     } else {
       out += '%';
@@ -63,22 +68,55 @@ std::string QueryEncode(std::string_view s) {
       out += kHex[c & 15];
     }
   }
+}
+
+// A query value.
+std::string QueryEncode(std::string_view s) {
+  std::string out;
+  AppendEncoded(out, s, false);
   return out;
 }
 
-struct Reply {
-  int status = 0;
-  std::string body;
-  httplib::Headers headers;
-  std::string header(const char* key) const {
-    auto it = headers.find(key);
-    return it == headers.end() ? std::string() : it->second;
+// A name or key as a path segment (valid names need no escape; an invalid one reaches the
+// server whole, to be refused with its reason, instead of breaking the request line).
+void AppendTarget(std::string& out, std::string_view s) { AppendEncoded(out, s, true); }
+
+// Appends `s` as a JSON string literal.
+void AppendJsonString(std::string& out, std::string_view s) {
+  static const char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      out += "\\u00";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
   }
-};
+  out += '"';
+}
+
+template <typename Int>
+void AppendInt(std::string& out, Int v) {
+  char digits[24];
+  const auto [end, ec] = std::to_chars(digits, digits + sizeof digits, v);
+  out.append(digits, end);
+}
+
+// Appends the header line "name: value\r\n".
+void AppendHeader(std::string& out, std::string_view name, std::string_view value) {
+  out.append(name).append(": ").append(value).append("\r\n");
+}
 
 class HttpLocker final : public EngineLocker, public FencedStore, public VersionedStore {
  public:
-  HttpLocker(BackendUrl url, int port) : url_(std::move(url)), port_(port) {}
+  HttpLocker(BackendUrl url, int port) : url_(std::move(url)), port_(port) {
+    if (!url_.password.empty()) AppendHeader(auth_header_, "Authorization", "Bearer " + url_.password);
+  }
 
   // Asks the server what it fronts. kUnavailable when it cannot be reached.
   Status Handshake() {
@@ -115,12 +153,20 @@ class HttpLocker final : public EngineLocker, public FencedStore, public Version
       const auto remaining = std::max(
           std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now()), milliseconds(0));
       const milliseconds wait = std::min(remaining, max_wait_);
-      json body = {{"ttl_ms", request.ttl.count()},
-                   {"wait_ms", wait.count()},
-                   {"mode", std::string(LockModeName(request.mode))}};
-      body["owner"] = owner;
-      if (request.limit > 1) body["limit"] = request.limit;  // a plain lock's body is unchanged
-      auto reply = Call("POST", "/v1/locks/" + request.name + "/acquire", {}, body.dump(), wait);
+      std::string body = "{\"ttl_ms\":";
+      AppendInt(body, request.ttl.count());
+      body += ",\"wait_ms\":";
+      AppendInt(body, wait.count());
+      body += ",\"mode\":\"";
+      body += LockModeName(request.mode);
+      body += "\",\"owner\":";
+      AppendJsonString(body, owner);
+      if (request.limit > 1) {  // a plain lock's body is unchanged
+        body += ",\"limit\":";
+        AppendInt(body, request.limit);
+      }
+      body += '}';
+      auto reply = Call("POST", LockPath(request.name, "/acquire"), {}, body, wait);
       if (!reply.ok()) return reply.status();
       if (reply->status == 200) {
         auto lease = LeaseOf(*reply);
@@ -155,23 +201,29 @@ class HttpLocker final : public EngineLocker, public FencedStore, public Version
   }
 
   Result<Lease> DoRenew(const Lease& lease, milliseconds ttl) override {
-    json body = {{"token", lease.token}, {"ttl_ms", ttl.count()}};
-    auto reply = Call("POST", "/v1/locks/" + lease.name + "/renew", {}, body.dump(), {});
+    std::string body = "{\"token\":";
+    AppendInt(body, lease.token);
+    body += ",\"ttl_ms\":";
+    AppendInt(body, ttl.count());
+    body += '}';
+    auto reply = Call("POST", LockPath(lease.name, "/renew"), {}, body, {});
     if (!reply.ok()) return reply.status();
     if (reply->status != 200) return ErrorOf(*reply);
     return LeaseOf(*reply);
   }
 
   Status DoRelease(const Lease& lease) override {
-    json body = {{"token", lease.token}};
-    auto reply = Call("POST", "/v1/locks/" + lease.name + "/release", {}, body.dump(), {});
+    std::string body = "{\"token\":";
+    AppendInt(body, lease.token);
+    body += '}';
+    auto reply = Call("POST", LockPath(lease.name, "/release"), {}, body, {});
     if (!reply.ok()) return reply.status();
     if (reply->status != 200) return ErrorOf(*reply);
     return OkStatus();
   }
 
   Result<LockState> DoDescribe(std::string_view name) override {
-    auto reply = Call("GET", "/v1/locks/" + std::string(name), {}, "", {});
+    auto reply = Call("GET", LockPath(name, ""), {}, "", {});
     if (!reply.ok()) return reply.status();
     if (reply->status != 200) return ErrorOf(*reply);
     auto state = wire::StateFromJson(json::parse(reply->body, nullptr, false));
@@ -219,9 +271,10 @@ class HttpLocker final : public EngineLocker, public FencedStore, public Version
                             std::string_view lock_name) override {
     ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
     if (!lock_name.empty()) ORDO_RETURN_IF_ERROR(ValidateName(lock_name));
-    httplib::Headers headers = {{"Fencing-Token", std::to_string(token)}};
-    if (!lock_name.empty()) headers.emplace("Fencing-Lock", std::string(lock_name));
-    auto reply = Call("PUT", "/v1/fenced/" + std::string(key), headers, std::string(data), {},
+    std::string headers;
+    AppendHeader(headers, "Fencing-Token", std::to_string(token));
+    if (!lock_name.empty()) AppendHeader(headers, "Fencing-Lock", lock_name);
+    auto reply = Call("PUT", KeyPath("/v1/fenced/", key), headers, data, {},
                       "application/octet-stream");
     if (!reply.ok()) return reply.status();
     if (reply->status != 200) return ErrorOf(*reply);
@@ -238,16 +291,16 @@ class HttpLocker final : public EngineLocker, public FencedStore, public Version
                            std::string_view lock_name) override {
     ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
     if (!lock_name.empty()) ORDO_RETURN_IF_ERROR(ValidateName(lock_name));
-    httplib::Headers headers;
-    if (token != 0) headers.emplace("Fencing-Token", std::to_string(token));
-    if (!lock_name.empty()) headers.emplace("Fencing-Lock", std::string(lock_name));
-    auto reply = Call("GET", "/v1/fenced/" + std::string(key), headers, "", {});
+    std::string headers;
+    if (token != 0) AppendHeader(headers, "Fencing-Token", std::to_string(token));
+    if (!lock_name.empty()) AppendHeader(headers, "Fencing-Lock", lock_name);
+    auto reply = Call("GET", KeyPath("/v1/fenced/", key), headers, "", {});
     if (!reply.ok()) return reply.status();
     if (reply->status != 200) return ErrorOf(*reply);
     FencedValue out;
     out.data = std::move(reply->body);
-    const auto fence = ParseUint(reply->header("Fencing-Token"));
-    const auto version = ParseEtag(reply->header("ETag"));
+    const auto fence = ParseUint(reply->fencing_token);
+    const auto version = ParseEtag(reply->etag);
     if (!fence || !version) return Malformed(*reply);
     out.token = *fence;
     out.version = *version;
@@ -258,7 +311,7 @@ class HttpLocker final : public EngineLocker, public FencedStore, public Version
 
   Result<Versioned> Get(std::string_view key) override {
     ORDO_RETURN_IF_ERROR(ValidateName(key, "key"));
-    auto reply = Call("GET", "/v1/objects/" + std::string(key), {}, "", {});
+    auto reply = Call("GET", KeyPath("/v1/objects/", key), {}, "", {});
     if (!reply.ok()) return reply.status();
     if (reply->status != 200) return ErrorOf(*reply);
     // ordered_json keeps the document's member order when it is written back out.
@@ -283,21 +336,22 @@ class HttpLocker final : public EngineLocker, public FencedStore, public Version
                                        std::string_view value, std::uint64_t token,
                                        std::string_view lock_name) override {
     ORDO_RETURN_IF_ERROR(ValidateCasArgs(key, expected_version, true, token, lock_name));
-    httplib::Headers headers = {{"Fencing-Token", std::to_string(token)}};
-    if (!lock_name.empty()) headers.emplace("Fencing-Lock", std::string(lock_name));
+    std::string headers;
+    AppendHeader(headers, "Fencing-Token", std::to_string(token));
+    if (!lock_name.empty()) AppendHeader(headers, "Fencing-Lock", lock_name);
     return Swap(key, expected_version, value, std::move(headers));
   }
 
  private:
   // PUT /v1/objects/{key} conditioned on the version, with `headers` (fencing) added.
   Result<std::uint64_t> Swap(std::string_view key, std::uint64_t expected_version,
-                             std::string_view value, httplib::Headers headers) {
+                             std::string_view value, std::string headers) {
     if (expected_version == 0) {
-      headers.emplace("If-None-Match", "*");
+      AppendHeader(headers, "If-None-Match", "*");
     } else {
-      headers.emplace("If-Match", "\"" + std::to_string(expected_version) + "\"");
+      AppendHeader(headers, "If-Match", "\"" + std::to_string(expected_version) + "\"");
     }
-    auto reply = Call("PUT", "/v1/objects/" + std::string(key), headers, std::string(value), {},
+    auto reply = Call("PUT", KeyPath("/v1/objects/", key), headers, value, {},
                       "application/json");
     if (!reply.ok()) return reply.status();
     if (reply->status != 200) return ErrorOf(*reply);
@@ -309,60 +363,72 @@ class HttpLocker final : public EngineLocker, public FencedStore, public Version
     return version;
   }
 
-  struct Connection {
-    std::unique_ptr<httplib::Client> client;
-    SteadyClock::time_point idle_since;
+  // "/v1/locks/{name}{suffix}".
+  static std::string LockPath(std::string_view name, std::string_view suffix) {
+    std::string path = "/v1/locks/";
+    AppendTarget(path, name);
+    path += suffix;
+    return path;
+  }
+  static std::string KeyPath(std::string_view prefix, std::string_view key) {
+    std::string path(prefix);
+    AppendTarget(path, key);
+    return path;
+  }
+
+  struct Idle {
+    std::unique_ptr<HttpConnection> conn;
+    SteadyClock::time_point since;
   };
 
-  std::unique_ptr<httplib::Client> Borrow() {
+  // A pooled connection that is still fresh and open, else a new one (nullptr with *error
+  // when it cannot connect).
+  std::unique_ptr<HttpConnection> Borrow(std::string* error) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       const auto now = SteadyClock::now();
       while (!idle_.empty()) {
-        Connection c = std::move(idle_.back());
+        Idle c = std::move(idle_.back());
         idle_.pop_back();
-        if (now - c.idle_since < max_idle_) return std::move(c.client);
+        if (now - c.since < max_idle_ && c.conn->Alive()) return std::move(c.conn);
       }
     }
-    auto client = std::make_unique<httplib::Client>(url_.host, port_);
-    client->set_keep_alive(true);
-    client->set_tcp_nodelay(true);  // requests are written in pieces; Nagle would add 40 ms
-    client->set_connection_timeout(kConnectTimeout);
-    client->set_write_timeout(kReplyTimeout);
-    if (!url_.password.empty()) client->set_bearer_token_auth(url_.password);
-    return client;
+    return HttpConnection::Connect(url_.host, port_,
+                                   std::chrono::duration_cast<milliseconds>(kConnectTimeout),
+                                   error);
   }
 
-  void Return(std::unique_ptr<httplib::Client> client) {
+  void Return(std::unique_ptr<HttpConnection> conn) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (idle_.size() < kMaxIdleConnections) {
-      idle_.push_back({std::move(client), SteadyClock::now()});
-    }
+    if (idle_.size() < kMaxIdleConnections) idle_.push_back({std::move(conn), SteadyClock::now()});
   }
 
-  // One request. kUnavailable when no reply arrived (connect, write or read failed).
-  Result<Reply> Call(const char* method, const std::string& path, const httplib::Headers& headers,
-                     const std::string& body, milliseconds wait,
+  // One request. `headers` are pre-formatted lines (AppendHeader). kUnavailable when no reply
+  // arrived (connect, write or read failed).
+  Result<Reply> Call(const char* method, const std::string& path, std::string_view headers,
+                     std::string_view body, milliseconds wait,
                      const char* content_type = "application/json") {
-    SigpipeGuard no_sigpipe;
-    auto client = Borrow();
-    client->set_read_timeout(wait + kReplyTimeout);
-    const std::string m = method;
-    httplib::Result result =
-        m == "GET"    ? client->Get(path.c_str(), headers)
-        : m == "PUT"  ? client->Put(path.c_str(), headers, body, content_type)
-                      : client->Post(path.c_str(), headers, body, content_type);
-    if (!result) {
-      const auto error = result.error();
-      return UnavailableError(
-          std::string(error == httplib::Error::Connection ? "cannot connect to "
-                                                          : "no reply from ") +
-          url_.Masked() + " (" + method + " " + path + "): " + httplib::to_string(error));
+    std::string error;
+    auto conn = Borrow(&error);
+    if (!conn) {
+      return UnavailableError("cannot connect to " + url_.Masked() + " (" + method + " " + path +
+                              "): " + error);
     }
-    Reply reply{result->status, std::move(result->body), std::move(result->headers)};
+    std::string lines;
+    if (!auth_header_.empty()) {
+      lines.reserve(auth_header_.size() + headers.size());
+      lines.append(auth_header_).append(headers);
+      headers = lines;
+    }
+    const auto now = SteadyClock::now();
+    Reply reply;
+    if (!conn->RoundTrip(method, path, headers, body, content_type, now + kReplyTimeout,
+                         now + wait + kReplyTimeout, &reply, &error)) {
+      return UnavailableError("no reply from " + url_.Masked() + " (" + method + " " + path +
+                              "): " + error);
+    }
     // The server says when it closes the connection; do not reuse it then.
-    auto conn = reply.headers.find("Connection");
-    if (conn == reply.headers.end() || conn->second != "close") Return(std::move(client));
+    if (!reply.close) Return(std::move(conn));
     return reply;
   }
 
@@ -424,11 +490,12 @@ class HttpLocker final : public EngineLocker, public FencedStore, public Version
 
   const BackendUrl url_;
   const int port_;
+  std::string auth_header_;  // "Authorization: Bearer …\r\n", or "" without a token
   LockerTraits traits_;
   milliseconds max_wait_{60'000};
   milliseconds max_idle_{2'000};
   std::mutex mu_;
-  std::vector<Connection> idle_;  // guarded by mu_
+  std::vector<Idle> idle_;  // guarded by mu_
 };
 
 Result<std::unique_ptr<Locker>> OpenHttp(const BackendUrl& url) {

@@ -126,17 +126,43 @@ void Connection::OnBody(beast::error_code ec) {
   Run();
 }
 
+namespace {
+
+// The routes that are one backend call and a reply, never a wait of their own (a waiting
+// acquire or campaign is parked, and answered from a worker).
+bool RequestReply(RouteId id) {
+  switch (id) {
+    case RouteId::kDescribe:
+    case RouteId::kAcquire:
+    case RouteId::kRenew:
+    case RouteId::kRelease:
+    case RouteId::kFenced:
+    case RouteId::kObject:
+    case RouteId::kCampaign:
+    case RouteId::kElectionRenew:
+    case RouteId::kResign:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 void Connection::Run() {
   stream_.expires_never();  // a parked acquire may wait long; its own deadline answers it
   auto self = shared_from_this();
+  // Dispatched: a reply made on this connection's strand (an inline handler) is sent at once;
+  // one from a worker or a timer is queued to the strand.
   ReplyFn reply = [self](Response res, std::function<void()> undelivered) {
-    asio::post(self->stream_.get_executor(),
-               [self, res = std::move(res), undelivered = std::move(undelivered)]() mutable {
-                 self->Send(std::move(res), false, std::move(undelivered));
-               });
+    asio::dispatch(self->stream_.get_executor(),
+                   [self, res = std::move(res), undelivered = std::move(undelivered)]() mutable {
+                     self->Send(std::move(res), false, std::move(undelivered));
+                   });
   };
-  if (!route_->backend) {
-    // Answered from memory (health, metrics, info): on this I/O thread.
+  if (!route_->backend || (state_.backend_inline && RequestReply(route_->id))) {
+    // Answered from memory (health, metrics, info; every call of an inline backend): on this
+    // I/O thread.
     return Handle(state_, *route_, parser_->get(), std::move(reply));
   }
   state_.run_on_worker([self, reply = std::move(reply)]() mutable {
@@ -168,8 +194,10 @@ void Connection::Send(Response res, bool close, std::function<void()> undelivere
     res.content_length(length);
   }
   state_.metrics.Request(res.result_int());
-  spdlog::debug("{} {} -> {}", parser_ ? std::string(parser_->get().method_string()) : "-",
-                parser_ ? std::string(parser_->get().target()) : "-", res.result_int());
+  if (spdlog::should_log(spdlog::level::debug)) {  // the strings only when they are logged
+    spdlog::debug("{} {} -> {}", parser_ ? std::string(parser_->get().method_string()) : "-",
+                  parser_ ? std::string(parser_->get().target()) : "-", res.result_int());
+  }
   response_ = std::move(res);
   writing_ = true;
   stream_.expires_after(state_.options.io_timeout);

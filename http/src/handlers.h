@@ -2,7 +2,8 @@
 // well-formed, admitted request into a backend call and its reply.
 //
 // Handlers of backend routes block on the backend and run on a worker, never on an I/O
-// thread. A waiting acquire does not block: it is parked (parking.h) and answered later.
+// thread, unless the backend never blocks (ServerState::backend_inline). A waiting acquire
+// does not block: it is parked (parking.h) and answered later.
 // Thread-safe.
 #ifndef ORDO_HTTP_SRC_HANDLERS_H_
 #define ORDO_HTTP_SRC_HANDLERS_H_

@@ -1,5 +1,7 @@
 #include "routes.h"
 
+#include <array>
+
 namespace ordo::http {
 namespace {
 
@@ -51,13 +53,25 @@ const std::vector<RouteRow>& Table() {
   return kRoutes;
 }
 
-std::vector<std::string_view> SplitPath(std::string_view path) {
-  std::vector<std::string_view> parts;
+// The segments of a path, on the stack: no route has more than kMaxSegments, so a longer
+// path reports kMaxSegments + 1 (and matches nothing).
+constexpr std::size_t kMaxSegments = 4;
+struct Segments {
+  std::array<std::string_view, kMaxSegments> part;
+  std::size_t size = 0;
+};
+
+Segments SplitPath(std::string_view path) {
+  Segments parts;
   if (path.empty() || path.front() != '/') return parts;
   path.remove_prefix(1);
   while (true) {
+    if (parts.size == kMaxSegments) {
+      ++parts.size;
+      break;
+    }
     const auto slash = path.find('/');
-    parts.push_back(path.substr(0, slash));
+    parts.part[parts.size++] = path.substr(0, slash);
     if (slash == std::string_view::npos) break;
     path.remove_prefix(slash + 1);
   }
@@ -102,14 +116,14 @@ const char* NameKindLabel(NameKind kind) {
 std::optional<Route> MatchRoute(std::string_view target) {
   const auto parts = SplitPath(target.substr(0, target.find('?')));
   for (const RouteRow& row : Table()) {
-    if (row.pattern.size() != parts.size()) continue;
+    if (row.pattern.size() != parts.size) continue;
     std::string_view raw_name;
     bool match = true;
-    for (std::size_t i = 0; i < parts.size() && match; ++i) {
+    for (std::size_t i = 0; i < parts.size && match; ++i) {
       if (row.pattern[i] == "{}") {
-        raw_name = parts[i];
+        raw_name = parts.part[i];
       } else {
-        match = row.pattern[i] == parts[i];
+        match = row.pattern[i] == parts.part[i];
       }
     }
     if (!match) continue;

@@ -7,6 +7,7 @@
 #define ORDO_HTTP_SRC_ROUTES_H_
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -48,8 +49,9 @@ struct Route {
   NameKind kind = NameKind::kNone;
   std::string name;          // the decoded {name} or {key}; empty for routes without one
   std::string name_error;    // set when {name} is not a valid percent-encoding
-  std::vector<std::string_view> methods;  // allowed methods (HEAD is implied by GET)
-  std::vector<std::string_view> params;   // allowed query parameters
+  // Views of the static route table (matched once per request, so nothing is copied).
+  std::span<const std::string_view> methods;  // allowed methods (HEAD is implied by GET)
+  std::span<const std::string_view> params;   // allowed query parameters
   bool open = false;                      // served without authentication
   bool backend = true;                    // calls the backend (runs on a worker)
   int auth_index = -1;                    // set by admission: the caller's auth-file token

@@ -2,8 +2,15 @@
 // and Boost.Asio.
 //
 // Threads. I/O threads (one per core, --threads) run the event loop: accept, read, parse,
-// admit, write — never a backend call. Backend calls, which block, run on a fixed worker pool
-// sized for the backend (--workers). A waiting acquire is parked as data (parking.h) and costs
+// admit, write — never a backend call that may block. Backend calls, which block, run on a
+// fixed worker pool sized for the backend (--workers); on inproc:, whose calls never block,
+// the request-reply routes run on the I/O thread (ServerState::backend_inline). Each I/O
+// thread runs an event loop of its own (an io_context with its own epoll set), and each
+// connection lives on one of them, dealt round-robin at accept: a request is then read,
+// handled and answered by one thread, with no hand-off between I/O threads (one shared loop
+// run by several threads woke another thread for most events: about 4 futex calls and 4
+// epoll_waits per request). The first loop also holds the acceptor, the parked waiters' and
+// the long-polls' timers. A waiting acquire is parked as data (parking.h) and costs
 // neither. Connections are bounded by --max-connections; past it a connection is answered 503
 // and closed at once, never left unanswered.
 //
@@ -86,10 +93,14 @@ struct Server::Impl {
   // Destruction runs bottom-up: the acceptor, then the pool and the I/O context (whose pending
   // handlers own connections, which use the context and refer to `state`), then `state`.
   ServerState state;
-  asio::io_context io;
-  // Keeps io.run() running while nothing is pending (a parked waiter has no I/O in flight),
+  // Each run by one thread (concurrency hint 1): `io` by the first I/O thread, more_io[i] by
+  // thread i + 1.
+  asio::io_context io{1};
+  std::vector<std::unique_ptr<asio::io_context>> more_io;
+  // Keep each loop running while nothing is pending (a parked waiter has no I/O in flight),
   // until Stop.
-  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
+  std::size_t next_loop = 0;  // the loop of the next connection; used by the accept handler only
   std::unique_ptr<asio::thread_pool> pool;
   std::optional<tcp::acceptor> acceptor;
   std::string host;
@@ -110,10 +121,15 @@ struct Server::Impl {
     state.parking.reset();  // its timers belong to `io`, which is destroyed next
   }
   void Accept();
+  // The loop the next connection lives on, round-robin.
+  asio::io_context& NextLoop() {
+    const std::size_t i = next_loop++ % (more_io.size() + 1);
+    return i == 0 ? io : *more_io[i - 1];
+  }
 };
 
 void Server::Impl::Accept() {
-  acceptor->async_accept(asio::make_strand(io), [this](boost::system::error_code ec,
+  acceptor->async_accept(asio::make_strand(NextLoop()), [this](boost::system::error_code ec,
                                                        tcp::socket socket) {
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
@@ -216,6 +232,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServeOptions& options,
   impl->pool = std::make_unique<asio::thread_pool>(impl->workers);
   asio::thread_pool* pool = impl->pool.get();
   state.run_on_worker = [pool](std::function<void()> fn) { asio::post(*pool, std::move(fn)); };
+  state.backend_inline = state.backend_scheme == "inproc";
   state.io = &impl->io;
   state.elections = std::make_shared<ElectionWaits>();
   state.parking = std::make_unique<Parking>(*state.locker, impl->io, state.run_on_worker,
@@ -240,12 +257,14 @@ Result<std::unique_ptr<Server>> Server::Start(const ServeOptions& options,
     return UnavailableError("cannot listen on " + options.listen + ": " + ec.message());
   }
   impl->port = impl->acceptor->local_endpoint().port();
-  impl->Accept();
-  impl->keep_running.emplace(impl->io.get_executor());
-  Impl* self = impl.get();
-  for (std::size_t i = 0; i < impl->io_threads; ++i) {
-    impl->threads.emplace_back([self] { self->io.run(); });
+  for (std::size_t i = 1; i < impl->io_threads; ++i) {
+    impl->more_io.push_back(std::make_unique<asio::io_context>(1));
   }
+  impl->Accept();
+  impl->keep_running.emplace_back(impl->io.get_executor());
+  for (auto& loop : impl->more_io) impl->keep_running.emplace_back(loop->get_executor());
+  impl->threads.emplace_back([loop = &impl->io] { loop->run(); });
+  for (auto& loop : impl->more_io) impl->threads.emplace_back([l = loop.get()] { l->run(); });
 
   spdlog::info(
       "ordo serve: listening on http://{}:{} with backend {} (auth {}, max body {} bytes, max "
@@ -289,8 +308,9 @@ void Server::Stop() {
     open.clear();
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
-  impl.keep_running.reset();
+  impl.keep_running.clear();
   impl.io.stop();
+  for (auto& loop : impl.more_io) loop->stop();
   for (auto& t : impl.threads) t.join();
   impl.threads.clear();
 }

@@ -15,23 +15,11 @@ using SteadyClock = std::chrono::steady_clock;
 
 const std::string kParkedElectionPolls = R"(ordo_parked_long_polls{route="elections"})";
 
-class HttpElectionsTest : public ::testing::Test {
+class HttpElectionsTest : public ServerTest {
  protected:
-  void SetUp() override {
-    server_ = StartServer();
-    ASSERT_NE(server_, nullptr);
-    client_ = ClientFor(*server_);
-  }
-
-  httplib::Result Post(const std::string& path, const json& body) {
-    return client_->Post(path.c_str(), body.dump(), "application/json");
-  }
   httplib::Result Campaign(const std::string& name, const json& body) {
     return Post("/v1/elections/" + name + "/campaign", body);
   }
-
-  std::unique_ptr<http::Server> server_;
-  std::unique_ptr<httplib::Client> client_;
 };
 
 TEST_F(HttpElectionsTest, CampaignConflictRenewResign) {

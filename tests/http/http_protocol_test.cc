@@ -94,23 +94,15 @@ std::string MessageOf(const RawReply& r) {
   return json::parse(r.body, nullptr, false).value("message", "");
 }
 
-class HttpProtocolTest : public ::testing::Test {
+class HttpProtocolTest : public ServerTest {
  protected:
-  void SetUp() override {
-    server_ = StartServer({.max_body = 256});
-    ASSERT_NE(server_, nullptr);
-    client_ = ClientFor(*server_);
-  }
-  int port() const { return server_->port(); }
+  HttpProtocolTest() : ServerTest({.max_body = 256}) {}
 
   // The fence of a fenced key as a GET reports it ("" when the key does not exist).
   std::string FenceOf(const std::string& key) {
     auto r = client_->Get(("/v1/fenced/" + key).c_str());
     return r && r->status == 200 ? r->get_header_value("Fencing-Token") : "";
   }
-
-  std::unique_ptr<http::Server> server_;
-  std::unique_ptr<httplib::Client> client_;
 };
 
 std::string FencedPut(const std::string& key, const std::string& token, const std::string& body,

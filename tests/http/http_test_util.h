@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include <gtest/gtest.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
@@ -68,6 +69,30 @@ std::unique_ptr<http::Server> StartServer(http::ServeOptions options = {},
 
 // A client for `server`, with short timeouts.
 std::unique_ptr<httplib::Client> ClientFor(const http::Server& server);
+
+// The fixture of the REST server tests: a fresh in-process server on inproc: (with `options`)
+// and a client for it, for each test.
+class ServerTest : public ::testing::Test {
+ protected:
+  explicit ServerTest(http::ServeOptions options = {}) : options_(std::move(options)) {}
+  void SetUp() override {
+    server_ = StartServer(options_);
+    ASSERT_NE(server_, nullptr);
+    client_ = ClientFor(*server_);
+  }
+  int port() const { return server_->port(); }
+
+  // POST `body` as JSON.
+  httplib::Result Post(const std::string& path, const json& body) {
+    return client_->Post(path.c_str(), body.dump(), "application/json");
+  }
+
+  std::unique_ptr<http::Server> server_;
+  std::unique_ptr<httplib::Client> client_;
+
+ private:
+  http::ServeOptions options_;
+};
 
 // The body of a reply as JSON (discarded when it is not JSON).
 json BodyOf(const httplib::Result& r);

@@ -316,6 +316,15 @@ class WatchedLocker final : public ForwardingLocker {
  public:
   explicit WatchedLocker(std::shared_ptr<Locker> inner) : ForwardingLocker(std::move(inner)) {}
 
+  // Counts the tries refused because the lock is held: the server's first try for a parked
+  // waiter comes after its Watch, so one refusal means the line is parked and watched.
+  Result<Lease> Acquire(const LockRequest& r) override {
+    auto lease = inner_->Acquire(r);
+    if (!lease.ok() && lease.status().code() == StatusCode::kLockHeld) refused_.fetch_add(1);
+    return lease;
+  }
+  int refused() const { return refused_.load(); }
+
   class Sub final : public Subscription {
    public:
     Sub(WatchedLocker* owner, std::string name) : owner_(owner), name_(std::move(name)) {}
@@ -346,6 +355,7 @@ class WatchedLocker final : public ForwardingLocker {
  private:
   std::mutex mu_;
   std::map<std::string, std::function<void()>> watches_;  // guarded by mu_
+  std::atomic<int> refused_{0};
 };
 
 // With a Watch source the server does not poll: a release it did not see wakes the waiter
@@ -366,11 +376,15 @@ TEST(HttpWaitersTest, BackendNotificationWakesAParkedWaiter) {
   ASSERT_NO_FATAL_FAILURE(waiter.Send(
       server->port(), "POST /v1/locks/" + name + "/acquire HTTP/1.1\r\nHost: t\r\nContent-Length: " +
                           std::to_string(body.size()) + "\r\n\r\n" + body));
+  // Parked, and its first try made (and refused): only then is a release one it must be woken
+  // for; before, that first try would simply take the lock.
   const auto by = SteadyClock::now() + 5s;
   while (SteadyClock::now() < by &&
-         client->Get("/metrics")->body.find("ordo_waiting_acquires 1\n") == std::string::npos) {
+         (client->Get("/metrics")->body.find("ordo_waiting_acquires 1\n") == std::string::npos ||
+          watch->refused() == 0)) {
     std::this_thread::sleep_for(5ms);
   }
+  ASSERT_GE(watch->refused(), 1) << "the parked waiter's first try was not made";
   ASSERT_TRUE(inner->Release(*held).ok());  // behind the server's back, as another replica
   EXPECT_EQ(waiter.Poll(400ms), 0) << "a watched line was polled";
   const auto fired = SteadyClock::now();
