@@ -53,7 +53,7 @@ TEST(EtcdFaultTest, LeaderKillAndPauseKeepMutualExclusionAndTokenOrder) {
   for (int i = 0; i < kWorkers; ++i) {
     workers.push_back(std::make_unique<Child>(std::vector<std::string>{
         ORDO_ETCD_FAULT_WORKER, cluster.Url(), lock, dir.path(), std::to_string(kSeconds),
-        "3000"}));
+        "3000"}, /*kill_with_parent=*/true));
   }
   for (auto& w : workers) ASSERT_EQ(w->ReadLine(), "ready");
   for (auto& w : workers) w->WriteLine("go");
@@ -113,7 +113,7 @@ TEST(EtcdFaultTest, ControlRunWithoutACommonLockSeesViolations) {
     for (int i = 0; i < 3; ++i) {
       workers.push_back(std::make_unique<Child>(std::vector<std::string>{
           ORDO_ETCD_FAULT_WORKER, cluster.Url(), lock + "-" + std::to_string(i), dir.path(), "2",
-          "3000"}));
+          "3000"}, /*kill_with_parent=*/true));
     }
     for (auto& w : workers) ASSERT_EQ(w->ReadLine(), "ready");
     for (auto& w : workers) w->WriteLine("go");

@@ -27,7 +27,8 @@ class Replica {
   explicit Replica(const std::string& backend)
       : port_(FreeLoopbackPort()),
         child_(std::vector<std::string>{ORDO_BINARY, "serve", "--backend", backend, "--listen",
-                                        "127.0.0.1:" + std::to_string(port_)}) {}
+                                        "127.0.0.1:" + std::to_string(port_)},
+               /*kill_with_parent=*/true) {}
   ~Replica() {
     child_.Kill(SIGTERM);
     child_.Wait();

@@ -35,7 +35,8 @@ TEST(EtcdTortureTest, SafeModesHoldAndControlRunsFailUnderMemberKillsAndPauses) 
   Child torture({ORDO_TORTURE, "--backend", cluster.Url(), "--mode",
                  "fenced-reads,strict,control-unfenced-writes,control-unfenced-reads",
                  "--duration", "10s", "--ttl", "2s", "--wait", "4s", "--max-sleep", "1500ms",
-                 "--workers", "4"});
+                 "--workers", "4"},
+                /*kill_with_parent=*/true);
   std::mutex mu;
   std::condition_variable cv;
   std::vector<std::string> reports;  // guarded by mu
@@ -108,7 +109,8 @@ TEST(EtcdTortureTest, SafeModesHoldAndControlRunsFailUnderMemberKillsAndPauses) 
       if (violations == 0) {
         Child again({ORDO_TORTURE, "--backend", cluster.Url(), "--mode", modes[i], "--duration",
                      "15s", "--ttl", "2s", "--wait", "4s", "--max-sleep", "1500ms", "--workers",
-                     "4"});
+                     "4"},
+                    /*kill_with_parent=*/true);
         const std::string report = again.ReadLine(std::chrono::seconds(150));
         again.Wait();
         std::printf("%s (second run)\n", report.c_str());
