@@ -223,7 +223,8 @@ class SessionChecks {
     EXPECT_TRUE(a_->Release(*blocker).ok());
   }
 
-  void After() {
+  // `serving`: the cluster that is the primary now.
+  void After(PgCluster& serving) {
     if (!held_) return;
     // The holder's transaction died with the old primary: once the new primary answers, its
     // Renew says the lease is lost; kUnavailable until then, never kOk.
@@ -243,18 +244,30 @@ class SessionChecks {
       if (!blocker.ok()) std::this_thread::sleep_for(100ms);
     }
     ASSERT_TRUE(blocker.ok()) << blocker.status().ToString();
-    std::thread releaser([&] {
-      std::this_thread::sleep_for(300ms);
-      a_->Release(*blocker).IgnoreError();
-    });
-    const auto start = SteadyClock::now();
-    auto woken = b_->Acquire(Exclusive("ha-wake", 20s));
-    // One retry: b's pool connection may have been cut too, which costs its first call.
-    if (woken.status().code() == StatusCode::kUnavailable) {
+    Result<Lease> woken = UnavailableError("not tried");
+    SteadyClock::duration waited{};
+    std::thread waiter([&] {
+      const auto start = SteadyClock::now();
       woken = b_->Acquire(Exclusive("ha-wake", 20s));
+      // One retry: b's pool connection may have been cut too, which costs its first call.
+      if (woken.status().code() == StatusCode::kUnavailable) {
+        woken = b_->Acquire(Exclusive("ha-wake", 20s));
+      }
+      waited = SteadyClock::now() - start;
+    });
+    // Release only once b waits: its listener holds the name's waiter key (statements.h:
+    // kWaitersClass, hashtext(name)) on the new primary. Bounded poll.
+    const std::string registered =
+        "SELECT count(*) FROM pg_locks l WHERE l.granted AND l.locktype = 'advisory'"
+        " AND l.classid::bigint = 1869767791 AND l.objsubid = 2"
+        " AND l.objid::bigint = (hashtext('ha-wake')::bigint & 4294967295)";
+    bool parked = false;
+    for (auto until = SteadyClock::now() + 10s; !parked && SteadyClock::now() < until;) {
+      parked = serving.Psql(registered) != "0";
     }
-    const auto waited = SteadyClock::now() - start;
-    releaser.join();
+    a_->Release(*blocker).IgnoreError();
+    waiter.join();
+    EXPECT_TRUE(parked) << "the waiter never registered on the new primary";
     EXPECT_TRUE(woken.ok()) << woken.status().ToString();
     EXPECT_LT(waited, 10s) << "the waiter slept through a release after the failover";
     if (woken.ok()) b_->Release(*woken).IgnoreError();
@@ -326,7 +339,7 @@ void RunHa(Path path) {
     promoted = SteadyClock::now() - strict_crash;
     if (bouncer != nullptr) bouncer->Retarget(*standby);
     repointed = SteadyClock::now() - strict_crash;
-    sessions.After();
+    sessions.After(*standby);
   });
   std::printf("%s strict: %s\n", tag, Summary(strict).c_str());
   const auto ms = [](SteadyClock::duration d) {
