@@ -29,6 +29,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <charconv>
 #include <mutex>
@@ -103,6 +104,7 @@ struct Server::Impl {
   std::size_t next_loop = 0;  // the loop of the next connection; used by the accept handler only
   std::unique_ptr<asio::thread_pool> pool;
   std::optional<tcp::acceptor> acceptor;
+  tcp protocol = tcp::v4();  // the acceptor's, set by Start
   std::string host;
   int port = 0;
   std::size_t io_threads = 1;
@@ -129,8 +131,20 @@ struct Server::Impl {
 };
 
 void Server::Impl::Accept() {
-  acceptor->async_accept(asio::make_strand(NextLoop()), [this](boost::system::error_code ec,
-                                                       tcp::socket socket) {
+  // The peer socket is made on the acceptor's own loop and only then moved to the loop it will
+  // live on: a pending accept then holds nothing of another loop, so the loops can be
+  // destroyed in any order (an accept still pending at Stop, with its socket on another loop,
+  // was destroyed with `io` after that loop's socket service was gone).
+  acceptor->async_accept([this](boost::system::error_code ec, tcp::socket accepted) {
+    tcp::socket socket(asio::make_strand(NextLoop()));
+    if (!ec) {
+      const int fd = accepted.release(ec);
+      if (!ec) socket.assign(protocol, fd, ec);
+      if (ec) {
+        if (fd >= 0 && !socket.is_open()) ::close(fd);
+        return Accept();
+      }
+    }
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor->is_open()) return;
       // Out of descriptors or a transient error: keep accepting (after a pause for EMFILE,
@@ -246,6 +260,7 @@ Result<std::unique_ptr<Server>> Server::Start(const ServeOptions& options,
   }
   tcp::endpoint endpoint(address, static_cast<unsigned short>(impl->port));
   impl->acceptor.emplace(impl->io);
+  impl->protocol = endpoint.protocol();
   impl->acceptor->open(endpoint.protocol(), ec);
   // SO_REUSEADDR (restart while old connections linger), but not SO_REUSEPORT, which would let
   // a second `ordo serve` bind the same port and silently share its traffic.
